@@ -1,0 +1,94 @@
+"""User-facing errors.
+
+Every error a user can cause (a bad file, a bad flag, an infeasible request) is raised as a
+:class:`SimrecError` that names *where* the problem is (file, and inside it the batch, table, line or
+field) and *how to fix it*. The CLI prints it as one paragraph and exits with status 2; it never shows
+a traceback for these. Library users catch :class:`SimrecError` (or a subclass) and read its fields.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["SimrecError", "TraceFormatError", "ConfigError", "ConvertError", "atomic_output"]
+
+
+@dataclass
+class SimrecError(Exception):
+    """An error caused by the user's input, with the place and the fix.
+
+    Attributes:
+        message: what is wrong, in one sentence.
+        path: the file concerned, if any.
+        where: the place inside the file (``"batch 3, table 'C7'"``, ``"line 17"``, ``"field hw.dram"``).
+        fix: what the user should do.
+    """
+
+    message: str
+    path: str | os.PathLike[str] | None = None
+    where: str | None = None
+    fix: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        parts = []
+        loc = []
+        if self.path is not None:
+            loc.append(str(self.path))
+        if self.where:
+            loc.append(self.where)
+        if loc:
+            parts.append(": ".join(loc) + ":")
+        parts.append(self.message.rstrip("."))
+        text = " ".join(parts) + "."
+        if self.fix:
+            text += " Fix: " + self.fix.rstrip(".") + "."
+        return text
+
+
+class TraceFormatError(SimrecError):
+    """A ``.trc`` file (or an array handed to the trace writer) is malformed."""
+
+
+class ConfigError(SimrecError):
+    """A hardware/plan/sweep configuration is malformed or inconsistent."""
+
+
+class ConvertError(SimrecError):
+    """A source data file handed to a converter is malformed."""
+
+
+class atomic_output:  # noqa: N801 - used like a function in ``with`` statements
+    """Context manager that yields a temporary path next to ``path`` and renames it on success.
+
+    On any exception the temporary file is removed, so no partial output file is left behind.
+
+    >>> with atomic_output("out.json") as tmp:  # doctest: +SKIP
+    ...     tmp.write_text("{}")
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+
+    def __enter__(self) -> Path:
+        if self.path.parent and not self.path.parent.exists():
+            raise SimrecError(
+                "the output folder does not exist",
+                path=self.path,
+                fix=f"create {self.path.parent} first or choose another output path",
+            )
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            try:
+                self.tmp.unlink()
+            except FileNotFoundError:
+                pass
