@@ -8,6 +8,7 @@ a traceback for these. Library users catch :class:`SimrecError` (or a subclass) 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,5 @@ class atomic_output:  # noqa: N801 - used like a function in ``with`` statements
         if exc_type is None:
             os.replace(self.tmp, self.path)
         else:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self.tmp.unlink()
-            except FileNotFoundError:
-                pass

@@ -24,6 +24,7 @@ only when the trace is complete, so a failed write never leaves a partial ``.trc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -137,7 +138,9 @@ class TraceHeader(BaseModel):
         return "int32" if max(rows) <= 2**31 else "int64"
 
     def to_json_bytes(self) -> bytes:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+        return json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
+        ).encode()
 
 
 @dataclass
@@ -187,7 +190,7 @@ class Batch:
 
     def lookups_per_table(self) -> np.ndarray:
         b = self.batch_size
-        edges = self.offsets[:: b] if b else np.zeros(self.num_tables + 1, dtype=np.int64)
+        edges = self.offsets[::b] if b else np.zeros(self.num_tables + 1, dtype=np.int64)
         return np.diff(edges).astype(np.int64)
 
 
@@ -236,7 +239,7 @@ def _check_batch(
         )
     if len(indices) == 0 or b == 0:
         return
-    starts = offsets[: -1 : b] if b else offsets[:1]
+    starts = offsets[:-1:b] if b else offsets[:1]
     counts = np.diff(offsets[::b])
     nonempty = np.flatnonzero(counts > 0)
     if len(nonempty) == 0:
@@ -435,10 +438,8 @@ class TraceWriter:
         if self._closed:
             return
         self._f.close()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.tmp.unlink()
-        except FileNotFoundError:
-            pass
         self._closed = True
 
     def __enter__(self) -> TraceWriter:
@@ -465,7 +466,9 @@ class TraceReader:
                 "file not found", path=self.path, fix="check the path (traces end in .trc)"
             )
         if self.path.is_dir():
-            raise TraceFormatError("is a folder, not a .trc file", path=self.path, fix="name a file")
+            raise TraceFormatError(
+                "is a folder, not a .trc file", path=self.path, fix="name a file"
+            )
         size = self.path.stat().st_size
         if size == 0:
             raise TraceFormatError(
@@ -475,7 +478,11 @@ class TraceReader:
             )
         with open(self.path, "rb") as f:
             prefix = f.read(_PREFIX.size)
-            if len(prefix) < _PREFIX.size or not prefix.startswith(MAGIC[:4]) or prefix[:8] != MAGIC:
+            if (
+                len(prefix) < _PREFIX.size
+                or not prefix.startswith(MAGIC[:4])
+                or prefix[:8] != MAGIC
+            ):
                 raise TraceFormatError(
                     "not a simrec trace (wrong magic bytes)",
                     path=self.path,
@@ -536,9 +543,7 @@ class TraceReader:
                 fix="regenerate the trace",
             )
         self._mm = np.memmap(self.path, dtype=np.uint8, mode="r")
-        self.index = np.frombuffer(
-            self._mm, dtype=INDEX_DTYPE, count=nb, offset=index_pos
-        ).copy()
+        self.index = np.frombuffer(self._mm, dtype=INDEX_DTYPE, count=nb, offset=index_pos).copy()
         self.total_lookups = int(total)
         if int(self.index["n"].sum()) != self.total_lookups:
             raise TraceFormatError(

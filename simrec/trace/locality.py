@@ -150,7 +150,9 @@ def parse_locality_stats(path: str | os.PathLike[str]) -> list[LocalityHistogram
     try:
         text = p.read_text()
     except OSError as e:
-        raise SimrecError(f"cannot read the file ({e.strerror})", path=p, fix="check the path") from None
+        raise SimrecError(
+            f"cannot read the file ({e.strerror})", path=p, fix="check the path"
+        ) from None
     blocks = [b for b in re.split(r"\n\s*\n", text.strip()) if b.strip()]
     out: list[LocalityHistogram] = []
     for bi, block in enumerate(blocks):
