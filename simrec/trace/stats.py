@@ -1,9 +1,641 @@
-"""Placeholder, replaced by the real module in this session."""
+"""Trace statistics: the per-table profile that the sharding planner consumes (``simrec trace stats``).
+
+:func:`profile_trace` streams a ``.trc`` file one batch at a time and returns a :class:`TraceProfile`
+holding one :class:`TableProfile` per table. Definitions (all computed from the trace, never typed
+in; ``docs/trace-stats.md`` has the full list):
+
+* ``lookups`` — indices of the table in the processed batches; ``unique`` — distinct rows among them.
+* Bag size (pooling factor) of a sample = number of indices of that sample in the table.
+  ``pooling_mean`` = lookups / samples (empty bags included: TorchRec's "mean of lengths");
+  ``pooling_mean_nonempty`` = lookups / non-empty bags; ``pooling_p50``/``pooling_p99`` are
+  inverted-CDF percentiles (the smallest bag size ``L`` with at least ``p`` of the bags ``<= L``);
+  ``pooling_max`` the largest bag.
+* ``coverage`` — share of samples whose bag is non-empty. Lookups per batch of ``B`` samples are
+  ``B * pooling_mean = B * pooling_mean_nonempty * coverage``.
+* Access CDF — ``cdf(x)`` is the share of the table's accesses that go to its hottest ``x * rows``
+  rows (``rows`` from the header, not only touched rows). Between whole rows it is interpolated
+  linearly (a fractional row counts for that fraction of its accesses), so the curve is continuous,
+  concave, ``cdf(0) = 0`` and ``cdf(1) = 1``: what a piecewise-linear MIP wants.
+  ``top1pct_share = cdf(0.01)``, ``top10pct_share = cdf(0.10)``. NaN for a table without lookups.
+* Reuse histogram — the ``dlrm_datasets`` ``locality_stats.txt`` histograms
+  (:mod:`simrec.trace.locality`), computed per batch over (table, row) pairs and averaged over the
+  batches that have lookups (each batch weighs the same).
+* Stack distances — LRU stack-distance histogram and miss-ratio curve (:mod:`simrec.trace.stackdist`)
+  per table (the table's references in trace order) and overall (keys are (table, row) pairs, the
+  stream is the trace order: batch by batch, table-major inside a batch, i.e. the CSR order).
+
+Memory: per table one ``int64`` count per row (allocated zeroed, so only touched pages cost RAM),
+the bag-size histogram, and for stack distances one ``int32`` per row plus ``O(unique rows)``;
+nothing grows with the number of lookups. Counting uses ``np.bincount`` when a table's batch has at
+least ``rows / 4`` lookups and a sort otherwise; no Python loop touches individual lookups.
+
+Not covered: per-sample weights (ignored), dense features and labels, inter-batch arrival times, and
+any notion of time other than the order of lookups in the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import click
+import numpy as np
+
+from simrec.errors import SimrecError, atomic_output
+from simrec.trace.format import TraceReader
+from simrec.trace.locality import NUM_BINS, LocalityHistogram, reuse_bin
+from simrec.trace.stackdist import DEFAULT_EXACT_LIMIT, StackDistanceCounter, StackDistanceHistogram
+
+__all__ = [
+    "DEFAULT_CDF_BREAKPOINTS",
+    "MRC_CSV_CAPACITIES",
+    "TableProfile",
+    "TraceProfile",
+    "access_cdf",
+    "profile_trace",
+    "stats_command",
+]
+
+#: Row fractions at which the access CDF is reported by default (16 points, 0 and 1 included).
+DEFAULT_CDF_BREAKPOINTS: tuple[float, ...] = (
+    0.0, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.02, 0.05,
+    0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0,
+)  # fmt: skip
+#: LRU capacities (rows) whose miss ratios appear as columns of the per-table DataFrame/CSV.
+MRC_CSV_CAPACITIES: tuple[int, ...] = (1, 16, 256, 4096, 65536, 1048576)
+PROFILER = "simrec.trace.stats.profile_trace"
+#: A table's batch is counted with np.bincount when lookups >= rows / _DENSE_RATIO, else by sorting.
+_DENSE_RATIO = 4
 
 
-@click.command()
-def stats_command() -> None:
-    """Not written yet."""
-    raise click.UsageError("not implemented yet")
+def access_cdf(sorted_counts: np.ndarray, rows: int, x: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Share of accesses covered by the hottest ``x * rows`` rows (linear between whole rows).
+
+    ``sorted_counts`` are the non-zero per-row access counts in descending order. Returns NaN
+    everywhere when there are no accesses.
+    """
+    s = np.asarray(sorted_counts, dtype=np.int64)
+    xs = np.asarray(x, dtype=np.float64)
+    total = int(s.sum())
+    if total == 0:
+        return np.full(xs.shape, np.nan)
+    cum = np.concatenate([[0], np.cumsum(s)]).astype(np.float64)
+    t = np.clip(xs, 0.0, 1.0) * rows
+    k = np.floor(t).astype(np.int64)
+    frac = t - k
+    u = len(s)
+    inside = k < u
+    kk = np.minimum(k, u - 1)
+    val = np.where(inside, cum[np.minimum(k, u)] + frac * s[kk], float(total))
+    return np.minimum(val / total, 1.0)
+
+
+def _percentile_from_hist(hist: np.ndarray, p: float) -> float:
+    """Inverted-CDF percentile of the values ``0..len(hist)-1`` with multiplicities ``hist``."""
+    n = int(hist.sum())
+    if n == 0:
+        return float("nan")
+    rank = max(1, int(np.ceil(p * n - 1e-9)))
+    return float(np.searchsorted(np.cumsum(hist), rank, side="left"))
+
+
+@dataclass
+class TableProfile:
+    """Statistics of one table over the profiled batches (definitions in the module docstring)."""
+
+    name: str
+    rows: int
+    dim: int
+    dtype: str
+    bytes_per_row: float
+    batch_size: int
+    samples: int
+    lookups: int
+    unique: int
+    nonempty_bags: int
+    pooling_max: int
+    pooling_p50: float
+    pooling_p99: float
+    cdf_breakpoints: np.ndarray
+    cdf: np.ndarray
+    top1pct_share: float
+    top10pct_share: float
+    bag_size_hist: np.ndarray
+    stack_distance: StackDistanceHistogram | None = None
+    counts: np.ndarray | None = None
+    sorted_counts: np.ndarray | None = None
+
+    @property
+    def pooling_mean(self) -> float:
+        """Lookups per sample (empty bags count as 0)."""
+        return self.lookups / self.samples if self.samples else float("nan")
+
+    @property
+    def pooling_mean_nonempty(self) -> float:
+        """Lookups per non-empty bag."""
+        return self.lookups / self.nonempty_bags if self.nonempty_bags else float("nan")
+
+    @property
+    def lookups_per_batch(self) -> float:
+        """Lookups in a full batch of the trace's nominal batch size: ``batch_size * pooling_mean``."""
+        return self.batch_size * self.pooling_mean
+
+    @property
+    def coverage(self) -> float:
+        """Share of samples whose bag in this table is non-empty."""
+        return self.nonempty_bags / self.samples if self.samples else float("nan")
+
+    @property
+    def table_bytes(self) -> float:
+        """Bytes of the whole table (rows × bytes per row)."""
+        return self.rows * self.bytes_per_row
+
+    def cdf_at(self, x: Sequence[float] | np.ndarray | float) -> np.ndarray:
+        """The access CDF at any row fraction(s); needs ``full_cdf=True`` or ``keep_counts=True``."""
+        if self.sorted_counts is None:
+            raise ValueError(
+                f"table {self.name!r}: profile with full_cdf=True or keep_counts=True to evaluate "
+                "the CDF at arbitrary points"
+            )
+        return access_cdf(self.sorted_counts, self.rows, np.atleast_1d(np.asarray(x, float)))
+
+    def cdf_curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """The full curve at every whole number of rows ``k = 0..unique`` (then flat at 1).
+
+        Returns ``(row_fraction, share)``; needs ``full_cdf=True`` or ``keep_counts=True``.
+        """
+        if self.sorted_counts is None:
+            raise ValueError(f"table {self.name!r}: profile with full_cdf=True for the full curve")
+        s = self.sorted_counts
+        tot = s.sum()
+        cum = np.concatenate([[0], np.cumsum(s)])
+        frac = np.arange(len(s) + 1, dtype=np.float64) / self.rows
+        return frac, (cum / tot if tot else np.full(len(cum), np.nan))
+
+    def scalars(self) -> dict[str, Any]:
+        """The scalar statistics (the JSON/CSV contract's per-table keys)."""
+        return {
+            "name": self.name,
+            "rows": self.rows,
+            "dim": self.dim,
+            "dtype": self.dtype,
+            "table_bytes": self.table_bytes,
+            "samples": self.samples,
+            "lookups": self.lookups,
+            "unique": self.unique,
+            "lookups_per_batch": self.lookups_per_batch,
+            "pooling_mean": self.pooling_mean,
+            "pooling_mean_nonempty": self.pooling_mean_nonempty,
+            "pooling_p50": self.pooling_p50,
+            "pooling_p99": self.pooling_p99,
+            "pooling_max": self.pooling_max,
+            "coverage": self.coverage,
+            "top1pct_share": self.top1pct_share,
+            "top10pct_share": self.top10pct_share,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: scalars, the CDF at the breakpoints, bag sizes and stack distances."""
+        d = self.scalars()
+        d["cdf_breakpoints"] = [float(x) for x in self.cdf_breakpoints]
+        d["cdf"] = [float(x) for x in self.cdf]
+        nz = np.flatnonzero(self.bag_size_hist)
+        d["bag_sizes"] = {
+            "size": nz.tolist(),
+            "count": self.bag_size_hist[nz].tolist(),
+        }
+        d["stack_distance"] = None if self.stack_distance is None else self.stack_distance.to_dict()
+        return d
+
+
+@dataclass
+class TraceProfile:
+    """The profile of a trace: totals, one :class:`TableProfile` per table, reuse and LRU curves."""
+
+    path: str
+    batches: int
+    batches_in_file: int
+    samples: int
+    lookups: int
+    batch_size: int
+    tables: list[TableProfile]
+    cdf_breakpoints: np.ndarray
+    locality: LocalityHistogram
+    stack_distance: StackDistanceHistogram | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def unique(self) -> int:
+        """Distinct (table, row) pairs."""
+        return sum(t.unique for t in self.tables)
+
+    def table(self, name: str) -> TableProfile:
+        """The profile of the table called ``name``."""
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; the keys ``samples``, ``lookups`` and ``tables`` are a stable contract."""
+        return {
+            "profiler": PROFILER,
+            "path": self.path,
+            "batches": self.batches,
+            "batches_in_file": self.batches_in_file,
+            "batch_size": self.batch_size,
+            "samples": self.samples,
+            "lookups": self.lookups,
+            "unique": self.unique,
+            "cdf_breakpoints": [float(x) for x in self.cdf_breakpoints],
+            "tables": [t.to_dict() for t in self.tables],
+            "locality": self.locality.to_dict(),
+            "stack_distance": None
+            if self.stack_distance is None
+            else self.stack_distance.to_dict(),
+            "provenance": self.provenance,
+        }
+
+    def to_dataframe(self) -> Any:
+        """A pandas DataFrame with one row per table: scalars, ``cdf@x`` and ``mr@C`` columns."""
+        import pandas as pd
+
+        recs = []
+        for t in self.tables:
+            r = t.scalars()
+            for x, c in zip(self.cdf_breakpoints, t.cdf, strict=True):
+                r[f"cdf@{x:g}"] = float(c)
+            if t.stack_distance is not None:
+                r["sd_cold"] = t.stack_distance.cold
+                for c in MRC_CSV_CAPACITIES:
+                    r[f"mr@{c}"] = t.stack_distance.miss_ratio(c)
+            recs.append(r)
+        return pd.DataFrame.from_records(recs)
+
+
+class _TableAcc:
+    """Running state of one table while streaming."""
+
+    def __init__(self, rows: int, keep_sd: bool, exact_limit: int):
+        self.rows = rows
+        self.counts = np.zeros(rows, dtype=np.int64)
+        self.bag_hist = np.zeros(1, dtype=np.int64)
+        self.nonempty = 0
+        self.samples = 0
+        self.lookups = 0
+        self.sd = StackDistanceCounter(rows, exact_limit=exact_limit) if keep_sd else None
+
+    def add_bags(self, lengths: np.ndarray) -> None:
+        h = np.bincount(lengths)
+        self.samples += len(lengths)
+        self.nonempty += int(len(lengths) - h[0]) if len(h) else 0
+        if len(h) > len(self.bag_hist):
+            h[: len(self.bag_hist)] += self.bag_hist
+            self.bag_hist = h
+        else:
+            self.bag_hist[: len(h)] += h
+
+    def add_indices(self, idx: np.ndarray) -> np.ndarray:
+        """Count ``idx`` into the totals; return this batch's non-zero per-row counts."""
+        n = len(idx)
+        self.lookups += n
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        if n * _DENSE_RATIO >= self.rows:
+            cb = np.bincount(idx, minlength=self.rows)
+            self.counts += cb
+            c = cb[cb > 0]
+        else:
+            s = np.sort(idx)
+            starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))
+            c = np.diff(np.append(starts, n))
+            self.counts[s[starts]] += c
+        if self.sd is not None:
+            self.sd.update(idx)
+        return c
+
+
+def _drop_pages(reader: TraceReader, i: int) -> None:
+    """Let the OS drop the mapped pages of the batches before ``i + 1`` from our resident set.
+
+    The reader maps the whole file; without this, the resident set of a long pass grows with the
+    file size (clean, reclaimable page-cache pages, but they count as RSS). Best effort: it uses the
+    reader's map if it exposes one and silently does nothing otherwise. Batches already returned
+    stay valid (the pages are read again from the file if touched).
+    """
+    mm = getattr(getattr(reader, "_mm", None), "_mmap", None)
+    if mm is None or not hasattr(mm, "madvise") or i + 1 >= len(reader):
+        return
+    end = int(reader.index["pos"][i + 1]) // mmap.PAGESIZE * mmap.PAGESIZE
+    if end > 0:
+        with contextlib.suppress(OSError, ValueError):  # platform dependent
+            mm.madvise(mmap.MADV_DONTNEED, 0, end)
+
+
+def _check_breakpoints(bp: Sequence[float] | np.ndarray) -> np.ndarray:
+    a = np.asarray(bp, dtype=np.float64).reshape(-1)
+    if (
+        a.size == 0
+        or np.any(~np.isfinite(a))
+        or a.min() < 0
+        or a.max() > 1
+        or np.any(np.diff(a) <= 0)
+    ):
+        raise SimrecError(
+            f"invalid CDF breakpoints {a.tolist()}",
+            where="cdf_breakpoints",
+            fix="give strictly increasing row fractions between 0 and 1, e.g. 0,0.01,0.1,0.5,1",
+        )
+    return a
+
+
+def profile_trace(
+    trace: str | os.PathLike[str] | TraceReader,
+    *,
+    stack_distance: bool = True,
+    cdf_breakpoints: Sequence[float] | np.ndarray = DEFAULT_CDF_BREAKPOINTS,
+    max_batches: int | None = None,
+    full_cdf: bool = False,
+    keep_counts: bool = False,
+    exact_limit: int = DEFAULT_EXACT_LIMIT,
+) -> TraceProfile:
+    """Profile a trace (a path or an open :class:`TraceReader`) in one streaming pass.
+
+    Args:
+        stack_distance: also compute LRU stack-distance histograms per table and overall.
+        cdf_breakpoints: row fractions (strictly increasing, in [0, 1]) for the access CDF.
+        max_batches: profile only the first N batches.
+        full_cdf: keep each table's sorted non-zero counts (``TableProfile.cdf_at``/``cdf_curve``).
+        keep_counts: keep each table's per-row access counts (``rows`` entries per table).
+        exact_limit: stack distances below this (a power of two) are histogrammed exactly.
+    """
+    bp = _check_breakpoints(cdf_breakpoints)
+    if max_batches is not None and max_batches < 1:
+        raise SimrecError(
+            f"max_batches must be >= 1, got {max_batches}", where="max_batches", fix="pass N >= 1"
+        )
+    reader = trace if isinstance(trace, TraceReader) else TraceReader(trace)
+    h = reader.header
+    T = h.num_tables
+    rows = h.rows
+    nb = len(reader) if max_batches is None else min(max_batches, len(reader))
+    accs = [_TableAcc(int(rows[t]), stack_distance, exact_limit) for t in range(T)]
+    base = np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64)
+    overall = (
+        StackDistanceCounter(int(rows.sum()), exact_limit=exact_limit) if stack_distance else None
+    )
+
+    loc_n: list[int] = []
+    loc_u: list[int] = []
+    loc_ushare = np.zeros(NUM_BINS)
+    loc_ashare = np.zeros(NUM_BINS)
+    loc_batches = 0
+    pool = ThreadPoolExecutor(max_workers=1) if overall is not None else None
+    pending: Future[None] | None = None
+    try:
+        for bi in range(nb):
+            batch = reader.batch(bi)
+            if overall is not None and batch.num_lookups:
+                gid = batch.indices.astype(np.int64) + np.repeat(base, batch.lookups_per_table())
+                if pending is not None:
+                    pending.result()
+                # The overall stream runs on a second core (the numba kernel releases the GIL)
+                # while this thread does the per-table work; one update at a time, in batch order,
+                # so the result does not depend on the timing.
+                assert pool is not None
+                pending = pool.submit(overall.update, gid)
+            b = batch.batch_size
+            lengths = batch.lengths()
+            uh = np.zeros(NUM_BINS, dtype=np.float64)
+            ah = np.zeros(NUM_BINS, dtype=np.float64)
+            for t in range(T):
+                acc = accs[t]
+                acc.add_bags(lengths[t] if b else np.zeros(0, dtype=np.int64))
+                c = acc.add_indices(batch.table_indices(t))
+                if len(c):
+                    k = reuse_bin(c)
+                    uh += np.bincount(k, minlength=NUM_BINS)
+                    ah += np.bincount(k, weights=c.astype(np.float64), minlength=NUM_BINS)
+            _drop_pages(reader, bi)
+            n_b = float(ah.sum())
+            u_b = float(uh.sum())
+            loc_n.append(int(n_b))
+            loc_u.append(int(u_b))
+            if n_b:
+                loc_ushare += uh / u_b
+                loc_ashare += ah / n_b
+                loc_batches += 1
+        if pending is not None:
+            pending.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    locality = LocalityHistogram(
+        name=Path(str(reader.path)).name,
+        num_batches=nb,
+        batch_size=h.batch_size,
+        avg_indices=float(np.mean(loc_n)) if loc_n else 0.0,
+        avg_unique=float(np.mean(loc_u)) if loc_u else 0.0,
+        unique_share=loc_ushare / loc_batches if loc_batches else loc_ushare,
+        access_share=loc_ashare / loc_batches if loc_batches else loc_ashare,
+    )
+
+    tables = []
+    for t, spec in enumerate(h.tables):
+        acc = accs[t]
+        nzc = acc.counts[acc.counts > 0]
+        sc = -np.sort(-nzc)
+        cdf = access_cdf(sc, spec.rows, bp)
+        top1, top10 = access_cdf(sc, spec.rows, [0.01, 0.10])
+        tp = TableProfile(
+            name=spec.name,
+            rows=spec.rows,
+            dim=spec.dim,
+            dtype=spec.dtype,
+            bytes_per_row=spec.bytes_per_row,
+            batch_size=h.batch_size,
+            samples=acc.samples,
+            lookups=acc.lookups,
+            unique=len(nzc),
+            nonempty_bags=acc.nonempty,
+            pooling_max=int(np.flatnonzero(acc.bag_hist)[-1]) if acc.bag_hist.any() else 0,
+            pooling_p50=_percentile_from_hist(acc.bag_hist, 0.50),
+            pooling_p99=_percentile_from_hist(acc.bag_hist, 0.99),
+            cdf_breakpoints=bp,
+            cdf=cdf,
+            top1pct_share=float(top1),
+            top10pct_share=float(top10),
+            bag_size_hist=acc.bag_hist,
+            stack_distance=acc.sd.histogram() if acc.sd is not None else None,
+            counts=acc.counts if keep_counts else None,
+            sorted_counts=sc if (full_cdf or keep_counts) else None,
+        )
+        tables.append(tp)
+        if not keep_counts:
+            acc.counts = np.zeros(0, dtype=np.int64)
+    return TraceProfile(
+        path=str(reader.path),
+        batches=nb,
+        batches_in_file=len(reader),
+        samples=int(reader.index["b"][:nb].sum()),
+        lookups=int(sum(t.lookups for t in tables)),
+        batch_size=h.batch_size,
+        tables=tables,
+        cdf_breakpoints=bp,
+        locality=locality,
+        stack_distance=overall.histogram() if overall is not None else None,
+        provenance=dict(h.provenance),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+def _fmt(x: float, spec: str) -> str:
+    return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
+
+
+def _print_table(p: TraceProfile) -> None:
+    click.echo(
+        f"{p.path}: {p.batches} of {p.batches_in_file} batches, {p.samples:,} samples, "
+        f"{p.lookups:,} lookups, {p.unique:,} unique (table, row) pairs"
+    )
+    head = (
+        f"{'table':<16} {'rows':>12} {'dim':>5} {'lookups':>13} {'unique':>11} {'pool':>7} "
+        f"{'p50':>5} {'p99':>5} {'max':>5} {'cover':>6} {'top1%':>6} {'top10%':>6}"
+    )
+    if p.stack_distance is not None:
+        head += f" {'MR@1%':>6}"
+    click.echo(head)
+    for t in p.tables:
+        line = (
+            f"{t.name[:16]:<16} {t.rows:>12,} {t.dim:>5} {t.lookups:>13,} {t.unique:>11,} "
+            f"{_fmt(t.pooling_mean, '7.2f')} {_fmt(t.pooling_p50, '5.0f')} "
+            f"{_fmt(t.pooling_p99, '5.0f')} {t.pooling_max:>5} {_fmt(t.coverage, '6.3f')} "
+            f"{_fmt(t.top1pct_share, '6.3f')} {_fmt(t.top10pct_share, '6.3f')}"
+        )
+        if t.stack_distance is not None:
+            line += " " + _fmt(t.stack_distance.miss_ratio(0.01 * t.rows), "6.3f")
+        click.echo(line)
+    tot_rows = sum(t.rows for t in p.tables)
+    pool = p.lookups / p.samples if p.samples else float("nan")
+    click.echo(
+        f"{'total':<16} {tot_rows:>12,} {'':>5} {p.lookups:>13,} {p.unique:>11,} "
+        f"{_fmt(pool, '7.2f')}  (pool = lookups per sample over all tables)"
+    )
+    if p.stack_distance is not None:
+        sd = p.stack_distance
+        caps, mr = sd.mrc()
+        pts = [(int(c), m) for c, m in zip(caps, mr, strict=True)][:: max(1, len(caps) // 8)]
+        click.echo(
+            "overall LRU miss ratio (capacity in rows: ratio): "
+            + ", ".join(f"{c:,}: {m:.3f}" for c, m in pts)
+            + f"; cold share {sd.cold / sd.references if sd.references else float('nan'):.3f}"
+        )
+    if "MR@1%" in head:
+        click.echo("MR@1% = miss ratio of a per-table LRU cache holding 1% of the table's rows")
+
+
+def _write_out(p: TraceProfile, out: str) -> None:
+    import json
+
+    from simrec.cli import _jsonable
+
+    path = Path(out)
+    ext = path.suffix.lower()
+    if ext not in (".json", ".csv", ".parquet"):
+        raise SimrecError(
+            f"unknown output extension {ext or '(none)'!r}",
+            path=path,
+            fix="name the output file *.json, *.csv or *.parquet",
+        )
+    with atomic_output(path) as tmp:
+        if ext == ".json":
+            tmp.write_text(json.dumps(_jsonable(p.to_dict()), indent=2, allow_nan=False) + "\n")
+        elif ext == ".csv":
+            p.to_dataframe().to_csv(tmp, index=False)
+        else:
+            p.to_dataframe().to_parquet(tmp, index=False)
+
+
+def _parse_breakpoints(text: str | None) -> Sequence[float]:
+    if text is None:
+        return DEFAULT_CDF_BREAKPOINTS
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SimrecError(
+            f"cannot read CDF breakpoints {text!r}",
+            where="--breakpoints",
+            fix="give comma-separated row fractions, e.g. 0,0.01,0.1,1",
+        ) from None
+
+
+@click.command("stats")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the profile as one JSON object.")
+@click.option(
+    "--out", "out", type=click.Path(dir_okay=False, path_type=str), default=None,
+    help="Also write the profile to FILE.json, FILE.csv or FILE.parquet (one row per table).",
+)  # fmt: skip
+@click.option(
+    "--no-stack-distance", is_flag=True, help="Skip LRU stack distances (faster, less memory)."
+)
+@click.option(
+    "--max-batches",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Profile only the first N batches.",
+)
+@click.option(
+    "--locality", is_flag=True, help="Also print the reuse histogram (locality_stats.txt layout)."
+)
+@click.option(
+    "--breakpoints", default=None, metavar="X,X,...",
+    help="Row fractions for the access CDF (default: 16 points from 0 to 1).",
+)  # fmt: skip
+def stats_command(
+    path: str,
+    as_json: bool,
+    out: str | None,
+    no_stack_distance: bool,
+    max_batches: int | None,
+    locality: bool,
+    breakpoints: str | None,
+) -> None:
+    """Profile the trace at PATH: per-table lookups, unique rows, pooling, coverage, hot-row CDF,
+    reuse histogram and LRU miss-ratio curves."""
+    if out is not None:
+        ext = Path(out).suffix.lower()
+        if ext not in (".json", ".csv", ".parquet"):
+            raise SimrecError(
+                f"unknown output extension {ext or '(none)'!r}",
+                path=out,
+                fix="name the output file *.json, *.csv or *.parquet",
+            )
+    p = profile_trace(
+        path,
+        stack_distance=not no_stack_distance,
+        cdf_breakpoints=_parse_breakpoints(breakpoints),
+        max_batches=max_batches,
+    )
+    if out is not None:
+        _write_out(p, out)
+    if as_json:
+        from simrec.cli import echo_json
+
+        echo_json(p.to_dict())
+        return
+    _print_table(p)
+    if locality:
+        click.echo("")
+        click.echo(p.locality.to_text(), nl=False)
+    if out is not None:
+        click.echo(f"wrote {out}")

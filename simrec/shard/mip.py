@@ -1,0 +1,711 @@
+"""The sharding MIP (PuLP; HiGHS by default, CBC) and the scale strategy for large instances.
+
+Formulation (mip-probe.md finding 1, extended to several tiers, TT storage and core templates):
+
+* ``y[t,j,o]`` binary: table ``t`` lives on device ``j`` with placement option ``o`` (a raw row band
+  per tier, or TT cores in one tier; see :mod:`simrec.shard.problem`); ``Σ_{j,o} y = 1`` per table.
+* ``u[j,m]`` binary: device ``j`` runs core template ``m``; ``Σ_m u = 1``.
+* ``w[j,m] >= 0``: the part of the makespan device ``j`` spends under template ``m``
+  (``w <= Z·u``); it linearises "work / rate(template)" exactly: for every channel or TT resource
+  ``r``: ``Σ y·work_r <= Σ_m rate_{m,r}·w[j,m]``, and ``output_j + Σ_m w[j,m] <= z``.
+* capacity per device and tier: ``Σ y·bytes + Σ_m u·reserved <= capacity``; templates outside the
+  device's FPGA resource budget are not offered.
+* objective: ``z + energy_weight · Σ y·energy``.
+
+Strategies: ``full`` solves this model directly (small instances). ``lns`` (mip-probe.md finding 3)
+solves the LP relaxation of the *full* model for a proven lower bound, starts from the best
+heuristic, and improves it by re-solving the MIP restricted to the tables of two devices (the
+slowest and one other), accepting a move when the pair's slower device gets faster without the
+global objective getting worse. The gap is always reported against a bound of the full problem.
+
+What it leaves out: row-wise splitting of a table over devices, hot-row replication, and any
+randomness in the cost (it plans on mean look-ups per batch).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pulp
+
+from simrec.errors import ConfigError
+from simrec.shard.heuristics import HEURISTICS, run_heuristics
+from simrec.shard.problem import (
+    Assignment,
+    Evaluation,
+    OptionSet,
+    ShardProblem,
+    build_options,
+    check_feasibility,
+    evaluate,
+)
+
+__all__ = ["SOLVERS", "SolveRecord", "ShardResult", "solve", "build_model"]
+
+SOLVERS = ("highs", "cbc")
+AUTO_FULL_MAX_BINARIES = 6000
+
+
+@dataclass
+class SolveRecord:
+    """What the solver did: status (read from the solver itself), objective, bound, gap, sizes."""
+
+    solver: str
+    strategy: str
+    status: str
+    objective: float
+    bound: float
+    gap: float
+    solve_time_s: float
+    num_variables: int
+    num_constraints: int
+    time_limit_s: float | None
+    gap_target: float | None
+    lp_bound: float | None = None
+    start: str | None = None
+    start_objective: float | None = None
+    lns_moves: int = 0
+    lns_subsolves: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "solver": self.solver,
+            "strategy": self.strategy,
+            "status": self.status,
+            "objective_s": self.objective,
+            "bound_s": self.bound,
+            "gap": self.gap,
+            "solve_time_s": self.solve_time_s,
+            "num_variables": self.num_variables,
+            "num_constraints": self.num_constraints,
+            "time_limit_s": self.time_limit_s,
+            "gap_target": self.gap_target,
+            "lp_bound_s": self.lp_bound,
+            "start": self.start,
+            "start_objective_s": self.start_objective,
+            "lns_moves": self.lns_moves,
+            "lns_subsolves": self.lns_subsolves,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class ShardResult:
+    """A solved sharding problem: the assignment, its evaluation and the solver record."""
+
+    opts: OptionSet
+    assignment: Assignment
+    evaluation: Evaluation
+    record: SolveRecord
+    heuristics: dict[str, Evaluation | None] = field(default_factory=dict)
+
+    @property
+    def problem(self) -> ShardProblem:
+        return self.opts.problem
+
+    def summary(self) -> dict[str, Any]:
+        """The machine-readable contract of ``simrec shard --json``."""
+        d = self.record.to_dict()
+        d["makespan_s"] = self.evaluation.makespan_s
+        d["energy_J"] = self.evaluation.energy_J
+        d["device_s"] = [float(v) for v in self.evaluation.device_s]
+        d["heuristics"] = {
+            k: (None if v is None else v.makespan_s) for k, v in self.heuristics.items()
+        }
+        d["heuristics_objective"] = {
+            k: (None if v is None else v.objective) for k, v in self.heuristics.items()
+        }
+        return d
+
+    def placements(self) -> list[dict[str, Any]]:
+        """Per table: device, format, rows per tier (hottest first), TT shapes when TT."""
+        return describe_assignment(self.opts, self.assignment)
+
+
+def describe_assignment(opts: OptionSet, a: Assignment) -> list[dict[str, Any]]:
+    """Plain-data view of an assignment: one dict per table, in table order."""
+    p = opts.problem
+    out = []
+    for t, tab in enumerate(p.tables):
+        j = int(a.device[t])
+        o = int(a.option[t])
+        co = opts.for_device(j)
+        tiers = co.device.tiers
+        rec: dict[str, Any] = {
+            "table": tab.name,
+            "device": p.devices[j].name,
+            "device_index": j,
+            "template": co.templates[int(a.template[j])].name,
+        }
+        if int(co.fmt[t][o]) == 1:
+            pq = tab.tt_pq
+            rec.update(
+                format="tt",
+                tt_tier=tiers[int(co.tt_tier[t][o])].name,
+                tt_p=list(pq[0]),
+                tt_q=list(pq[1]),
+                tt_ranks=list(tab.tt_ranks),
+                tt_bytes=tab.tt_bytes,
+                bands=[],
+            )
+        else:
+            rows = co.rows[t][o]
+            bands = []
+            start = 0
+            for i, tier in enumerate(tiers):
+                n = int(rows[i])
+                if n:
+                    bands.append({"tier": tier.name, "start": start, "stop": start + n})
+                start += n
+            rec.update(format="raw", bands=bands)
+        out.append(rec)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Model:
+    prob: pulp.LpProblem
+    y: dict[tuple[int, int], list[pulp.LpVariable]]
+    u: dict[tuple[int, int], pulp.LpVariable]
+    w: dict[tuple[int, int], pulp.LpVariable]
+    z: pulp.LpVariable
+    tables: list[int]
+    devices: list[int]
+
+    @property
+    def num_variables(self) -> int:
+        return len(self.prob.variables())
+
+    @property
+    def num_constraints(self) -> int:
+        return len(self.prob.constraints)
+
+
+def _zmax(opts: OptionSet, tables: list[int], devices: list[int]) -> float:
+    """A makespan no optimal plan exceeds: every table's slowest option on one device."""
+    total = 0.0
+    for t in tables:
+        worst = 0.0
+        for j in devices:
+            co = opts.for_device(j)
+            pos = co.rates[co.rates > 0]
+            rmin = float(pos.min()) if pos.size else 1.0
+            if co.num_options(t):
+                worst = max(worst, float(co.work[t].sum(axis=1).max()) / rmin + co.output_s[t])
+        total += worst
+    lam = opts.problem.energy_weight
+    if lam:
+        total += lam * sum(
+            max(float(opts.for_device(j).energy[t].max(initial=0.0)) for j in devices)
+            for t in tables
+        )
+    return max(total, 1e-12) * 1.01
+
+
+def build_model(
+    opts: OptionSet,
+    tables: list[int] | None = None,
+    devices: list[int] | None = None,
+    relax: bool = False,
+    zmax: float | None = None,
+) -> _Model:
+    """The y-formulation over ``tables`` x ``devices`` (all by default) as a PuLP problem."""
+    p = opts.problem
+    tables = list(range(p.num_tables)) if tables is None else list(tables)
+    devices = list(range(p.num_devices)) if devices is None else list(devices)
+    cat = pulp.LpContinuous if relax else pulp.LpBinary
+    prob = pulp.LpProblem("simrec_shard", pulp.LpMinimize)
+    zmax = _zmax(opts, tables, devices) if zmax is None else zmax
+    z = pulp.LpVariable("z", lowBound=0, upBound=zmax)
+    y: dict[tuple[int, int], list[pulp.LpVariable]] = {}
+    for t in tables:
+        for j in devices:
+            n = opts.for_device(j).num_options(t)
+            y[t, j] = [pulp.LpVariable(f"y_{t}_{j}_{o}", 0, 1, cat) for o in range(n)]
+    u: dict[tuple[int, int], pulp.LpVariable] = {}
+    w: dict[tuple[int, int], pulp.LpVariable] = {}
+    lam = p.energy_weight
+    obj = [(z, 1.0)]
+    if lam:
+        for (t, j), vs in y.items():
+            en = opts.for_device(j).energy[t]
+            obj += [(v, lam * float(en[o])) for o, v in enumerate(vs) if en[o]]
+    prob += pulp.LpAffineExpression(obj)
+    for t in tables:
+        terms = [(v, 1.0) for j in devices for v in y[t, j]]
+        prob += pulp.LpConstraint(pulp.LpAffineExpression(terms), pulp.LpConstraintEQ, f"assign_{t}", 1)
+    for j in devices:
+        co = opts.for_device(j)
+        M = len(co.templates)
+        for m in range(M):
+            lo = 1 if M == 1 else 0
+            u[j, m] = pulp.LpVariable(f"u_{j}_{m}", lo, 1, cat)
+            w[j, m] = pulp.LpVariable(f"w_{j}_{m}", 0, zmax)
+        prob += pulp.LpConstraint(
+            pulp.LpAffineExpression([(u[j, m], 1.0) for m in range(M)]),
+            pulp.LpConstraintEQ,
+            f"template_{j}",
+            1,
+        )
+        if M > 1:
+            for m in range(M):
+                prob += pulp.LpConstraint(
+                    pulp.LpAffineExpression([(w[j, m], 1.0), (u[j, m], -zmax)]),
+                    pulp.LpConstraintLE,
+                    f"link_{j}_{m}",
+                    0,
+                )
+        # capacity per tier
+        for i, tier in enumerate(co.device.tiers):
+            worst = sum(float(co.bytes[t][:, i].max(initial=0.0)) for t in tables)
+            if worst + float(co.reserved[:, i].max()) <= tier.capacity_bytes:
+                continue
+            terms = []
+            for t in tables:
+                col = co.bytes[t][:, i]
+                terms += [(v, float(col[o])) for o, v in enumerate(y[t, j]) if col[o]]
+            terms += [(u[j, m], float(co.reserved[m, i])) for m in range(M) if co.reserved[m, i]]
+            prob += pulp.LpConstraint(
+                pulp.LpAffineExpression(terms),
+                pulp.LpConstraintLE,
+                f"cap_{j}_{i}",
+                float(tier.capacity_bytes),
+            )
+        # work per resource vs template rates
+        for r, rname in enumerate(co.resources):
+            terms = []
+            for t in tables:
+                col = co.work[t][:, r]
+                terms += [(v, float(col[o])) for o, v in enumerate(y[t, j]) if col[o]]
+            if not terms:
+                continue
+            terms += [(w[j, m], -float(co.rates[m, r])) for m in range(M) if co.rates[m, r]]
+            prob += pulp.LpConstraint(
+                pulp.LpAffineExpression(terms), pulp.LpConstraintLE, f"work_{j}_{rname}", 0
+            )
+        terms = [(w[j, m], 1.0) for m in range(M)]
+        for t in tables:
+            if co.output_s[t]:
+                terms += [(v, float(co.output_s[t])) for v in y[t, j]]
+        terms.append((z, -1.0))
+        prob += pulp.LpConstraint(
+            pulp.LpAffineExpression(terms), pulp.LpConstraintLE, f"time_{j}", 0
+        )
+    return _Model(prob, y, u, w, z, tables, devices)
+
+
+def _start_values(opts: OptionSet, model: _Model, a: Assignment) -> dict[str, float]:
+    """Variable values of assignment ``a`` restricted to the model's tables and devices."""
+    vals: dict[str, float] = {}
+    for t in model.tables:
+        j = int(a.device[t])
+        o = int(a.option[t])
+        if (t, j) in model.y:
+            vals[model.y[t, j][o].name] = 1.0
+    zs = 0.0
+    lam = opts.problem.energy_weight
+    for j in model.devices:
+        co = opts.for_device(j)
+        m = int(a.template[j])
+        ts = [t for t in model.tables if int(a.device[t]) == j]
+        work = np.zeros(len(co.resources))
+        out = 0.0
+        for t in ts:
+            work += co.work[t][int(a.option[t])]
+            out += float(co.output_s[t])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            busy = float(np.max(np.where(work > 0, work / co.rates[m], 0.0)))
+        vals[model.u[j, m].name] = 1.0
+        vals[model.w[j, m].name] = busy
+        zs = max(zs, busy + out)
+    vals[model.z.name] = zs
+    del lam
+    return vals
+
+
+class _HiGHSWarm(pulp.HiGHS):
+    """pulp.HiGHS that hands a start solution to HiGHS (``setSolution``) before ``run()``."""
+
+    def __init__(self, start: dict[str, float] | None = None, **kw: Any):
+        super().__init__(**kw)
+        self._start = start
+
+    def callSolver(self, lp: pulp.LpProblem) -> None:  # noqa: N802 - PuLP's name
+        if self._start:
+            import highspy
+
+            h = lp.solverModel
+            vals = [0.0] * h.getNumCol()
+            for v in lp.variables():
+                vals[v.index] = float(self._start.get(v.name, 0.0))
+            sol = highspy.HighsSolution()
+            sol.col_value = vals
+            sol.value_valid = True
+            h.setSolution(sol)
+        lp.solverModel.run()
+
+
+@dataclass
+class _Run:
+    status: str
+    objective: float
+    bound: float
+    has_solution: bool
+    seconds: float
+
+
+def _run(
+    model: _Model,
+    solver: str,
+    time_limit: float | None,
+    gap: float | None,
+    start: dict[str, float] | None,
+    mip: bool = True,
+    threads: int | None = None,
+) -> _Run:
+    prob = model.prob
+    t0 = time.perf_counter()
+    if solver == "highs":
+        s = _HiGHSWarm(
+            start=start if mip else None,
+            mip=mip,
+            msg=False,
+            timeLimit=time_limit,
+            gapRel=gap,
+            threads=threads,
+            random_seed=0,
+        )
+        prob.solve(s)
+        h = prob.solverModel
+        status = h.modelStatusToString(h.getModelStatus())
+        info = h.getInfo()
+        obj = float(info.objective_function_value)
+        if mip:
+            bound = float(info.mip_dual_bound)
+            has = int(info.primal_solution_status) == 2 or (
+                math.isfinite(obj) and abs(obj) < 1e300 and status != "Infeasible"
+            )
+        else:
+            bound = obj if status == "Optimal" else -math.inf
+            has = status == "Optimal"
+        return _Run(status, obj, bound, has, time.perf_counter() - t0)
+    if solver == "cbc":
+        with tempfile.TemporaryDirectory() as td:
+            log = Path(td) / "cbc.log"
+            if start:
+                for v in prob.variables():
+                    if v.name in start:
+                        v.setInitialValue(start[v.name])
+            s = pulp.PULP_CBC_CMD(
+                mip=mip,
+                msg=False,
+                timeLimit=time_limit,
+                gapRel=gap,
+                warmStart=bool(start) and mip,
+                threads=threads,
+                logPath=str(log),
+            )
+            prob.solve(s)
+            text = log.read_text(errors="replace") if log.exists() else ""
+        return _parse_cbc(text, prob, mip, time.perf_counter() - t0)
+    raise ConfigError(
+        f"unknown solver '{solver}'", where="--solver", fix=f"use one of {', '.join(SOLVERS)}"
+    )
+
+
+def _parse_cbc(text: str, prob: pulp.LpProblem, mip: bool, seconds: float) -> _Run:
+    """Read status, objective and bound from CBC's own log (PuLP reports Optimal on time limit)."""
+    m = re.search(r"Result - (.+)", text)
+    status = m.group(1).strip() if m else pulp.LpStatus[prob.status]
+    obj_m = re.search(r"Objective value:\s+([-\d.eE+]+)", text)
+    lb_m = re.search(r"Lower bound:\s+([-\d.eE+]+)", text)
+    obj = float(obj_m.group(1)) if obj_m else float(pulp.value(prob.objective) or math.inf)
+    has = prob.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
+    if not mip:
+        bound = obj if status.startswith("Optimal") else -math.inf
+        return _Run(status, obj, bound, has, seconds)
+    if lb_m:
+        bound = float(lb_m.group(1))
+    elif status.startswith("Optimal"):
+        bound = obj
+    else:
+        bound = -math.inf
+    return _Run(status, obj, bound, has, seconds)
+
+
+def _extract(opts: OptionSet, model: _Model, base: Assignment) -> Assignment:
+    a = base.copy()
+    for t in model.tables:
+        best = (-1.0, -1, -1)
+        for j in model.devices:
+            for o, v in enumerate(model.y[t, j]):
+                val = v.varValue or 0.0
+                if val > best[0]:
+                    best = (val, j, o)
+        a.device[t] = best[1]
+        a.option[t] = best[2]
+    for j in model.devices:
+        M = len(opts.for_device(j).templates)
+        vals = [model.u[j, m].varValue or 0.0 for m in range(M)]
+        a.template[j] = int(np.argmax(vals))
+    return a
+
+
+# --------------------------------------------------------------------------------------------------
+# Solve
+# --------------------------------------------------------------------------------------------------
+
+
+def solve(
+    problem: ShardProblem | OptionSet,
+    solver: str = "highs",
+    time_limit: float | None = 60.0,
+    gap: float | None = 1e-4,
+    strategy: str = "auto",
+    heuristics: list[str] | None = None,
+    warm_start: bool = True,
+    seed: int = 0,
+    threads: int | None = None,
+    sub_time_limit: float = 4.0,
+) -> ShardResult:
+    """Plan ``problem``: heuristics, then the MIP (``full``) or LP bound + LNS (``lns``).
+
+    ``auto`` picks ``full`` when the model has at most ``AUTO_FULL_MAX_BINARIES`` placement
+    binaries or the solver is CBC, else ``lns``. ``gap`` is the relative gap target; the returned
+    plan is never worse (on the cost model) than the best heuristic run.
+    """
+    t_start = time.perf_counter()
+    solver = solver.lower()
+    if solver not in SOLVERS:
+        raise ConfigError(
+            f"unknown solver '{solver}'", where="--solver", fix=f"use one of {', '.join(SOLVERS)}"
+        )
+    if strategy not in ("auto", "full", "lns"):
+        raise ConfigError(
+            f"unknown strategy '{strategy}'", where="--strategy", fix="use auto, full or lns"
+        )
+    opts = problem if isinstance(problem, OptionSet) else build_options(problem)
+    check_feasibility(opts)
+    names = list(HEURISTICS) if heuristics is None else list(heuristics)
+    hres = run_heuristics(opts, names, seed)
+    heur_eval = {k: (None if v is None else v[1]) for k, v in hres.items()}
+    best_name, best = None, None
+    for k, v in hres.items():
+        if v is not None and (best is None or v[1].objective < best[1].objective - 1e-15):
+            best_name, best = k, v
+    nbin = opts.total_options()
+    if strategy == "auto":
+        strategy = "full" if (nbin <= AUTO_FULL_MAX_BINARIES or solver == "cbc") else "lns"
+    if strategy == "full":
+        res = _solve_full(opts, solver, time_limit, gap, best if warm_start else None, threads)
+    else:
+        if best is None:
+            raise ConfigError(
+                "no heuristic found a feasible start for the large-neighbourhood search",
+                where="sharding problem",
+                fix="use --strategy full, add devices or larger tiers",
+            )
+        res = _solve_lns(
+            opts, solver, time_limit, gap, best[0], threads, sub_time_limit, t_start
+        )
+    a, rec = res
+    if best is not None:
+        rec.start = best_name
+        rec.start_objective = best[1].objective
+    if a is None:
+        if best is None:
+            raise ConfigError(
+                f"no feasible plan found (solver status: {rec.status})",
+                where="sharding problem",
+                fix="add devices or larger tiers, allow TT storage, or raise --time-limit",
+            )
+        a = best[0]
+        rec.notes.append("solver returned no plan; the best heuristic plan is returned")
+    ev = evaluate(opts, a)
+    if best is not None and best[1].objective < ev.objective - 1e-12:
+        a, ev = best[0], best[1]
+        rec.notes.append(f"the heuristic '{best_name}' beat the solver's plan and is returned")
+    rec.objective = ev.objective
+    if rec.bound > rec.objective:
+        rec.bound = rec.objective
+    rec.gap = _gap(rec.objective, rec.bound)
+    rec.solve_time_s = time.perf_counter() - t_start
+    return ShardResult(opts, a, ev, rec, heur_eval)
+
+
+def _gap(obj: float, bound: float) -> float:
+    if not math.isfinite(bound):
+        return math.inf
+    if obj <= 0:
+        return 0.0
+    return max(0.0, (obj - bound) / obj)
+
+
+def _solve_full(
+    opts: OptionSet,
+    solver: str,
+    time_limit: float | None,
+    gap: float | None,
+    start: tuple[Assignment, Evaluation] | None,
+    threads: int | None,
+) -> tuple[Assignment | None, SolveRecord]:
+    zmax = start[1].objective * (1 + 1e-6) if start is not None else None
+    model = build_model(opts, zmax=zmax)
+    sv = _start_values(opts, model, start[0]) if start is not None else None
+    run = _run(model, solver, time_limit, gap, sv, mip=True, threads=threads)
+    rec = SolveRecord(
+        solver=solver,
+        strategy="full",
+        status=run.status,
+        objective=run.objective,
+        bound=run.bound,
+        gap=math.inf,
+        solve_time_s=run.seconds,
+        num_variables=model.num_variables,
+        num_constraints=model.num_constraints,
+        time_limit_s=time_limit,
+        gap_target=gap,
+    )
+    if run.status.lower().startswith("infeasible"):
+        raise ConfigError(
+            "the MIP is infeasible: the tables cannot be packed into the devices' tiers "
+            f"({_capacity_summary(opts)})",
+            where="sharding problem",
+            fix="add devices or larger tiers, allow TT storage for more tables, or split the "
+            "largest tables before planning",
+        )
+    if not run.has_solution:
+        return None, rec
+    a0 = start[0] if start is not None else _empty(opts)
+    a = _extract(opts, model, a0)
+    if not evaluate(opts, a).feasible:
+        return None, rec
+    return a, rec
+
+
+def _empty(opts: OptionSet) -> Assignment:
+    p = opts.problem
+    return Assignment(
+        np.zeros(p.num_tables, dtype=np.int64),
+        np.zeros(p.num_tables, dtype=np.int64),
+        np.zeros(p.num_devices, dtype=np.int64),
+    )
+
+
+def _capacity_summary(opts: OptionSet) -> str:
+    p = opts.problem
+    model_b = sum(t.table_bytes for t in p.tables)
+    cap = sum(float(opts.for_device(j).capacity.sum()) for j in range(p.num_devices))
+    return f"model {model_b:,.0f} B raw, {p.num_devices} devices with {cap:,.0f} B in all tiers"
+
+
+def _solve_lns(
+    opts: OptionSet,
+    solver: str,
+    time_limit: float | None,
+    gap: float | None,
+    start: Assignment,
+    threads: int | None,
+    sub_time_limit: float,
+    t_start: float,
+) -> tuple[Assignment, SolveRecord]:
+    """LP bound of the full model + start + device-pair large-neighbourhood search."""
+    deadline = t_start + (time_limit if time_limit is not None else math.inf)
+    target = gap if gap is not None else 1e-4
+    cur = start.copy()
+    ev = evaluate(opts, cur)
+    zmax = ev.objective * (1 + 1e-6)
+    lp = build_model(opts, relax=True, zmax=zmax)
+    left = deadline - time.perf_counter()
+    lp_run = _run(lp, solver, max(left, 1.0) if math.isfinite(left) else None, None, None,
+                  mip=False, threads=threads)
+    bound = lp_run.bound
+    rec = SolveRecord(
+        solver=solver,
+        strategy="lns",
+        status="",
+        objective=ev.objective,
+        bound=bound,
+        gap=_gap(ev.objective, bound),
+        solve_time_s=0.0,
+        num_variables=lp.num_variables,
+        num_constraints=lp.num_constraints,
+        time_limit_s=time_limit,
+        gap_target=gap,
+        lp_bound=bound,
+    )
+    if lp_run.status != "Optimal" and not lp_run.status.startswith("Optimal"):
+        rec.notes.append(f"LP relaxation status: {lp_run.status}; no proven bound")
+    del lp
+    J = opts.problem.num_devices
+    stop = "No improving move"
+    while True:
+        if _gap(ev.objective, bound) <= target:
+            stop = "Gap limit reached" if _gap(ev.objective, bound) > 1e-9 else "Optimal"
+            break
+        order = np.argsort(-ev.device_s, kind="stable")
+        a_dev = int(order[0])
+        improved = False
+        for b_dev in [int(x) for x in order[::-1] if int(x) != a_dev]:
+            left = deadline - time.perf_counter()
+            if left <= 0.5:
+                stop = "Time limit reached"
+                break
+            cand = _pair_move(opts, cur, a_dev, b_dev, solver, min(sub_time_limit, left), threads)
+            rec.lns_subsolves += 1
+            if cand is None:
+                continue
+            cev = evaluate(opts, cand)
+            old_pair = max(ev.device_s[a_dev], ev.device_s[b_dev])
+            new_pair = max(cev.device_s[a_dev], cev.device_s[b_dev])
+            if (
+                cev.feasible
+                and cev.objective <= ev.objective + 1e-12
+                and (new_pair < old_pair * (1 - 1e-9) or cev.objective < ev.objective * (1 - 1e-9))
+            ):
+                cur, ev = cand, cev
+                rec.lns_moves += 1
+                improved = True
+                break
+        if stop == "Time limit reached" or not improved:
+            break
+        if J < 2:
+            break
+    rec.status = stop
+    rec.objective = ev.objective
+    return cur, rec
+
+
+def _pair_move(
+    opts: OptionSet,
+    cur: Assignment,
+    a_dev: int,
+    b_dev: int,
+    solver: str,
+    time_limit: float,
+    threads: int | None,
+) -> Assignment | None:
+    """Re-solve the tables of two devices over those two devices, warm-started from ``cur``."""
+    tables = [int(t) for t in np.flatnonzero((cur.device == a_dev) | (cur.device == b_dev))]
+    if not tables:
+        return None
+    devs = [a_dev, b_dev]
+    sub = build_model(opts, tables, devs)
+    sv = _start_values(opts, sub, cur)
+    run = _run(sub, solver, time_limit, 1e-6, sv, mip=True, threads=threads)
+    if not run.has_solution:
+        return None
+    return _extract(opts, sub, cur)

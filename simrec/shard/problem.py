@@ -1,0 +1,1208 @@
+"""The statistical-sharding problem as typed data, and its cost model.
+
+What the planner sees (DESIGN.md §4, screc.md §3.3, anchors.md §1.4):
+
+* :class:`TableStat` — one embedding table: rows, dim, bytes per element, look-ups per batch, pooling,
+  coverage, the access CDF at breakpoints (row fraction hottest-first -> share of accesses), and the
+  tensor-train (TT) shapes/ranks from which the TT size and the MACs per reconstructed row follow.
+* :class:`Tier` — one memory tier of a device (capacity, effective random-row bandwidth, per-access
+  floor, read granule, the channel it shares, energy per byte/access).
+* :class:`CoreTemplate` — one core configuration of a device (memory-centric vs compute-centric cores,
+  FPGA resources it uses, on-chip bytes it reserves, per-channel speed factor, TT MAC rate).
+* :class:`Device` — tiers fastest first, templates, resource budget, output link.
+* :class:`ShardProblem` — tables, devices, batch size, energy weight.
+
+The cost model (one for the MIP and every heuristic):
+
+* A *placement option* of table ``t`` on a device is either **raw** with a hot/cold row band per tier —
+  rows sorted hottest first and cut at CDF breakpoints ``k_1 <= k_2 <= ...`` so tier ``i`` holds rows
+  ``[r_{k_i-1}, r_{k_i})`` and serves the access share ``c_{k_i} - c_{k_i-1}`` — or **TT**: the TT
+  cores live in one tier and every look-up is rebuilt on the TT (compute-centric) cores.
+* A raw look-up on tier ``i`` costs ``max(ceil(row_bytes / granule) * granule / bandwidth, access_s)``
+  seconds of that tier's *channel* (tiers on one channel serialise, channels run in parallel).
+  A TT look-up costs ``macs_per_row`` MACs on the TT cores plus reading one slice of each TT core.
+* Device time per batch = ``output_s + max_channel(work_channel / speed_channel(template),
+  macs / tt_macs_per_s(template))`` with ``output_s`` the pooled vectors sent to the host.
+* Makespan = slowest device; objective = makespan + ``energy_weight`` x energy per batch.
+
+What it leaves out: queueing and contention inside a channel beyond the bandwidth bound, caching that
+adapts at run time, replication of hot rows, row-wise splitting of one table over several devices,
+and the MLP. The discrete-event simulator (simrec.sim) measures what this model predicts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from simrec.errors import ConfigError
+from simrec.functional.spec import CodecCost, TTSpec
+from simrec.functional.spec import tt_macs_per_row as _spec_tt_macs
+from simrec.functional.spec import tt_params as _spec_tt_params
+
+__all__ = [
+    "TableStat",
+    "Tier",
+    "CoreTemplate",
+    "Device",
+    "ShardProblem",
+    "OptionSet",
+    "Assignment",
+    "Evaluation",
+    "tt_shapes",
+    "tt_params",
+    "tt_macs_per_row",
+    "build_options",
+    "evaluate",
+    "check_feasibility",
+    "tables_from_profile",
+    "devices_from_hw",
+    "default_breakpoints",
+    "table_breaks",
+    "zipf_cdf",
+    "synthetic_tables",
+    "smartssd_device",
+    "two_tier_device",
+    "devices_from_smartssd",
+    "dram_row_seconds",
+]
+
+TT_RESOURCE = "tt"
+POOL_RESOURCE = "pool"
+
+# --------------------------------------------------------------------------------------------------
+# Tensor-train shapes (data.md §4: "suggested_tt_shapes", restated; params = Σ R_{k-1} p_k q_k R_k)
+# --------------------------------------------------------------------------------------------------
+
+
+def tt_shapes(rows: int, dim: int, d: int = 3) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(p, q) TT shapes from the functional model's entropy-balanced rule (data.md §4)."""
+    spec = TTSpec(ranks=[1] * (d - 1)).resolved(int(rows), int(dim))
+    return tuple(spec.p_shapes or ()), tuple(spec.q_shapes or ())
+
+
+def tt_params(p: Sequence[int], q: Sequence[int], ranks: Sequence[int]) -> int:
+    """Number of TT parameters, Σ_k R_{k-1}·p_k·q_k·R_k (data.md §4)."""
+    return int(_spec_tt_params(list(p), list(q), list(ranks)))
+
+
+def tt_macs_per_row(q: Sequence[int], ranks: Sequence[int]) -> int:
+    """MACs to rebuild one row by the left-to-right GEMM chain (screc.md §4.3)."""
+    return int(_spec_tt_macs(list(q), list(ranks)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Typed problem
+# --------------------------------------------------------------------------------------------------
+
+
+def default_breakpoints(k: int = 16) -> np.ndarray:
+    """Row fractions 0, then a geometric ladder 2^-(k-1) … 1 (fine at the hot end, where CDFs bend)."""
+    return np.concatenate([[0.0], np.geomspace(2.0 ** -(k - 1), 1.0, k)])
+
+
+def zipf_cdf(rows: int, alpha: float, x: np.ndarray) -> np.ndarray:
+    """Access share of the hottest ``x`` fraction of rows under Zipf(alpha) (integral approximation)."""
+    x = np.asarray(x, dtype=np.float64)
+    k = np.maximum(x * rows, 0.0)
+    if abs(alpha - 1.0) < 1e-9:
+        h = np.log1p(k)
+        tot = math.log1p(rows)
+    else:
+        h = ((1.0 + k) ** (1.0 - alpha) - 1.0) / (1.0 - alpha)
+        tot = ((1.0 + rows) ** (1.0 - alpha) - 1.0) / (1.0 - alpha)
+    c = h / tot
+    c[x <= 0] = 0.0
+    c[x >= 1] = 1.0
+    return c
+
+
+@dataclass(frozen=True)
+class TableStat:
+    """Statistics of one embedding table, as the planner uses them.
+
+    ``cdf_x`` are row fractions (hottest rows first, ascending, starting at 0 and ending at 1) and
+    ``cdf_c`` the share of look-ups served by that many hottest rows (non-decreasing, 0 … 1).
+    ``lookups_per_batch`` = batch size x pooling factor x coverage.
+    """
+
+    name: str
+    rows: int
+    dim: int
+    lookups_per_batch: float
+    cdf_x: tuple[float, ...]
+    cdf_c: tuple[float, ...]
+    bytes_per_elem: int = 4
+    pooling: float = 1.0
+    coverage: float = 1.0
+    tt_ranks: tuple[int, ...] = (8, 8)
+    tt_allowed: bool = True
+
+    def __post_init__(self) -> None:
+        where = f"table '{self.name}'"
+        if self.rows < 1 or self.dim < 1 or self.bytes_per_elem < 1:
+            raise ConfigError("rows, dim and bytes_per_elem must be positive", where=where)
+        if not math.isfinite(self.lookups_per_batch) or self.lookups_per_batch < 0:
+            raise ConfigError("lookups_per_batch must be finite and >= 0", where=where)
+        x = np.asarray(self.cdf_x, dtype=np.float64)
+        c = np.asarray(self.cdf_c, dtype=np.float64)
+        if x.shape != c.shape or x.size < 2:
+            raise ConfigError(
+                "cdf_x and cdf_c must have the same length >= 2",
+                where=where,
+                fix="give the access CDF at matching breakpoints, from 0 to 1",
+            )
+        if (
+            abs(x[0]) > 1e-12
+            or abs(x[-1] - 1) > 1e-9
+            or np.any(np.diff(x) < 0)
+            or np.any(np.diff(c) < -1e-12)
+            or abs(c[0]) > 1e-9
+            or abs(c[-1] - 1) > 1e-6
+        ):
+            raise ConfigError(
+                "the access CDF must rise from (0, 0) to (1, 1)",
+                where=where,
+                fix="recompute the profile of the trace (simrec trace stats)",
+            )
+
+    @property
+    def row_bytes(self) -> int:
+        return self.dim * self.bytes_per_elem
+
+    @property
+    def table_bytes(self) -> int:
+        return self.rows * self.row_bytes
+
+    @cached_property
+    def tt_spec(self) -> TTSpec:
+        """The TT codec of this table (shapes resolved by the functional model)."""
+        return TTSpec(ranks=list(self.tt_ranks)).resolved(self.rows, self.dim)
+
+    @cached_property
+    def tt_cost(self) -> CodecCost:
+        """Per-lookup TT cost as the simulator charges it (simrec.functional.spec)."""
+        return self.tt_spec.cost(self.rows, self.dim)
+
+    @property
+    def tt_pq(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        s = self.tt_spec
+        return tuple(s.p_shapes or ()), tuple(s.q_shapes or ())
+
+    @property
+    def tt_params(self) -> int:
+        return int(self.tt_spec.params(self.rows, self.dim))
+
+    @property
+    def tt_bytes(self) -> int:
+        """Bytes of the TT cores (fp32, as the functional model stores them)."""
+        return int(self.tt_cost.state_bytes)
+
+    @property
+    def tt_ratio(self) -> float:
+        """Compression ratio CR = table bytes / TT bytes (screc.md §2)."""
+        return self.table_bytes / self.tt_bytes
+
+    @property
+    def tt_macs_per_row(self) -> int:
+        return int(round(self.tt_cost.flops_per_lookup / 2))
+
+    @property
+    def tt_read_bytes_per_row(self) -> int:
+        """Bytes read from the TT cores per rebuilt row: one R_{k-1} x q_k x R_k slice per core."""
+        return int(self.tt_cost.bytes_per_lookup)
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One memory tier of a device. SI units: bytes, bytes/s, seconds, joules.
+
+    ``row_bandwidth`` (optional) gives the effective bandwidth for a row size (e.g. a GPU's gather
+    efficiency curve from the hardware config); otherwise ``bandwidth_Bps`` holds for every size.
+    """
+
+    name: str
+    capacity_bytes: float
+    bandwidth_Bps: float
+    access_s: float = 0.0
+    granule_bytes: int = 1
+    channel: str | None = None
+    energy_per_byte_J: float = 0.0
+    energy_per_access_J: float = 0.0
+    row_bandwidth: Callable[[int], float] | None = field(default=None, compare=False, hash=False)
+
+    @property
+    def channel_name(self) -> str:
+        return self.channel or self.name
+
+    def lookup_s(self, row_bytes: int) -> float:
+        """Seconds of channel time per random row read (read amplification to the granule)."""
+        g = max(int(self.granule_bytes), 1)
+        eff = -(-int(row_bytes) // g) * g
+        bw = self.row_bandwidth(int(row_bytes)) if self.row_bandwidth else self.bandwidth_Bps
+        return max(eff / bw, self.access_s)
+
+    def lookup_J(self, row_bytes: int) -> float:
+        g = max(int(self.granule_bytes), 1)
+        eff = -(-int(row_bytes) // g) * g
+        return eff * self.energy_per_byte_J + self.energy_per_access_J
+
+
+@dataclass(frozen=True)
+class CoreTemplate:
+    """One core configuration of a device (e.g. FPGA kernels: EMB vs TT-EMB cores).
+
+    ``speed`` maps a channel name to the fraction of its bandwidth this template's memory-centric
+    cores can drive (default 1); ``tt_macs_per_s`` is the MAC rate of its compute-centric cores;
+    ``resources`` what it uses of the device budget; ``reserved_bytes`` tier -> bytes of buffers.
+    """
+
+    name: str
+    mem_cores: int = 1
+    tt_cores: int = 0
+    tt_macs_per_s: float = 0.0
+    speed: Mapping[str, float] = field(default_factory=dict)
+    resources: Mapping[str, float] = field(default_factory=dict)
+    reserved_bytes: Mapping[str, float] = field(default_factory=dict)
+
+    def rate(self, resource: str) -> float:
+        if resource == TT_RESOURCE:
+            return float(self.tt_macs_per_s)
+        return float(self.speed.get(resource, 1.0))
+
+    def __hash__(self) -> int:
+        return hash(
+            (
+                self.name,
+                self.mem_cores,
+                self.tt_cores,
+                self.tt_macs_per_s,
+                tuple(sorted(self.speed.items())),
+                tuple(sorted(self.resources.items())),
+                tuple(sorted(self.reserved_bytes.items())),
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device: tiers fastest first, core templates, resource budget, output link to the host.
+
+    ``tt_tiers`` names the tiers that may hold TT cores (empty: TT is not possible here).
+    With no templates the device has one implicit full-speed template without TT cores.
+    """
+
+    name: str
+    tiers: tuple[Tier, ...]
+    templates: tuple[CoreTemplate, ...] = ()
+    resource_budget: Mapping[str, float] = field(default_factory=dict)
+    output_Bps: float | None = None
+    tt_tiers: tuple[str, ...] = ()
+    energy_per_mac_J: float = 0.0
+    pool_lanes: int = 0
+    pool_clock_hz: float = 0.0
+
+    def __hash__(self) -> int:
+        return hash((self.name, *self.signature()))
+
+    def pool_s(self, dim: int) -> float:
+        """Seconds of one memory-centric core to add one raw row of ``dim`` into its bag."""
+        if not self.pool_lanes:
+            return 0.0
+        return math.ceil(dim / self.pool_lanes) / self.pool_clock_hz
+
+    def signature(self) -> tuple[Any, ...]:
+        """Everything but the name: identical signatures share one option set."""
+        return (
+            self.tiers,
+            self.templates,
+            tuple(sorted(self.resource_budget.items())),
+            self.output_Bps,
+            self.tt_tiers,
+            self.energy_per_mac_J,
+            self.pool_lanes,
+            self.pool_clock_hz,
+        )
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        seen: list[str] = []
+        for t in self.tiers:
+            if t.channel_name not in seen:
+                seen.append(t.channel_name)
+        return tuple(seen)
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """Work dimensions: its channels, the pooling (memory-centric) cores if charged, TT cores."""
+        pool = (POOL_RESOURCE,) if self.pool_lanes else ()
+        return (*self.channels, *pool, TT_RESOURCE)
+
+    def usable_templates(self) -> tuple[CoreTemplate, ...]:
+        """Templates within the resource budget (the implicit one if none are declared)."""
+        if not self.templates:
+            return (CoreTemplate(name="default"),)
+        ok = []
+        for m in self.templates:
+            if all(
+                m.resources.get(r, 0.0) <= self.resource_budget.get(r, math.inf) + 1e-9
+                for r in m.resources
+            ):
+                ok.append(m)
+        if not ok:
+            raise ConfigError(
+                "no core template fits the device's resource budget",
+                where=f"device '{self.name}'",
+                fix="lower the cores per template or raise the resource budget in the hardware file",
+            )
+        return tuple(ok)
+
+
+@dataclass(frozen=True)
+class ShardProblem:
+    """Tables x devices x tiers, with the batch size and the energy weight (seconds per joule)."""
+
+    tables: tuple[TableStat, ...]
+    devices: tuple[Device, ...]
+    batch_size: int
+    energy_weight: float = 0.0
+    allow_tt: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.tables:
+            raise ConfigError("the problem has no tables", fix="profile a trace with tables")
+        if not self.devices:
+            raise ConfigError("the problem has no devices", fix="list devices in the hardware file")
+        names = [t.name for t in self.tables]
+        if len(set(names)) != len(names):
+            raise ConfigError("table names must be unique", fix="rename the duplicated tables")
+        for d in self.devices:
+            if not d.tiers:
+                raise ConfigError("a device needs at least one tier", where=f"device '{d.name}'")
+
+    @property
+    def num_tables(self) -> int:
+        return len(self.tables)
+
+    @property
+    def num_devices(self) -> int:
+        return len(self.devices)
+
+
+# --------------------------------------------------------------------------------------------------
+# Placement options (the cost model, precomputed)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClassOptions:
+    """Options of every table on one device class (devices with identical signatures)."""
+
+    device: Device
+    templates: tuple[CoreTemplate, ...]
+    resources: tuple[str, ...]
+    # per table t: arrays over options o
+    fmt: list[np.ndarray]  # 0 raw, 1 TT
+    rows: list[np.ndarray]  # [O, n_tiers] rows per tier (raw); 0 for TT
+    bytes: list[np.ndarray]  # [O, n_tiers]
+    work: list[np.ndarray]  # [O, n_resources] channel seconds / MACs
+    energy: list[np.ndarray]  # [O] joules per batch
+    output_s: np.ndarray  # [T] seconds per batch on the output link
+    tt_tier: list[np.ndarray]  # [O] tier index holding TT cores (-1 raw)
+    cut_index: list[dict[tuple[int, ...], int]]  # raw cut rows -> option index
+    # template data [M, n_resources] rates and [M, n_tiers] reserved bytes
+    rates: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    reserved: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    capacity: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def num_options(self, t: int) -> int:
+        return int(self.fmt[t].shape[0])
+
+
+@dataclass
+class OptionSet:
+    """Options for all device classes; ``cls_of[j]`` is the class index of device ``j``."""
+
+    problem: ShardProblem
+    classes: list[ClassOptions]
+    cls_of: list[int]
+
+    def for_device(self, j: int) -> ClassOptions:
+        return self.classes[self.cls_of[j]]
+
+    def total_options(self) -> int:
+        return sum(
+            self.for_device(j).num_options(t)
+            for j in range(self.problem.num_devices)
+            for t in range(self.problem.num_tables)
+        )
+
+
+def table_breaks(tab: TableStat) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct hot-row counts ``r_k`` (0 … rows) at the CDF breakpoints and their shares ``c_k``."""
+    x = np.asarray(tab.cdf_x, dtype=np.float64)
+    c = np.asarray(tab.cdf_c, dtype=np.float64)
+    r = np.rint(x * tab.rows).astype(np.int64)
+    r[0], r[-1] = 0, tab.rows
+    r = np.maximum.accumulate(r)
+    # unique row counts; keep the largest access share at each (the CDF is non-decreasing)
+    uniq, idx = np.unique(r, return_index=True)
+    last = np.r_[idx[1:] - 1, r.size - 1]
+    ck = np.maximum.accumulate(np.clip(c[last], 0.0, 1.0))
+    ck[0] = 0.0
+    ck[-1] = 1.0
+    return uniq, ck
+
+
+def _raw_options(
+    tab: TableStat, dev: Device, resources: tuple[str, ...], cap: np.ndarray
+) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Enumerate raw cut vectors over the table's breakpoints; prune duplicates and misfits."""
+    n = len(dev.tiers)
+    rk, ck = table_breaks(tab)
+    K = rk.size
+    rb = tab.row_bytes
+    ell = tab.lookups_per_batch
+    per_s = np.array([t.lookup_s(rb) for t in dev.tiers])
+    per_J = np.array([t.lookup_J(rb) for t in dev.tiers])
+    ch_idx = np.array([resources.index(t.channel_name) for t in dev.tiers])
+    pool_i = resources.index(POOL_RESOURCE) if POOL_RESOURCE in resources else -1
+    # cut vectors: nondecreasing indices into rk of length n-1 (last tier takes the rest)
+    combos: list[tuple[int, ...]] = []
+
+    def rec(start: int, acc: tuple[int, ...]) -> None:
+        if len(acc) == n - 1:
+            combos.append(acc)
+            return
+        i = len(acc)
+        prev_rows = rk[acc[-1]] if acc else 0
+        for k in range(start, K):
+            b = (rk[k] - prev_rows) * rb
+            if b > cap[i] + 1e-6:
+                break
+            rec(k, (*acc, k))
+
+    rec(0, ())
+    cuts_rows: list[tuple[int, ...]] = []
+    rows_l, bytes_l, work_l, en_l = [], [], [], []
+    for cv in combos:
+        bounds = [0, *cv, K - 1]
+        rows_t = np.array([rk[bounds[i + 1]] - rk[bounds[i]] for i in range(n)], dtype=np.int64)
+        if rows_t[-1] * rb > cap[-1] + 1e-6:
+            continue
+        share = np.array([ck[bounds[i + 1]] - ck[bounds[i]] for i in range(n)])
+        w = np.zeros(len(resources))
+        np.add.at(w, ch_idx, ell * share * per_s)
+        if pool_i >= 0:
+            w[pool_i] += ell * dev.pool_s(tab.dim)
+        cuts_rows.append(tuple(int(rk[b]) for b in cv))
+        rows_l.append(rows_t)
+        bytes_l.append(rows_t * float(rb))
+        work_l.append(w)
+        en_l.append(float(ell * np.dot(share, per_J)))
+    if not rows_l:
+        z = np.zeros((0, n))
+        return [], z.astype(np.int64), z, np.zeros((0, len(resources))), np.zeros(0)
+    return cuts_rows, np.array(rows_l), np.array(bytes_l), np.array(work_l), np.array(en_l)
+
+
+def _pareto_keep(bytes_: np.ndarray, work: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """Indices of options not dominated in (bytes per tier, work per resource, energy)."""
+    v = np.concatenate([bytes_ / max(bytes_.max(), 1.0), work / np.maximum(work.max(0), 1e-300),
+                        (energy / max(energy.max(), 1e-300))[:, None]], axis=1)
+    o = v.shape[0]
+    if o <= 1:
+        return np.arange(o)
+    le = np.all(v[:, None, :] <= v[None, :, :] + 1e-12, axis=2)  # le[a, b]: a <= b everywhere
+    lt = np.any(v[:, None, :] < v[None, :, :] - 1e-12, axis=2)
+    dom = le & lt  # a dominates b
+    dominated = dom.any(axis=0)
+    return np.flatnonzero(~dominated)
+
+
+def build_options(problem: ShardProblem, prune: bool = True) -> OptionSet:
+    """Precompute every table's placement options on every device class (the cost model)."""
+    sig_to_cls: dict[Any, int] = {}
+    cls_of: list[int] = []
+    classes: list[ClassOptions] = []
+    for dev in problem.devices:
+        sig = dev.signature()
+        if sig not in sig_to_cls:
+            sig_to_cls[sig] = len(classes)
+            classes.append(_class_options(problem, dev, prune))
+        cls_of.append(sig_to_cls[sig])
+    return OptionSet(problem, classes, cls_of)
+
+
+def _class_options(problem: ShardProblem, dev: Device, prune: bool) -> ClassOptions:
+    templates = dev.usable_templates()
+    resources = dev.resources
+    tier_names = [t.name for t in dev.tiers]
+    for m in templates:
+        for k in m.reserved_bytes:
+            if k not in tier_names:
+                raise ConfigError(
+                    f"template '{m.name}' reserves bytes in unknown tier '{k}'",
+                    where=f"device '{dev.name}'",
+                    fix=f"use one of {tier_names}",
+                )
+    for k in dev.tt_tiers:
+        if k not in tier_names:
+            raise ConfigError(
+                f"tt_tiers names unknown tier '{k}'",
+                where=f"device '{dev.name}'",
+                fix=f"use one of {tier_names}",
+            )
+    rates = np.array([[m.rate(r) for r in resources] for m in templates])
+    reserved = np.array([[m.reserved_bytes.get(n, 0.0) for n in tier_names] for m in templates])
+    capacity = np.array([t.capacity_bytes for t in dev.tiers], dtype=np.float64)
+    cap_free = capacity - reserved.min(axis=0)
+    tt_possible = problem.allow_tt and bool(dev.tt_tiers) and bool(np.any(rates[:, -1] > 0))
+    fmt, rows, bytes_, work, energy, tt_tier, cut_index = [], [], [], [], [], [], []
+    out_s = np.zeros(problem.num_tables)
+    for ti, tab in enumerate(problem.tables):
+        if dev.output_Bps:
+            out_s[ti] = problem.batch_size * tab.row_bytes / dev.output_Bps
+        cuts, r, b, w, e = _raw_options(tab, dev, resources, cap_free)
+        f = np.zeros(len(cuts), dtype=np.int8)
+        tti = np.full(len(cuts), -1, dtype=np.int64)
+        if tt_possible and tab.tt_allowed:
+            extra_b, extra_w, extra_e, extra_t = [], [], [], []
+            for tn in dev.tt_tiers:
+                i = tier_names.index(tn)
+                if tab.tt_bytes > cap_free[i]:
+                    continue
+                bb = np.zeros(len(dev.tiers))
+                bb[i] = tab.tt_bytes
+                ww = np.zeros(len(resources))
+                tier = dev.tiers[i]
+                ell = tab.lookups_per_batch
+                ww[resources.index(tier.channel_name)] += ell * tier.lookup_s(
+                    tab.tt_read_bytes_per_row
+                )
+                ww[-1] += ell * tab.tt_macs_per_row
+                ee = ell * (
+                    tier.lookup_J(tab.tt_read_bytes_per_row)
+                    + tab.tt_macs_per_row * dev.energy_per_mac_J
+                )
+                extra_b.append(bb)
+                extra_w.append(ww)
+                extra_e.append(ee)
+                extra_t.append(i)
+            if extra_b:
+                nt = len(extra_b)
+                r = np.vstack([r, np.zeros((nt, len(dev.tiers)), dtype=np.int64)])
+                b = np.vstack([b, np.array(extra_b)])
+                w = np.vstack([w, np.array(extra_w)])
+                e = np.concatenate([e, np.array(extra_e)])
+                f = np.concatenate([f, np.ones(nt, dtype=np.int8)])
+                tti = np.concatenate([tti, np.array(extra_t, dtype=np.int64)])
+        keep = np.arange(len(f))
+        if prune and len(f) > 1:
+            keep = _pareto_keep(b, w, e)
+        index = {}
+        kept_set = {int(k): n for n, k in enumerate(keep)}
+        # every raw cut maps to a kept option that is no worse (itself or a dominator)
+        for o, cv in enumerate(cuts):
+            if o in kept_set:
+                index[cv] = kept_set[o]
+            else:
+                dom = [
+                    n
+                    for n, k in enumerate(keep)
+                    if np.all(b[k] <= b[o] + 1e-9) and np.all(w[k] <= w[o] * (1 + 1e-12) + 1e-300)
+                ]
+                if dom:
+                    index[cv] = dom[0]
+        fmt.append(f[keep])
+        rows.append(r[keep])
+        bytes_.append(b[keep])
+        work.append(w[keep])
+        energy.append(e[keep])
+        tt_tier.append(tti[keep])
+        cut_index.append(index)
+    return ClassOptions(
+        device=dev,
+        templates=templates,
+        resources=resources,
+        fmt=fmt,
+        rows=rows,
+        bytes=bytes_,
+        work=work,
+        energy=energy,
+        output_s=out_s,
+        tt_tier=tt_tier,
+        cut_index=cut_index,
+        rates=rates,
+        reserved=reserved,
+        capacity=capacity,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Assignments and their evaluation
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Assignment:
+    """A complete plan in option space: device and option per table, template per device."""
+
+    device: np.ndarray  # [T] int
+    option: np.ndarray  # [T] int, index into the device class's options of that table
+    template: np.ndarray  # [J] int
+
+    def copy(self) -> Assignment:
+        return Assignment(self.device.copy(), self.option.copy(), self.template.copy())
+
+
+@dataclass
+class Evaluation:
+    """The cost model's verdict on an assignment."""
+
+    device_s: np.ndarray  # [J] seconds per batch
+    makespan_s: float
+    energy_J: float
+    objective: float
+    feasible: bool
+    violations: list[str]
+    tier_bytes: list[np.ndarray]  # per device, bytes per tier (incl. reserved)
+
+
+def device_time(
+    co: ClassOptions, tables: Sequence[int], options: Sequence[int], m: int
+) -> tuple[float, float]:
+    """(seconds per batch, joules per batch) of one device running ``tables`` with template m."""
+    n_res = len(co.resources)
+    w = np.zeros(n_res)
+    e = 0.0
+    out = 0.0
+    for t, o in zip(tables, options, strict=True):
+        w += co.work[t][o]
+        e += float(co.energy[t][o])
+        out += float(co.output_s[t])
+    rate = co.rates[m]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        busy = np.where(w > 0, w / rate, 0.0)
+    return out + float(np.max(busy)) if busy.size else out, e
+
+
+def evaluate(opts: OptionSet, a: Assignment) -> Evaluation:
+    """Device times, makespan, energy, objective and capacity check of an assignment."""
+    p = opts.problem
+    J = p.num_devices
+    dev_s = np.zeros(J)
+    en = 0.0
+    viol: list[str] = []
+    tb: list[np.ndarray] = []
+    if a.device.shape != (p.num_tables,):
+        raise ValueError("assignment has the wrong number of tables")
+    for j in range(J):
+        co = opts.for_device(j)
+        ts = np.flatnonzero(a.device == j)
+        os_ = a.option[ts]
+        m = int(a.template[j])
+        s, e = device_time(co, ts, os_, m)
+        dev_s[j] = s
+        en += e
+        used = co.reserved[m].copy()
+        for t, o in zip(ts, os_, strict=True):
+            used += co.bytes[t][o]
+        tb.append(used)
+        for i, tier in enumerate(co.device.tiers):
+            if used[i] > tier.capacity_bytes * (1 + 1e-9) + 1e-6:
+                viol.append(
+                    f"device '{p.devices[j].name}' tier '{tier.name}': {used[i]:.0f} B > "
+                    f"{tier.capacity_bytes:.0f} B"
+                )
+    ms = float(dev_s.max())
+    return Evaluation(dev_s, ms, en, ms + p.energy_weight * en, not viol, viol, tb)
+
+
+# --------------------------------------------------------------------------------------------------
+# Feasibility (actionable errors, TorchRec-style)
+# --------------------------------------------------------------------------------------------------
+
+
+def _fmt_bytes(b: float) -> str:
+    for unit, s in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if b >= s:
+            return f"{b / s:.2f} {unit} ({b:,.0f} B)"
+    return f"{b:,.0f} B"
+
+
+def check_feasibility(opts: OptionSet) -> None:
+    """Raise :class:`ConfigError` naming tables/tiers, shortfall and options if no plan can exist.
+
+    Checks (necessary conditions): every table has an option on some device; the tables' smallest
+    footprints fit in all tiers together.
+    """
+    p = opts.problem
+    misfits = []
+    for t, tab in enumerate(p.tables):
+        if all(opts.for_device(j).num_options(t) == 0 for j in range(p.num_devices)):
+            best = max(
+                float(opts.for_device(j).capacity.sum() - opts.for_device(j).reserved.min(0).sum())
+                for j in range(p.num_devices)
+            )
+            misfits.append((tab, best))
+    if misfits:
+        names = ", ".join(f"'{t.name}' ({_fmt_bytes(t.table_bytes)})" for t, _ in misfits[:8])
+        more = f" and {len(misfits) - 8} more" if len(misfits) > 8 else ""
+        tab, best = misfits[0]
+        short = tab.table_bytes - best
+        tt_hint = (
+            f"store it in TT format (TT size {_fmt_bytes(tab.tt_bytes)}, needs a device with "
+            "TT cores and tt_tiers)"
+            if tab.tt_allowed
+            else "allow TT for it"
+        )
+        raise ConfigError(
+            f"{len(misfits)} table(s) fit on no device: {names}{more}; the largest device holds "
+            f"{_fmt_bytes(best)}, a shortfall of {_fmt_bytes(max(short, 0))} for '{tab.name}' "
+            "(or no tier split fits its per-tier capacities)",
+            where="sharding problem",
+            fix=f"use a device with larger tiers, {tt_hint}, or split the table row-wise into "
+            "several tables before planning (this planner places each table on one device)",
+        )
+    need = 0.0
+    for t in range(p.num_tables):
+        need += min(
+            float(opts.for_device(j).bytes[t].sum(axis=1).min()) for j in range(p.num_devices)
+        )
+    have = 0.0
+    for j in range(p.num_devices):
+        co = opts.for_device(j)
+        have += float(co.capacity.sum() - co.reserved.min(0).sum())
+    if need > have * (1 + 1e-12):
+        tiers = "; ".join(
+            f"{d.name}: " + ", ".join(f"{t.name} {_fmt_bytes(t.capacity_bytes)}" for t in d.tiers)
+            for d in p.devices[:4]
+        )
+        raise ConfigError(
+            f"the model needs at least {_fmt_bytes(need)} but all tiers of all "
+            f"{p.num_devices} devices hold {_fmt_bytes(have)}: a shortfall of "
+            f"{_fmt_bytes(need - have)} (tiers: {tiers}{' …' if p.num_devices > 4 else ''})",
+            where="sharding problem",
+            fix="add devices or larger tiers, allow TT storage for more tables, or shrink tables "
+            "(hashing/quantisation) before planning",
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Adapters: profile -> tables, hardware config -> devices
+# --------------------------------------------------------------------------------------------------
+
+
+def _get(obj: Any, *names: str, default: Any = None) -> Any:
+    for n in names:
+        if isinstance(obj, Mapping) and n in obj:
+            return obj[n]
+        if hasattr(obj, n):
+            return getattr(obj, n)
+    return default
+
+
+def tables_from_profile(
+    profile: Any,
+    batch_size: int | None = None,
+    bytes_per_elem: int | None = None,
+    tt_ranks: tuple[int, ...] = (8, 8),
+    tt_allowed: bool = True,
+) -> tuple[tuple[TableStat, ...], int]:
+    """Build :class:`TableStat` s from a trace profile (simrec.trace.stats ``TraceProfile``).
+
+    Read duck-typed so it works with the profile object or its dict form: per table ``name``,
+    ``rows``, ``dim``, look-ups per batch (``lookups_per_batch``, or ``lookups`` / batches),
+    ``pooling`` (mean), ``coverage`` and the access CDF at breakpoints (``cdf_x``/``cdf_c`` or
+    ``cdf_breakpoints``/``cdf``). Returns (tables, batch_size).
+    """
+    tabs_in = _get(profile, "tables")
+    if tabs_in is None:
+        raise ConfigError("the profile has no tables", fix="profile a trace with simrec trace stats")
+    bs = int(batch_size or _get(profile, "batch_size", default=0) or 0)
+    nb = _get(profile, "num_batches", "batches", default=None)
+    out = []
+    for i, tp in enumerate(tabs_in):
+        name = str(_get(tp, "name", default=f"t{i}"))
+        rows = int(_get(tp, "rows"))
+        dim = int(_get(tp, "dim"))
+        bpe = bytes_per_elem or _dtype_bytes(_get(tp, "dtype", default="float32"))
+        lpb = _get(tp, "lookups_per_batch", "mean_lookups_per_batch", default=None)
+        if lpb is None:
+            look = _get(tp, "lookups", default=None)
+            if look is None or not nb:
+                raise ConfigError(
+                    "the profile gives no look-ups per batch",
+                    where=f"table '{name}'",
+                    fix="profile the trace again with simrec trace stats",
+                )
+            lpb = float(look) / float(nb)
+        x = _get(tp, "cdf_x", "cdf_breakpoints", "cdf_row_fraction", default=None)
+        c = _get(tp, "cdf_c", "cdf", "cdf_access_share", default=None)
+        if x is None or c is None:
+            raise ConfigError(
+                "the profile has no access CDF",
+                where=f"table '{name}'",
+                fix="profile the trace again with simrec trace stats",
+            )
+        x = np.asarray(x, dtype=np.float64)
+        c = np.asarray(c, dtype=np.float64)
+        if x[0] > 0:
+            x, c = np.r_[0.0, x], np.r_[0.0, c]
+        if x[-1] < 1:
+            x, c = np.r_[x, 1.0], np.r_[c, 1.0]
+        out.append(
+            TableStat(
+                name=name,
+                rows=rows,
+                dim=dim,
+                bytes_per_elem=int(bpe),
+                lookups_per_batch=float(lpb),
+                pooling=float(_get(tp, "pooling", "mean_pooling", default=1.0)),
+                coverage=float(_get(tp, "coverage", default=1.0)),
+                cdf_x=tuple(float(v) for v in x),
+                cdf_c=tuple(float(v) for v in c),
+                tt_ranks=tt_ranks,
+                tt_allowed=tt_allowed,
+            )
+        )
+    return tuple(out), bs
+
+
+def _dtype_bytes(dt: Any) -> int:
+    try:
+        return int(np.dtype(str(dt)).itemsize)
+    except TypeError:
+        return 4
+
+
+def devices_from_hw(hw: Any) -> tuple[Device, ...]:
+    """The one adapter from the hardware description to planner devices.
+
+    Accepts the loaded hardware config (``simrec.hw``; read duck-typed: ``devices`` each with
+    ``name``, ``count``, ``tiers`` [name, capacity, bandwidth, access latency/IOPS floor, granule,
+    channel, energy], optional ``templates``/``core_templates``, ``resources``/``resource_budget``,
+    ``output_bandwidth``/``link_bandwidth``, ``tt_tiers``) or a plain dict of the same shape with
+    SI numbers. A device with ``count: N`` becomes N identical devices ``name0 … name{N-1}``.
+    """
+    devs_in = _get(hw, "devices")
+    if not devs_in:
+        raise ConfigError(
+            "the hardware description lists no devices",
+            where="field devices",
+            fix="add at least one device with memory tiers",
+        )
+    if isinstance(devs_in, Mapping):
+        devs_in = [dict(v, name=_get(v, "name", default=k)) for k, v in devs_in.items()]
+    out: list[Device] = []
+    for di, d in enumerate(devs_in):
+        name = str(_get(d, "name", default=f"dev{di}"))
+        where = f"field devices[{di}] ('{name}')"
+        tiers_in = _get(d, "tiers", "memory", default=None)
+        if not tiers_in:
+            raise ConfigError("device has no memory tiers", where=where, fix="add tiers")
+        if isinstance(tiers_in, Mapping):
+            tiers_in = [dict(v, name=_get(v, "name", default=k)) for k, v in tiers_in.items()]
+        tiers = []
+        for ti, t in enumerate(tiers_in):
+            tw = f"{where}.tiers[{ti}]"
+            cap = _num(_get(t, "capacity_bytes", "capacity"), tw + ".capacity")
+            bw = _num(_get(t, "bandwidth_Bps", "bandwidth", "random_bandwidth"), tw + ".bandwidth")
+            iops = _get(t, "iops", default=None)
+            acc = _get(t, "access_s", "access_time", "latency_floor", default=None)
+            acc_s = float(acc) if acc is not None else (1.0 / float(iops) if iops else 0.0)
+            tiers.append(
+                Tier(
+                    name=str(_get(t, "name", default=f"tier{ti}")),
+                    capacity_bytes=cap,
+                    bandwidth_Bps=bw,
+                    access_s=acc_s,
+                    granule_bytes=int(_get(t, "granule_bytes", "granule", default=1) or 1),
+                    channel=_get(t, "channel", default=None),
+                    energy_per_byte_J=float(_get(t, "energy_per_byte_J", default=0.0) or 0.0),
+                    energy_per_access_J=float(_get(t, "energy_per_access_J", default=0.0) or 0.0),
+                )
+            )
+        temps = []
+        for mi, m in enumerate(_get(d, "templates", "core_templates", default=()) or ()):
+            temps.append(
+                CoreTemplate(
+                    name=str(_get(m, "name", default=f"cfg{mi}")),
+                    mem_cores=int(_get(m, "mem_cores", default=1)),
+                    tt_cores=int(_get(m, "tt_cores", default=0)),
+                    tt_macs_per_s=float(_get(m, "tt_macs_per_s", default=0.0) or 0.0),
+                    speed=dict(_get(m, "speed", default={}) or {}),
+                    resources=dict(_get(m, "resources", default={}) or {}),
+                    reserved_bytes=dict(_get(m, "reserved_bytes", default={}) or {}),
+                )
+            )
+        count = int(_get(d, "count", default=1) or 1)
+        base = dict(
+            tiers=tuple(tiers),
+            templates=tuple(temps),
+            resource_budget=dict(_get(d, "resource_budget", "resources", default={}) or {}),
+            output_Bps=_get(d, "output_Bps", "output_bandwidth", "link_bandwidth", default=None),
+            tt_tiers=tuple(_get(d, "tt_tiers", default=()) or ()),
+            energy_per_mac_J=float(_get(d, "energy_per_mac_J", default=0.0) or 0.0),
+        )
+        if base["output_Bps"] is not None:
+            base["output_Bps"] = float(base["output_Bps"])
+        for k in range(count):
+            out.append(Device(name=f"{name}{k}" if count > 1 else name, **base))
+    return tuple(out)
+
+
+def _num(v: Any, where: str) -> float:
+    if v is None:
+        raise ConfigError("missing number", where=where, fix="give it in SI units")
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ConfigError(f"not a number: {v!r}", where=where, fix="give it in SI units") from None
+    if not (f > 0 and math.isfinite(f)):
+        raise ConfigError(f"must be positive and finite, got {v!r}", where=where)
+    return f
+
+
+# --------------------------------------------------------------------------------------------------
+# Presets and synthetic instances (for tests, benchmarks and examples)
+# --------------------------------------------------------------------------------------------------
+
+
+def two_tier_device(
+    name: str,
+    fast_bytes: float,
+    slow_bytes: float,
+    fast_Bps: float = 19.2e9,
+    slow_Bps: float = 0.192e9,
+    output_Bps: float | None = None,
+) -> Device:
+    """A plain fast/slow device (the probe's shape, mip-probe.md): slow tier 100x slower."""
+    return Device(
+        name=name,
+        tiers=(
+            Tier("fast", fast_bytes, fast_Bps, channel="fast"),
+            Tier("slow", slow_bytes, slow_Bps, channel="slow"),
+        ),
+        output_Bps=output_Bps,
+    )
+
+
+def smartssd_device(name: str = "csd", sram_bytes: float = 8.8e6) -> Device:
+    """A SmartSSD-like computational-storage device (screc.md §1.2/§4.3, data.md §5.5).
+
+    Tiers: on-chip SRAM (BRAM+URAM ≈ 8.8 MB, screc.md §1.2 [recall]), FPGA DDR4 4 GB at
+    19.2 GB/s (DDR4-2400 x64, screc.md §1.2 [recall/INF]), NAND 3.84 TB behind P2P at 2.36 GB/s
+    with 4 KiB reads and the 0.05 GB/s 4 KB-transfer floor (data.md §5.5: 4 KiB / 0.05 GB/s ≈
+    82 µs per isolated read; with 32 reads in flight ≈ 2.6 µs). Templates split 1,968 DSPs at
+    250 MHz between memory-centric (EMB) and compute-centric (TT) cores (screc.md §4.3 [INF]).
+    Numbers are modelling defaults, not measurements.
+    """
+    dsp, f = 1968, 250e6
+    temps = []
+    for mem, tt in ((4, 0), (3, 1), (2, 2), (1, 3)):
+        share = tt / 4
+        temps.append(
+            CoreTemplate(
+                name=f"emb{mem}_tt{tt}",
+                mem_cores=mem,
+                tt_cores=tt,
+                tt_macs_per_s=share * dsp * f,
+                speed={"sram": 1.0, "dram": min(1.0, mem / 2), "nand": min(1.0, mem / 2)},
+                resources={"dsp": share * dsp + 16 * mem, "lut": 60e3 * mem + 80e3 * tt},
+                reserved_bytes={"sram": 0.25e6 * (mem + tt)},
+            )
+        )
+    return Device(
+        name=name,
+        tiers=(
+            Tier("sram", sram_bytes, 100e9, channel="sram", energy_per_byte_J=1e-12),
+            Tier("dram", 4e9, 19.2e9, granule_bytes=64, channel="dram", energy_per_byte_J=20e-12),
+            Tier(
+                "nand",
+                3.84e12,
+                2.36e9,
+                access_s=4096 / 0.05e9 / 32,
+                granule_bytes=4096,
+                channel="nand",
+                energy_per_byte_J=50e-12,
+            ),
+        ),
+        templates=tuple(temps),
+        resource_budget={"dsp": dsp, "lut": 523e3},
+        output_Bps=3.94e9,
+        tt_tiers=("sram", "dram"),
+        energy_per_mac_J=1e-12,
+    )
+
+
+def synthetic_tables(
+    num_tables: int,
+    seed: int = 0,
+    batch_size: int = 4096,
+    rows_range: tuple[float, float] = (1e3, 4e7),
+    dims: Sequence[int] = (16, 32, 64, 128),
+    alpha_range: tuple[float, float] = (0.6, 1.3),
+    pooling_mean: float = 15.0,
+    breakpoints: int = 16,
+    uniform: bool = False,
+) -> tuple[TableStat, ...]:
+    """MELS-like synthetic tables (mip-probe.md): rows log-uniform, dims from ``dims``, Zipf
+    exponents uniform in ``alpha_range`` (or uniform access with ``uniform``), pooling lognormal
+    with mean ``pooling_mean``. Deterministic in ``seed``."""
+    rng = np.random.default_rng(seed)
+    lo, hi = np.log(rows_range[0]), np.log(rows_range[1])
+    rows = np.exp(rng.uniform(lo, hi, num_tables)).astype(np.int64)
+    dim = rng.choice(np.asarray(dims), num_tables)
+    alpha = rng.uniform(*alpha_range, num_tables)
+    sigma = 0.8
+    pool = rng.lognormal(np.log(pooling_mean) - sigma**2 / 2, sigma, num_tables)
+    x = default_breakpoints(breakpoints)
+    out = []
+    for t in range(num_tables):
+        c = x.copy() if uniform else zipf_cdf(int(rows[t]), float(alpha[t]), x)
+        out.append(
+            TableStat(
+                name=f"t{t}",
+                rows=int(rows[t]),
+                dim=int(dim[t]),
+                lookups_per_batch=float(batch_size * pool[t]),
+                pooling=float(pool[t]),
+                cdf_x=tuple(float(v) for v in x),
+                cdf_c=tuple(float(v) for v in c),
+            )
+        )
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Adapters from the simulator's component parameters (the numbers the DES charges)
+# --------------------------------------------------------------------------------------------------
+
+
+def dram_row_seconds(
+    params: Any, row_bytes: int, capacity_bytes: float, n: int = 16384, seed: int = 0
+) -> float:
+    """Seconds per random row read on a DRAM/HBM, from the simulator's fast-path timing bound.
+
+    Rows of ``row_bytes`` (padded to whole bursts) at uniformly random row slots of the device are
+    counted with :func:`simrec.sim.components.dram.count_chunk` and timed with
+    :func:`~simrec.sim.components.dram.channel_times`; the result is the slowest channel's time
+    divided by ``n``. Deterministic in ``seed``.
+    """
+    from simrec.sim.components.dram import channel_times, count_chunk
+
+    bb = int(params.burst_bytes)
+    nb = max(1, -(-int(row_bytes) // bb))
+    slots = max(int(capacity_bytes // (nb * bb)), 1)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, slots, n, dtype=np.int64) * nb * bb
+    open_row = np.full(params.total_banks, -1, dtype=np.int64)
+    c = count_chunk(params, starts, nb, open_row)
+    return float(np.max(channel_times(params, c))) / n
+
+
+def devices_from_smartssd(
+    count: int,
+    params: Any | None = None,
+    name: str = "csd",
+    max_emb: int = 6,
+    max_tt: int = 4,
+) -> tuple[Device, ...]:
+    """``count`` SmartSSD-like devices with the simulator's own parameters (SmartSSDParams).
+
+    Tiers: ``sram`` (BRAM+URAM left after the shell; ``sram_bytes_per_cycle`` per EMB core per
+    clock), ``dram`` (the FPGA DDR4; per-row time from the DRAM timing model on random rows),
+    ``nand`` (cold rows at the pipeline's saturated rate ``cold_row_peak_rate``, one LBA per row).
+    Core templates: every (EMB, TT) core count up to ``max_emb``/``max_tt`` (with the configured
+    MLP cores) that passes the FPGA budget check; each reserves the BRAM/URAM its buffers use.
+    Pooling costs ``ceil(dim / lanes)`` cycles per raw row on the EMB cores; TT rows cost
+    ``macs_per_row`` on the TT cores (``mac_units x clock x efficiency`` each). Output: pooled
+    vectors over the achieved host link.
+    """
+    from simrec.sim.components.fpga import CoreConfig as SimCoreConfig
+    from simrec.sim.components.smartssd import SmartSSDParams
+
+    p = params if params is not None else SmartSSDParams()
+    clock = float(p.fpga.clock_hz)
+    base_onchip = float(p.fpga.onchip_bytes(None))
+    cc0 = p.cores
+    temps: list[CoreTemplate] = []
+    for n_emb in range(1, max_emb + 1):
+        for n_tt in range(0, max_tt + 1):
+            cc = SimCoreConfig(
+                n_emb=n_emb, n_tt=n_tt, n_mlp=cc0.n_mlp, emb=cc0.emb, tt=cc0.tt, mlp=cc0.mlp
+            )
+            try:
+                cc.check(p.fpga)
+            except ConfigError:
+                continue
+            used = cc.resources()
+            temps.append(
+                CoreTemplate(
+                    name=f"emb{n_emb}_tt{n_tt}",
+                    mem_cores=n_emb,
+                    tt_cores=n_tt,
+                    tt_macs_per_s=n_tt * cc0.tt.macs_per_second(clock),
+                    speed={"sram": float(n_emb), POOL_RESOURCE: float(n_emb)},
+                    resources={k: float(v) for k, v in used.as_dict().items()},
+                    reserved_bytes={"sram": base_onchip - float(p.fpga.onchip_bytes(used))},
+                )
+            )
+    if not temps:
+        raise ConfigError(
+            "no core configuration with at least one EMB core fits the FPGA budget",
+            where="smartssd.cores",
+            fix="use smaller cores or a larger FPGA",
+        )
+    ddr = p.ddr
+    ddr_cache: dict[int, float] = {}
+
+    def ddr_bw(row_bytes: int) -> float:
+        nb = max(1, -(-int(row_bytes) // int(ddr.burst_bytes)))
+        if nb not in ddr_cache:
+            ddr_cache[nb] = dram_row_seconds(
+                ddr, nb * int(ddr.burst_bytes), float(p.ddr_capacity_bytes)
+            )
+        return nb * float(ddr.burst_bytes) / ddr_cache[nb]
+
+    lba = int(p.lba_bytes)
+    sram_g = int(p.sram_bytes_per_cycle)
+    tiers = (
+        Tier("sram", base_onchip, sram_g * clock, granule_bytes=sram_g, channel="sram"),
+        Tier(
+            "dram",
+            float(p.ddr_capacity_bytes),
+            float(ddr.peak_bw_Bps),
+            granule_bytes=int(ddr.burst_bytes),
+            channel="dram",
+            row_bandwidth=ddr_bw,
+        ),
+        Tier(
+            "nand",
+            float(p.ssd_capacity_bytes),
+            lba * float(p.cold_row_peak_rate()),
+            granule_bytes=lba,
+            channel="nand",
+        ),
+    )
+    budget = {k: float(v) for k, v in p.fpga.available.as_dict().items()}
+    return tuple(
+        Device(
+            name=f"{name}{k}",
+            tiers=tiers,
+            templates=tuple(temps),
+            resource_budget=budget,
+            output_Bps=float(p.host_bandwidth),
+            tt_tiers=("sram",),
+            pool_lanes=int(cc0.emb.lanes),
+            pool_clock_hz=clock,
+        )
+        for k in range(count)
+    )

@@ -1,0 +1,146 @@
+"""CPU cores: embedding gather/pooling instruction cost and MLP FLOPs at a stated efficiency.
+
+What the model covers: ``sockets * cores_per_socket`` identical cores, each a server of a simpy
+:class:`~simrec.sim.engine.Server` with that many slots (a software thread = one job on one core).
+Compute time of one thread:
+
+* pooling: ``lookups * lookup_cycles + lookups * dim / (simd_flops_per_cycle * pool_efficiency)``
+  cycles (address arithmetic and loop overhead per lookup, then the vector adds of the row);
+* MLP / interaction: ``flops / (simd_flops_per_cycle * mlp_efficiency)`` cycles;
+
+divided by ``freq_hz``. Work split over ``threads`` threads runs as ``threads`` equal jobs. The memory
+side of the gather (DRAM reads) is *not* here: the system overlaps it with this compute using the DRAM
+component.
+
+What it leaves out: caches (a system decides which lookups reach DRAM), SMT, frequency scaling with
+the number of active cores, NUMA effects (the system charges cross-socket traffic), and OS jitter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import simpy
+
+from simrec.errors import ConfigError
+from simrec.sim.engine import Server
+
+__all__ = ["CpuParams", "Cpu"]
+
+
+@dataclass(frozen=True)
+class CpuParams:
+    """CPU cores.
+
+    Attributes:
+        sockets: CPU sockets.
+        cores_per_socket: physical cores per socket.
+        freq_hz: sustained core clock, hertz.
+        simd_flops_per_cycle: peak fp32 FLOPs per cycle per core (AVX-512, 2 FMA units: 64).
+        mlp_efficiency: fraction of the SIMD peak reached by dense MLP GEMMs.
+        pool_efficiency: fraction of the SIMD peak reached by the pooling adds.
+        lookup_cycles: cycles of index load, address arithmetic and loop overhead per lookup.
+        name: a label.
+    """
+
+    sockets: int
+    cores_per_socket: int
+    freq_hz: float
+    simd_flops_per_cycle: float
+    mlp_efficiency: float
+    pool_efficiency: float
+    lookup_cycles: float
+    name: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for f in ("sockets", "cores_per_socket"):
+            if getattr(self, f) < 1:
+                raise ConfigError(
+                    f"CPU {f} must be >= 1", where=f"field {f}", fix=f"give {f} a positive value"
+                )
+        for f in ("freq_hz", "simd_flops_per_cycle"):
+            if not getattr(self, f) > 0:
+                raise ConfigError(
+                    f"CPU {f} must be > 0", where=f"field {f}", fix=f"give {f} a positive value"
+                )
+        for f in ("mlp_efficiency", "pool_efficiency"):
+            if not 0 < getattr(self, f) <= 1:
+                raise ConfigError(
+                    f"CPU {f} must be in (0, 1], got {getattr(self, f)}",
+                    where=f"field {f}",
+                    fix="give the fraction of peak reached, e.g. 0.5",
+                )
+        if self.lookup_cycles < 0:
+            raise ConfigError(
+                "CPU lookup_cycles must be >= 0", where="field lookup_cycles", fix="e.g. 20"
+            )
+
+    @property
+    def cores(self) -> int:
+        return self.sockets * self.cores_per_socket
+
+    @property
+    def peak_flops(self) -> float:
+        """Peak fp32 FLOP/s of all cores."""
+        return self.cores * self.freq_hz * self.simd_flops_per_cycle
+
+    def pool_time_s(self, lookups: float, dim: int, threads: int = 1) -> float:
+        """Wall time of pooling ``lookups`` rows of ``dim`` floats on ``threads`` threads."""
+        cyc = lookups * self.lookup_cycles + lookups * dim / (
+            self.simd_flops_per_cycle * self.pool_efficiency
+        )
+        return cyc / self.freq_hz / max(1, threads)
+
+    def mlp_time_s(self, flops: float, threads: int = 1) -> float:
+        """Wall time of ``flops`` dense FLOPs on ``threads`` threads."""
+        return flops / (self.simd_flops_per_cycle * self.mlp_efficiency * self.freq_hz) / threads
+
+    @classmethod
+    def xeon_2s_avx512(cls, cores_per_socket: int = 32, freq_hz: float = 2.4e9) -> CpuParams:
+        """An illustrative 2-socket AVX-512 server (64 fp32 FLOPs/cycle/core: two 16-lane FMA
+        units). The efficiencies (MLP 0.5, pooling 0.25) and 20 cycles per lookup are stated
+        assumptions, not measurements; calibrate them with ``simrec calibrate``."""
+        return cls(
+            sockets=2,
+            cores_per_socket=cores_per_socket,
+            freq_hz=freq_hz,
+            simd_flops_per_cycle=64.0,
+            mlp_efficiency=0.5,
+            pool_efficiency=0.25,
+            lookup_cycles=20.0,
+            name=f"2S x {cores_per_socket}-core AVX-512 @ {freq_hz / 1e9:g} GHz",
+        )
+
+
+class Cpu:
+    """Cores as a multi-slot :class:`~simrec.sim.engine.Server`; :meth:`run` runs threaded work."""
+
+    def __init__(self, env: simpy.Environment, params: CpuParams, name: str | None = None):
+        self.env = env
+        self.p = params
+        self.name = name or params.name
+        self.cores = Server(env, params.cores, f"{self.name}.cores")
+
+    def run(self, seconds_one_thread: float, threads: int = 1) -> Generator[Any, Any, float]:
+        """simpy process body: split ``seconds_one_thread`` of work into ``threads`` equal jobs on
+        the cores; returns the wall time (queueing included)."""
+        t0 = float(self.env.now)
+        threads = max(1, int(threads))
+        if threads == 1:
+            yield from self.cores.serve(seconds_one_thread)
+        else:
+            share = seconds_one_thread / threads
+            yield self.env.all_of(
+                [self.env.process(self.cores.serve(share)) for _ in range(threads)]
+            )
+        return float(self.env.now) - t0
+
+    def pool(self, lookups: float, dim: int, threads: int = 1) -> Generator[Any, Any, float]:
+        """simpy process body: pooling compute of ``lookups`` rows of ``dim`` floats."""
+        return (yield from self.run(self.p.pool_time_s(lookups, dim, 1), threads))
+
+    def mlp(self, flops: float, threads: int = 1) -> Generator[Any, Any, float]:
+        """simpy process body: dense compute of ``flops`` FLOPs."""
+        return (yield from self.run(self.p.mlp_time_s(flops, 1), threads))
