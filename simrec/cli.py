@@ -120,6 +120,48 @@ def trace_validate(path: str) -> None:
     click.echo(f"{path}: ok ({len(r)} batches, {r.total_lookups:,} lookups)")
 
 
+@cli.group(cls=SimrecGroup)
+def hw() -> None:
+    """Inspect and check hardware YAML files (see docs/hw-yaml.md)."""
+
+
+@hw.command("list")
+def hw_list() -> None:
+    """List the bundled hardware presets (hwconfigs/*.yaml)."""
+    from simrec.hw import list_presets, preset_path
+
+    for name in list_presets():
+        click.echo(f"{name:<20} {preset_path(name)}")
+
+
+@hw.command("validate")
+@click.argument("path", type=str)
+def hw_validate(path: str) -> None:
+    """Load PATH (a YAML file or a preset name) with every check; exit 2 on the first fault."""
+    from simrec.hw import load_hw
+
+    cfg = load_hw(path)
+    click.echo(f"{path}: ok ({len(cfg.devices)} devices, {len(cfg.links)} links)")
+
+
+@hw.command("info")
+@click.argument("path", type=str)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def hw_info(path: str, as_json: bool) -> None:
+    """Print the devices and links of PATH (a YAML file or a preset name) with their headline numbers."""
+    from simrec.hw import load_hw
+
+    cfg = load_hw(path)
+    rows = cfg.summary()
+    if as_json:
+        echo_json({"name": cfg.name, "description": cfg.description, "components": rows})
+        return
+    click.echo(f"{cfg.name}: {cfg.description}".rstrip(": "))
+    keys = ["name", "kind", "capacity", "peak", "cores", "attached_to", "between"]
+    for r in rows:
+        click.echo("  " + "  ".join(f"{k}={r[k]}" for k in keys if r.get(k) not in (None, "")))
+
+
 def _register() -> None:
     from simrec.trace.convert import convert_command
     from simrec.trace.generate import gen_command

@@ -8,9 +8,11 @@ counts and SHA-256) and ``anchors.md`` §3.2 (dlrm's ``trace.log``).
 from __future__ import annotations
 
 import csv
+import datetime
 import gzip
 import hashlib
 import io
+import json
 import math
 import os
 from pathlib import Path
@@ -153,6 +155,24 @@ def test_criteo_labels_and_dense(criteo_trc: Path, criteo_raw: list[list[str]]) 
     np.testing.assert_allclose(dense, expected, rtol=1e-6, atol=0)
     # the sample has a -1 in I2 (line 3): clamped to 0
     assert criteo_raw[1][2] == "-1" and dense[1, 1] == 0.0
+
+
+def test_criteo_vocab_out_maps_rows_to_raw_values(
+    tmp_path: Path, criteo_raw: list[list[str]]
+) -> None:
+    out, voc = tmp_path / "v.trc", tmp_path / "v.json"
+    code, text = _run_cli(
+        ["trace", "convert", "--from", "criteo", str(CRITEO_TXT), "-o", str(out),
+         "--vocab-out", str(voc)]
+    )  # fmt: skip
+    assert code == 0, text
+    doc = json.loads(voc.read_text())
+    assert doc["source_sha256"] == CRITEO_SHA256
+    assert [len(t["values"]) for t in doc["tables"]] == CRITEO_DISTINCT
+    bags, _, _ = trace_columns(out)
+    for t, tab in enumerate(doc["tables"]):
+        assert [tab["values"][b[0]] for b in bags[t]] == [r[14 + t] for r in criteo_raw]
+    assert out.read_bytes() == CRITEO_TRC.read_bytes()  # the option does not change the trace
 
 
 def test_shipped_trace_is_current(tmp_path: Path) -> None:
@@ -344,6 +364,50 @@ def test_criteo_bad_input_cli(tmp_path: Path, edit, needle: str) -> None:
     assert needle in text and "Fix:" in text and str(src) in text
     assert "Traceback" not in text
     assert not out.exists()
+    no_leftovers(tmp_path, {"in.txt"})
+
+
+@pytest.mark.parametrize("missing", ["row", "empty-bag"])
+@pytest.mark.parametrize("max_ind_range", [None, 1000])
+def test_criteo_non_hex_line_number_after_missing(
+    tmp_path: Path, missing: str, max_ind_range: int | None
+) -> None:
+    """The reported line is right even when empty bags shift the token positions."""
+    ls = _criteo_lines()
+    rows = [ln.split(",") for ln in ls]
+    c3 = 14 + 2  # column of C3, which has missing values (data.md §3)
+    first_missing = next(i for i in range(1, len(rows)) if rows[i][c3] == "")
+    k = next(i for i in range(first_missing + 1, len(rows)) if rows[i][c3] != "")
+    rows[k][c3] = "zz" + rows[k][c3][2:]
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    with pytest.raises(ConvertError) as e:
+        convert("criteo", src, tmp_path / "o.trc", missing=missing, max_ind_range=max_ind_range)
+    assert e.value.where == f"line {k + 1}, field C3"
+    no_leftovers(tmp_path, {"in.txt"})
+
+
+@pytest.mark.parametrize(
+    ("kind", "src_name", "edit", "needle"),
+    [
+        ("avazu", "avazu_sample.txt", lambda ls: ls[:4] + [ls[4] + ",1"] + ls[5:],
+         "line 5: the line has 25 fields, expected 24"),
+        ("avazu", "avazu_sample.txt", lambda ls: ls[1:], "line 1: the first line is not the Avazu"),
+        ("movielens", "movielens_sample.txt", lambda ls: ls[:3] + [ls[3] + ",x"] + ls[4:],
+         "line 4: the line has 11 fields, expected 10"),
+        ("movielens", "movielens_sample.txt",
+         lambda ls: ls[:2] + [ls[2].replace(",3,", ",three,", 1)] + ls[3:],
+         "line 3, field label"),
+    ],
+    ids=["avazu-fields", "avazu-header", "movielens-fields", "movielens-rating"],
+)  # fmt: skip
+def test_avazu_movielens_bad_input(
+    tmp_path: Path, shared_data: Path, kind: str, src_name: str, edit, needle: str
+) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(edit((shared_data / src_name).read_text().splitlines())) + "\n")
+    code, text = _run_cli(["trace", "convert", "--from", kind, str(src), "-o", str(tmp_path / "o")])
+    assert code == 2 and needle in text and "Fix:" in text, text
     no_leftovers(tmp_path, {"in.txt"})
 
 
@@ -546,8 +610,14 @@ def test_pt_bad_tuple(tmp_path: Path, make, needle: str) -> None:
 def test_pt_not_a_torch_file(tmp_path: Path) -> None:
     src = tmp_path / "x.pt.gz"
     src.write_bytes(gzip.compress(b"hello"))
-    with pytest.raises(ConvertError, match="not a loadable torch-saved file"):
+    with pytest.raises(ConvertError, match="not a torch-saved file"):
         convert("dlrm-datasets", src, tmp_path / "o.trc")
+    torch = pytest.importorskip("torch")
+    pickled = tmp_path / "obj.pt"
+    torch.save((torch.tensor([1]), datetime.date(2020, 1, 1)), pickled)  # not weights-only
+    with pytest.raises(ConvertError, match="other than tensors"):
+        convert("dlrm-datasets", pickled, tmp_path / "o.trc")
+    no_leftovers(tmp_path, {"x.pt.gz", "obj.pt"})
 
 
 def test_torch_missing_gives_install_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -66,7 +66,9 @@ def test_gb_vs_gib_and_b_vs_bit_differ() -> None:
     gb = parse_quantity("1 GB", "bytes")
     gib = parse_quantity("1 GiB", "bytes")
     assert gib / gb == pytest.approx(2**30 / 1e9)
-    assert parse_quantity("8 Gb/s", "bandwidth") == pytest.approx(parse_quantity("1 GB/s", "bandwidth"))
+    assert parse_quantity("8 Gb/s", "bandwidth") == pytest.approx(
+        parse_quantity("1 GB/s", "bandwidth")
+    )
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -85,6 +87,8 @@ def test_every_kind_rejects_a_bare_number(kind: str) -> None:
         ("3 T", "bytes", "needs a size in bytes"),
         ("abc", "time", "cannot read"),
         ("1 GB/s/s", "bandwidth", "needs a bandwidth"),
+        ("3 GB/s", "frequency", "is a bandwidth, but this field needs a frequency"),
+        ("6 pJ", "energy_per_bit", "is an energy, but"),
         ("nan ns", "time", "cannot read"),
     ],
 )

@@ -187,6 +187,11 @@ def test_remap_batch_matches_per_table():
         (lambda d: d["tables"][0]["order"].update(hot_rows=[5, 5]), "repeat", "'A'"),
         (lambda d: d["devices"].append({"name": "csd0"}), "twice", "devices"),
         (lambda d: d.update(version=7), "version 7", "version"),
+        (
+            lambda d: d["tables"][2]["bands"][2].update(codec={"kind": "raw"}),
+            "same codec",
+            "'C'",
+        ),
     ],
 )
 def test_bad_plans(tmp_path, mutate, match, where):

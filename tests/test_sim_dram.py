@@ -239,3 +239,13 @@ def test_bad_parameters_raise_config_error(change):
 def test_bad_mode():
     with pytest.raises(ConfigError):
         Dram(simpy.Environment(), DramParams.ddr4_3200_dramsim3(), mode="slow")  # type: ignore[arg-type]
+
+
+def test_unique_first_keeps_first_occurrence_order():
+    from simrec.sim.components.dram import unique_first
+
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 500, 5000)
+    _, first = np.unique(x, return_index=True)
+    np.testing.assert_array_equal(unique_first(x), x[np.sort(first)])
+    assert len(unique_first(np.array([], dtype=np.int64))) == 0

@@ -104,15 +104,33 @@ def test_tt_core_rate_and_fine_path_agree() -> None:
 def test_tt_prefix_reuse() -> None:
     shape = TTShape((10, 10, 10), (4, 4, 4), (16, 16))
     s1, s2 = tt_stage_macs(shape)
-    # rows 0..9 share the prefix (i1, i2) = (0, 0); rows 100..109 share (1, 0): 2 prefixes
-    rows = np.r_[np.arange(10), np.arange(100, 110)]
+    # rows 0..9 share the prefix (i1, i2) = (0, 0); rows 100..109 share (1, 0): 2 prefixes;
+    # row 5 is looked up twice: 20 distinct rows, 21 lookups
+    rows = np.r_[np.arange(10), np.arange(100, 110), 5]
     reuse = TTCoreSpec(prefix_reuse=True)
     assert reuse.chunk_macs(shape, rows) == 2 * s1 + 20 * s2
-    assert TTCoreSpec().chunk_macs(shape, rows) == 20 * (s1 + s2)
+    assert TTCoreSpec().chunk_macs(shape, rows) == 21 * (s1 + s2)
     env = simpy.Environment()
     core = TTCore(env, reuse, 250e6)
     core.run_rows(shape, rows)
     assert core.macs == 2 * s1 + 20 * s2
+
+
+def test_tt_shape_from_functional_spec_and_reuse_stats() -> None:
+    """Cross-check with the functional model (simrec.functional): its resolved TT shapes and its
+    prefix statistics give the same MAC count as the core's own counting."""
+    from simrec.functional.spec import TTSpec
+    from simrec.functional.tt import prefix_reuse_stats
+
+    spec = TTSpec(ranks=[16, 16], prefix_reuse=True)
+    shape = TTShape.from_spec(spec, 10_131_227, 64)
+    assert math.prod(shape.p) >= 10_131_227 and shape.dim == 64 and shape.ranks == (16, 16)
+    rows = np.random.default_rng(9).zipf(1.2, 20_000) % 10_131_227
+    st = prefix_reuse_stats(rows, list(shape.p))
+    s1, s2 = tt_stage_macs(shape)
+    assert TTCoreSpec(prefix_reuse=True).chunk_macs(shape, rows) == (
+        st.unique_prefixes * s1 + st.unique_rows * s2
+    )
 
 
 def test_ku15p_budget_and_onchip_bytes() -> None:

@@ -246,3 +246,9 @@ def test_configuration_errors() -> None:
     env = simpy.Environment()
     dev = SmartSSD(env, SmartSSDParams(nand=NandParams(channels=4)))
     assert dev.nand.p.planes == 64
+    # 4 GiB of DDR4 holds 2^26 rows of 64 B: row 2^26 is one too many
+    env = simpy.Environment()
+    dev = SmartSSD(env)
+    assert _run(dev.read_ddr_rows(np.array([2**26 - 1]), 64), env) > 0
+    with pytest.raises(ConfigError, match="DDR4"):
+        _run(dev.read_ddr_rows(np.array([2**26]), 64), env)

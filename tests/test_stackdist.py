@@ -146,6 +146,10 @@ def test_log_bins_and_interpolation():
     assert caps.tolist() == [1, 2, 4, 8, 16, 32]
     assert np.all(np.diff(mr) <= 0)
     assert h.miss_ratio(0) == 1.0
+    # a cache holds whole rows: fractional capacities round down (up to exact_limit)
+    h2 = stack_distance_histogram(np.array([1, 1, 2, 2]))
+    assert h2.misses(0.9) == h2.misses(0) == 4
+    assert h2.misses(1.5) == h2.misses(1) == 2
 
 
 def test_histogram_add_and_dict():
@@ -175,3 +179,21 @@ def test_large_random_stream_against_naive():
     rng = np.random.default_rng(7)
     refs = (3000 * rng.random(30_000) ** 3).astype(np.int64)
     assert stack_distances(refs).tolist() == naive_stack_distances(refs.tolist())
+
+
+def test_growable_key_space_matches_fixed():
+    rng = np.random.default_rng(3)
+    refs = rng.integers(0, 5000, 20_000)
+    fixed = StackDistanceCounter(5000)
+    grow = StackDistanceCounter(4, growable=True, initial_window=2)
+    o1 = np.empty(len(refs), dtype=np.int64)
+    fixed.update(refs, out=o1)
+    parts = []
+    for ch in np.array_split(refs, 9):
+        o = np.empty(len(ch), dtype=np.int64)
+        grow.update(ch, out=o)
+        parts.append(o)
+    assert np.array_equal(np.concatenate(parts), o1)
+    assert grow.key_space >= 5000 and grow.distinct == fixed.distinct
+    with pytest.raises(ValueError):
+        grow.update(np.array([-2]))

@@ -331,8 +331,9 @@ def test_cli_table_and_locality(hand_trace: Path):
     assert r.exit_code == 0, r.output
     assert "t0" in r.output and "top10%" in r.output
     assert "Ratio of index distribution at different column sizes:" in r.output
+    assert "MR@10%" in r.output
     r = run(str(hand_trace), "--no-stack-distance", "--max-batches", "1")
-    assert r.exit_code == 0 and "1 of 2 batches" in r.output and "MR@1%" not in r.output
+    assert r.exit_code == 0 and "1 of 2 batches" in r.output and "MR@10%" not in r.output
 
 
 @pytest.mark.parametrize("ext", [".json", ".csv", ".parquet"])
@@ -373,3 +374,22 @@ def test_cli_errors(tmp_path: Path, hand_trace: Path):
     assert r.exit_code == 2 and "--breakpoints" in r.output
     r = run(str(hand_trace), "--max-batches", "0")
     assert r.exit_code == 2
+
+
+def test_table_too_large_is_a_clean_error(tmp_path: Path):
+    # 2^50 rows x 8 bytes exceeds any address space: a SimrecError naming the table, not a crash
+    hdr = TraceHeader(
+        tables=[TableSpec(name="huge", rows=2**50, dim=4)], batch_size=2, index_dtype="int64"
+    )
+    path = tmp_path / "huge.trc"
+    with TraceWriter(path, hdr) as w:
+        w.write_batch(np.array([0, 1, 2]), np.array([5, 2**49]))
+    r = run(str(path))
+    assert r.exit_code == 2
+    assert "huge.trc" in r.output and "'huge'" in r.output and "Fix:" in r.output
+
+
+def test_progress_callback(hand_trace: Path):
+    calls: list[tuple[int, int]] = []
+    profile_trace(hand_trace, stack_distance=False, progress=lambda d, n: calls.append((d, n)))
+    assert calls == [(1, 2), (2, 2)]

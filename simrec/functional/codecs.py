@@ -372,7 +372,7 @@ class HotSketch:
     """CAFE's HotSketch (papers.md §D.2): buckets of 4 slots (id, count, hot id), SpaceSaving.
 
     ``insert`` adds importance ``v`` for an id; a slot whose count reaches ``threshold`` gets a free
-    hot id; slots stay sorted by descending count; an id that finds a full bucket replaces the
+    hot id (checked after every insert, so a batch-aggregated insert can promote at once); slots stay sorted by descending count; an id that finds a full bucket replaces the
     smallest slot if it is not hot (inheriting its count) and is dropped otherwise. Before each
     batch, once the inserted mass exceeds buckets * threshold * 10, counts decay by ``decay`` and
     hot slots that fall below ``threshold`` release their hot id.
@@ -408,9 +408,6 @@ class HotSketch:
         if hit.size:
             j = int(hit[0])
             cnt[j] += v
-            if cnt[j] >= self.threshold and dic[j] == 0 and self.free:
-                dic[j] = self.free.popleft()
-                self.promoted.append((key, int(dic[j])))
         else:
             empty = np.flatnonzero(ids < 0)
             if empty.size:
@@ -422,6 +419,9 @@ class HotSketch:
                 cnt[j] += v
             else:
                 return
+        if cnt[j] >= self.threshold and dic[j] == 0 and self.free:
+            dic[j] = self.free.popleft()
+            self.promoted.append((key, int(dic[j])))
         while j > 0 and cnt[j] > cnt[j - 1]:  # keep slots sorted by descending count
             for a in (ids, cnt, dic):
                 a[j], a[j - 1] = a[j - 1], a[j]

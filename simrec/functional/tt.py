@@ -20,9 +20,11 @@ What it leaves out: training (no gradients), the TT-Rec LFU row cache, and more 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from simrec.errors import ConfigError
@@ -109,13 +111,19 @@ def suggested_tt_shapes(n: int, d: int = 3, allow_round_up: bool = True) -> list
     >>> suggested_tt_shapes(16, allow_round_up=False)
     [2, 2, 4]
     """
+    return list(_suggested(int(n), int(d), bool(allow_round_up)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _suggested(n: int, d: int, allow_round_up: bool) -> tuple[int, ...]:
+    """Cached body of :func:`suggested_tt_shapes`."""
     if n < 1 or d < 1:
         raise ConfigError(
             f"cannot factor n={n} into d={d} TT cores",
             fix="use a positive row count/dim and at least one core",
         )
     if not allow_round_up:
-        return _best_shape(n, d)
+        return tuple(_best_shape(n, d))
     best: list[int] | None = None
     best_h = -1.0
     for i in range(len(str(n))):
@@ -126,7 +134,7 @@ def suggested_tt_shapes(n: int, d: int = 3, allow_round_up: bool = True) -> list
         if h > best_h + 1e-12:
             best, best_h = f, h
     assert best is not None
-    return best
+    return tuple(best)
 
 
 def tt_indices(rows: np.ndarray, p_shapes: list[int]) -> np.ndarray:
@@ -284,6 +292,8 @@ class TTCores:
         """
         r = self._check_rows(rows)
         p = self.p_shapes
+        if len(p) == 3:
+            return self._reconstruct3(r, prefix_reuse)
         if prefix_reuse and len(p) > 1:
             prefix, last = np.divmod(r, p[-1])
             uniq, inv = np.unique(prefix, return_inverse=True)
@@ -296,6 +306,23 @@ class TTCores:
         part = self._chain(digits[:-1], len(p) - 1)
         return self._last(part, digits[-1])
 
+    def _reconstruct3(self, r: np.ndarray, prefix_reuse: bool) -> np.ndarray:
+        """Three cores (the TT-Rec default): stage 1 by a compiled kernel (per distinct prefix
+        with ``prefix_reuse``), stage 2 by a batched matmul."""
+        p2, p3 = self.p_shapes[1], self.p_shapes[2]
+        prefix, last = np.divmod(r, p3)
+        if prefix_reuse:
+            uniq, inv = np.unique(prefix, return_inverse=True)
+            inv = inv.reshape(-1).astype(np.int64)
+        else:
+            uniq, inv = prefix, np.arange(r.size, dtype=np.int64)
+        i1, i2 = np.divmod(uniq, p2)
+        q1, q2 = self.q_shapes[0], self.q_shapes[1]
+        head = np.empty((uniq.size, q1 * q2, self.ranks[1]), dtype=np.float32)
+        _tt_stage1(self._slabs[0], self._slabs[1], i1, i2, q1, head)
+        part = head if not prefix_reuse else head[inv]
+        return self._last(part, last)
+
     def _chain(self, digits: np.ndarray, ncores: int) -> np.ndarray:
         """Product of cores 0..ncores-1 at ``digits``: [n, prod(q[:ncores]), R[ncores]]."""
         n = digits.shape[1]
@@ -303,15 +330,19 @@ class TTCores:
         lead = self.q_shapes[0]
         acc = acc.reshape(n, lead, -1)  # (n, q1, R1)
         for k in range(1, ncores):
-            acc = np.matmul(acc, self._slabs[k][digits[k]])  # (n, lead, q_k R_k)
+            acc = self._stage(acc, k, digits[k])  # (n, lead, q_k R_k)
             lead *= self.q_shapes[k]
             acc = acc.reshape(n, lead, -1)
         return acc
 
     def _last(self, part: np.ndarray, last: np.ndarray) -> np.ndarray:
         k = len(self.p_shapes) - 1
-        out = np.matmul(part, self._slabs[k][last])  # (n, lead, q_d)
+        out = self._stage(part, k, last)  # (n, lead, q_d)
         return out.reshape(part.shape[0], self.dim)
+
+    def _stage(self, acc: np.ndarray, k: int, digit: np.ndarray) -> np.ndarray:
+        """acc[i] @ slab_k[digit[i]] for every row i (one batched small-matrix matmul)."""
+        return np.matmul(acc, self._slabs[k][digit])
 
     def reference(self, rows: np.ndarray) -> np.ndarray:
         """Rows by a plain float64 contraction (einsum per row set), for checking the GEMM chain."""
@@ -328,3 +359,27 @@ class TTCores:
         from simrec.functional.spec import tt_macs_per_row
 
         return tt_macs_per_row(self.q_shapes, self.ranks)
+
+
+@numba.njit(fastmath=True, cache=True, nogil=True)
+def _tt_stage1(
+    s0: np.ndarray, s1: np.ndarray, i1: np.ndarray, i2: np.ndarray, q1: int, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """out[t] = (G1[i1] as q1 x R1) @ (G2[i2] as R1 x q2 R2), written as (q1 q2, R2)."""
+    r1 = s1.shape[1]
+    m = s1.shape[2]  # q2 * R2
+    r2 = out.shape[2]
+    q2 = m // r2
+    acc = np.zeros(m, dtype=np.float32)
+    for t in range(i1.size):
+        a = s0[i1[t], 0]
+        b = s1[i2[t]]
+        for j1 in range(q1):
+            acc[:] = 0.0
+            for r in range(r1):
+                av = a[j1 * r1 + r]
+                for c in range(m):
+                    acc[c] += av * b[r, c]
+            for j2 in range(q2):
+                for s in range(r2):
+                    out[t, j1 * q2 + j2, s] = acc[j2 * r2 + s]

@@ -305,11 +305,7 @@ def _merge(
                 out_marks[mk] = mv
         return o
 
-    merged = rec(base, over, path)
-    for k in (("name",), ("description",)):
-        if k in omarks:
-            out_marks[k] = omarks[k]
-    return merged, out_marks
+    return rec(base, over, path), out_marks
 
 
 # --------------------------------------------------------------------------------------------------
@@ -493,7 +489,20 @@ def _describe(err: dict, data: Any) -> tuple[Path_, str, str | None]:
         msg = f"unknown key {key!r}"
         if parent is not None:
             msg += f" for a {_model_word(parent)}"
-        fix = _closest(str(key), valid, "valid keys here") if valid else "remove it"
+        raw_parent = _raw_at(data, clean[:-1])
+        present = set(raw_parent) if isinstance(raw_parent, dict) else set()
+        absent = [k for k in valid if k not in present]
+        # a typo usually stands for a key that is absent: prefer those
+        required = [k for k in absent if parent.model_fields[k].is_required()] if parent else []
+        best = difflib.get_close_matches(str(key), required, n=1, cutoff=0.5)
+        best = best or difflib.get_close_matches(str(key), absent, n=1, cutoff=0.5)
+        if best:
+            fix = f"did you mean {best[0]!r}? (valid keys here: {', '.join(valid)})"
+        else:
+            fix = _closest(str(key), valid, "valid keys here") if valid else "remove it"
+            home = _nested_home(parent, str(key)) if parent is not None else None
+            if home:
+                fix = f"move it under '{home}:' ({fix})"
     elif typ == "missing":
         key = clean[-1]
         msg = f"the required key {key!r} is missing"
@@ -544,7 +553,23 @@ def _describe(err: dict, data: Any) -> tuple[Path_, str, str | None]:
         fix = "add at least one entry"
     elif typ == "value_error" and kind:
         fix = f"write the value with a unit, e.g. {example_for(kind)}"
+    elif typ == "value_error" and "plain number" in msg:
+        fix = "write a bare number, e.g. 0.5 (fractions) or 8 (counts)"
     return clean, msg, fix
+
+
+def _nested_home(model: Any, key: str) -> str | None:
+    """The sub-block of ``model`` (e.g. ``energy``, ``timing``) that has a key called ``key``."""
+    from pydantic import BaseModel
+
+    for name, f in model.model_fields.items():
+        sub = _unwrap(f.annotation)
+        if _is_union(sub):
+            args = [a for a in get_args(sub) if a is not type(None)]
+            sub = _unwrap(args[0]) if len(args) == 1 else None
+        if isinstance(sub, type) and issubclass(sub, BaseModel) and key in sub.model_fields:
+            return name
+    return None
 
 
 def _kinds_for(path: Path_) -> list[str]:

@@ -213,7 +213,7 @@ class MemoryEnergy(_EnergyBase):
 
 
 class GpuEnergy(_EnergyBase):
-    """Energy of a GPU: per FLOP, per byte gathered from HBM is in its HBM device, and TDP."""
+    """Energy of a GPU die: per FLOP, TDP and static power (HBM energy is in its hbm device)."""
 
     energy_per_flop: Energy0 | None = Field(None, description="dynamic energy per FLOP")
     tdp: Power0 | None = Field(None, description="thermal design power (board)")
@@ -845,6 +845,8 @@ LINK_KINDS: dict[str, type[_LinkBase]] = {
 
 
 def _list_to_mapping(v: Any, what: str) -> Any:
+    if v is None and what == "links":
+        return {}  # "links:" with nothing under it
     if isinstance(v, list):
         out: dict[str, Any] = {}
         for i, item in enumerate(v):
@@ -996,6 +998,13 @@ class SystemConfig(_Base):
         self.device(processor)
         return {n: d for n, d in self.memories().items() if d.attached_to == processor}
 
+    def hosts(self) -> dict[str | None, list[str]]:
+        """Device names grouped by their ``host`` (None for devices without one), in file order."""
+        out: dict[str | None, list[str]] = {}
+        for n, d in self.devices.items():
+            out.setdefault(d.host, []).append(n)
+        return out
+
     def capacities(self) -> dict[str, float]:
         """Total bytes per memory tier (device kind): e.g. ``{"hbm": 6.4e11, "dram": 2.2e12}``."""
         out: dict[str, float] = {}
@@ -1079,11 +1088,52 @@ class SystemConfig(_Base):
 
         return Topology(self)
 
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per device and link with its headline numbers written with units (for
+        ``simrec``'s reports and a future ``hw info`` command)."""
+        from simrec.hw.units import format_si
+
+        rows: list[dict[str, Any]] = []
+        for n, d in self.devices.items():
+            row: dict[str, Any] = {"name": n, "kind": d.kind}
+            if d.kind == "cpu":
+                row["cores"] = d.cores
+                row["peak"] = format_si(d.peak_flops, "flop_rate")
+            elif d.kind in MEMORY_KINDS:
+                row["capacity"] = format_si(d.capacity, "bytes")
+                row["peak"] = format_si(d.peak_bandwidth, "bandwidth")
+                row["attached_to"] = d.attached_to
+            elif d.kind == "gpu":
+                row["peak"] = format_si(d.mlp_peak_flops, "flop_rate") + f" {d.mlp_dtype}"
+            rows.append(row)
+        for n, lk in self.links.items():
+            rows.append(
+                {
+                    "name": n,
+                    "kind": lk.kind,
+                    "peak": format_si(lk.bandwidth, "bandwidth"),
+                    "between": ", ".join(lk.nodes if lk.kind != "pcie" else lk.endpoints),
+                }
+            )
+        return rows
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], name: str = "<dict>") -> SystemConfig:
+        """Validate plain data (unit strings, as in YAML) with the loader's ConfigError
+        messages; ``name`` stands in for the file name in them."""
+        from simrec.hw.load import _validate
+
+        return _validate(dict(data), {}, name)
+
     # ---- serialisation ---------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data with units written out (what :meth:`to_yaml` writes)."""
-        return self.model_dump(mode="json", exclude_none=True)
+        out = self.model_dump(mode="json", exclude_none=True)
+        for section in ("devices", "links"):  # "kind" first reads best
+            for name, item in out.get(section, {}).items():
+                out[section][name] = {"kind": item.pop("kind"), **item}
+        return out
 
     def to_yaml(self) -> str:
         """YAML text that :func:`simrec.hw.load_hw` reads back to an equal config."""

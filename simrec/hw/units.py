@@ -152,14 +152,44 @@ _REGISTRY: pint.UnitRegistry | None = None
 
 
 def _registry() -> pint.UnitRegistry:
-    """The shared pint registry, built on first use (pint import + build take ~0.5 s)."""
+    """The shared pint registry, built on first use.
+
+    It is a small registry of our own (not pint's default file): pint's default treats ``bit`` and
+    ``byte`` as dimensionless, which would let ``"3 GB/s"`` pass as a frequency. Here information,
+    energy, computation and transfers are base dimensions of their own.
+    """
     global _REGISTRY
     if _REGISTRY is None:
         import pint
 
-        reg = pint.UnitRegistry()
-        reg.define("flop = [computation]")
-        reg.define("transfer = [transfer_count]")
+        reg = pint.UnitRegistry(None)
+        for line in (
+            "second = [time]",
+            "bit = [information]",
+            "byte = 8 * bit",
+            "hertz = 1 / second",
+            "joule = [energy]",
+            "watt = joule / second",
+            "flop = [computation]",
+            "transfer = [transfer_count]",
+            "exa- = 1e18",
+            "peta- = 1e15",
+            "tera- = 1e12",
+            "giga- = 1e9",
+            "mega- = 1e6",
+            "kilo- = 1e3",
+            "milli- = 1e-3",
+            "micro- = 1e-6",
+            "nano- = 1e-9",
+            "pico- = 1e-12",
+            "femto- = 1e-15",
+            "kibi- = 2**10",
+            "mebi- = 2**20",
+            "gibi- = 2**30",
+            "tebi- = 2**40",
+            "pebi- = 2**50",
+        ):
+            reg.define(line)
         _REGISTRY = reg
     return _REGISTRY
 

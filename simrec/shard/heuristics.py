@@ -60,7 +60,7 @@ def _segments_fill(
         room = float(caps[i])
         heap: list[tuple[float, int, int]] = []
 
-        def push(t: int, room: float = room, i: int = i) -> None:
+        def push(t: int, i: int = i, heap: list[tuple[float, int, int]] = heap) -> None:
             rk, ck = breaks[t]
             k = cur[t]
             if k + 1 >= rk.size:

@@ -28,6 +28,7 @@ import math
 import re
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,16 @@ from simrec.shard.problem import (
     evaluate,
 )
 
-__all__ = ["SOLVERS", "SolveRecord", "ShardResult", "solve", "build_model"]
+__all__ = [
+    "SOLVERS",
+    "SolveRecord",
+    "ShardResult",
+    "solve",
+    "build_model",
+    "describe_assignment",
+    "plan_from_assignment",
+    "result_plan",
+]
 
 SOLVERS = ("highs", "cbc")
 AUTO_FULL_MAX_BINARIES = 6000
@@ -187,11 +197,11 @@ class _Model:
 
     @property
     def num_variables(self) -> int:
-        return len(self.prob.variables())
+        return int(self.prob.numVariables())
 
     @property
     def num_constraints(self) -> int:
-        return len(self.prob.constraints)
+        return int(self.prob.numConstraints())
 
 
 def _zmax(opts: OptionSet, tables: list[int], devices: list[int]) -> float:
@@ -201,10 +211,10 @@ def _zmax(opts: OptionSet, tables: list[int], devices: list[int]) -> float:
         worst = 0.0
         for j in devices:
             co = opts.for_device(j)
-            pos = co.rates[co.rates > 0]
-            rmin = float(pos.min()) if pos.size else 1.0
+            pos = np.where(co.rates > 0, co.rates, np.inf).min(axis=0)
+            rmin = np.where(np.isfinite(pos), pos, 1.0)
             if co.num_options(t):
-                worst = max(worst, float(co.work[t].sum(axis=1).max()) / rmin + co.output_s[t])
+                worst = max(worst, float((co.work[t] / rmin).sum(axis=1).max()) + co.output_s[t])
         total += worst
     lam = opts.problem.energy_weight
     if lam:
@@ -229,12 +239,12 @@ def build_model(
     cat = pulp.LpContinuous if relax else pulp.LpBinary
     prob = pulp.LpProblem("simrec_shard", pulp.LpMinimize)
     zmax = _zmax(opts, tables, devices) if zmax is None else zmax
-    z = pulp.LpVariable("z", lowBound=0, upBound=zmax)
+    z = prob.add_variable("z", lowBound=0, upBound=zmax)
     y: dict[tuple[int, int], list[pulp.LpVariable]] = {}
     for t in tables:
         for j in devices:
             n = opts.for_device(j).num_options(t)
-            y[t, j] = [pulp.LpVariable(f"y_{t}_{j}_{o}", 0, 1, cat) for o in range(n)]
+            y[t, j] = [prob.add_variable(f"y_{t}_{j}_{o}", 0, 1, cat) for o in range(n)]
     u: dict[tuple[int, int], pulp.LpVariable] = {}
     w: dict[tuple[int, int], pulp.LpVariable] = {}
     lam = p.energy_weight
@@ -246,14 +256,16 @@ def build_model(
     prob += pulp.LpAffineExpression(obj)
     for t in tables:
         terms = [(v, 1.0) for j in devices for v in y[t, j]]
-        prob += pulp.LpConstraint(pulp.LpAffineExpression(terms), pulp.LpConstraintEQ, f"assign_{t}", 1)
+        prob += pulp.LpConstraint(
+            pulp.LpAffineExpression(terms), pulp.LpConstraintEQ, f"assign_{t}", 1
+        )
     for j in devices:
         co = opts.for_device(j)
         M = len(co.templates)
         for m in range(M):
             lo = 1 if M == 1 else 0
-            u[j, m] = pulp.LpVariable(f"u_{j}_{m}", lo, 1, cat)
-            w[j, m] = pulp.LpVariable(f"w_{j}_{m}", 0, zmax)
+            u[j, m] = prob.add_variable(f"u_{j}_{m}", lo, 1, cat)
+            w[j, m] = prob.add_variable(f"w_{j}_{m}", 0, zmax)
         prob += pulp.LpConstraint(
             pulp.LpAffineExpression([(u[j, m], 1.0) for m in range(M)]),
             pulp.LpConstraintEQ,
@@ -409,15 +421,17 @@ def _run(
                 for v in prob.variables():
                     if v.name in start:
                         v.setInitialValue(start[v.name])
-            s = pulp.PULP_CBC_CMD(
-                mip=mip,
-                msg=False,
-                timeLimit=time_limit,
-                gapRel=gap,
-                warmStart=bool(start) and mip,
-                threads=threads,
-                logPath=str(log),
-            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                s = pulp.PULP_CBC_CMD(
+                    mip=mip,
+                    msg=False,
+                    timeLimit=time_limit,
+                    gapRel=gap,
+                    warmStart=bool(start) and mip,
+                    threads=threads,
+                    logPath=str(log),
+                )
             prob.solve(s)
             text = log.read_text(errors="replace") if log.exists() else ""
         return _parse_cbc(text, prob, mip, time.perf_counter() - t0)
@@ -518,9 +532,7 @@ def solve(
                 where="sharding problem",
                 fix="use --strategy full, add devices or larger tiers",
             )
-        res = _solve_lns(
-            opts, solver, time_limit, gap, best[0], threads, sub_time_limit, t_start
-        )
+        res = _solve_lns(opts, solver, time_limit, gap, best[0], threads, sub_time_limit, t_start)
     a, rec = res
     if best is not None:
         rec.start = best_name
@@ -539,11 +551,42 @@ def solve(
         a, ev = best[0], best[1]
         rec.notes.append(f"the heuristic '{best_name}' beat the solver's plan and is returned")
     rec.objective = ev.objective
+    triv = trivial_bound(opts)
+    if not rec.bound >= triv:
+        rec.bound = triv
+        if rec.strategy != "lns":
+            rec.notes.append("bound from the single-table bound (the solver proved none better)")
     if rec.bound > rec.objective:
         rec.bound = rec.objective
     rec.gap = _gap(rec.objective, rec.bound)
+    if rec.gap <= 1e-9 and rec.status != "Optimal":
+        rec.notes.append(f"solver status was '{rec.status}'; the bound proves optimality")
+        rec.status = "Optimal"
     rec.solve_time_s = time.perf_counter() - t_start
     return ShardResult(opts, a, ev, rec, heur_eval)
+
+
+def trivial_bound(opts: OptionSet) -> float:
+    """A valid lower bound without a solver: the costliest table alone on its best device.
+
+    Every table runs on some device with some option and template, and a device is at least as
+    slow as any one of its tables, so ``max_t min_{j,o,m} time(t, o, m)`` bounds the makespan.
+    """
+    p = opts.problem
+    best = 0.0
+    for t in range(p.num_tables):
+        tmin = math.inf
+        for j in range(p.num_devices):
+            co = opts.for_device(j)
+            if not co.num_options(t):
+                continue
+            with np.errstate(divide="ignore", invalid="ignore"):
+                for m in range(len(co.templates)):
+                    busy = np.where(co.work[t] > 0, co.work[t] / co.rates[m], 0.0).max(axis=1)
+                    obj = busy + co.output_s[t] + p.energy_weight * co.energy[t]
+                    tmin = min(tmin, float(obj.min()))
+        best = max(best, tmin if math.isfinite(tmin) else 0.0)
+    return best
 
 
 def _gap(obj: float, bound: float) -> float:
@@ -621,6 +664,8 @@ def _solve_lns(
     threads: int | None,
     sub_time_limit: float,
     t_start: float,
+    polish: bool = True,
+    max_sub_time_limit: float = 32.0,
 ) -> tuple[Assignment, SolveRecord]:
     """LP bound of the full model + start + device-pair large-neighbourhood search."""
     deadline = t_start + (time_limit if time_limit is not None else math.inf)
@@ -630,9 +675,19 @@ def _solve_lns(
     zmax = ev.objective * (1 + 1e-6)
     lp = build_model(opts, relax=True, zmax=zmax)
     left = deadline - time.perf_counter()
-    lp_run = _run(lp, solver, max(left, 1.0) if math.isfinite(left) else None, None, None,
-                  mip=False, threads=threads)
+    lp_run = _run(
+        lp,
+        solver,
+        max(left, 1.0) if math.isfinite(left) else None,
+        None,
+        None,
+        mip=False,
+        threads=threads,
+    )
     bound = lp_run.bound
+    triv = trivial_bound(opts)
+    if not bound >= triv:
+        bound = triv
     rec = SolveRecord(
         solver=solver,
         strategy="lns",
@@ -645,67 +700,189 @@ def _solve_lns(
         num_constraints=lp.num_constraints,
         time_limit_s=time_limit,
         gap_target=gap,
-        lp_bound=bound,
+        lp_bound=lp_run.bound,
     )
+    if bound > lp_run.bound:
+        rec.notes.append("the single-table bound is stronger than the LP bound and is used")
     if lp_run.status != "Optimal" and not lp_run.status.startswith("Optimal"):
         rec.notes.append(f"LP relaxation status: {lp_run.status}; no proven bound")
     del lp
     J = opts.problem.num_devices
     stop = "No improving move"
+
+    def accept(cand: Assignment | None, devs: list[int]) -> bool:
+        nonlocal cur, ev
+        if cand is None:
+            return False
+        cev = evaluate(opts, cand)
+        old = max(ev.device_s[d] for d in devs)
+        new = max(cev.device_s[d] for d in devs)
+        if (
+            cev.feasible
+            and cev.objective <= ev.objective + 1e-12
+            and (new < old * (1 - 1e-9) or cev.objective < ev.objective * (1 - 1e-9))
+        ):
+            cur, ev = cand, cev
+            rec.lns_moves += 1
+            return True
+        return False
+
+    def left() -> float:
+        return deadline - time.perf_counter()
+
+    # 1. polish: re-solve every device's bands, formats and template exactly, slowest first
+    if polish:
+        for d in [int(x) for x in np.argsort(-ev.device_s, kind="stable")]:
+            if _gap(ev.objective, bound) <= target or left() <= 0.5:
+                break
+            cand, _ = _sub_move(opts, cur, [d], solver, min(sub_time_limit * 2, left()), threads)
+            rec.lns_subsolves += 1
+            accept(cand, [d])
+    # 2. device pairs: the slowest device with each other one, fastest partner first
+    limit = sub_time_limit
     while True:
         if _gap(ev.objective, bound) <= target:
             stop = "Gap limit reached" if _gap(ev.objective, bound) > 1e-9 else "Optimal"
             break
-        order = np.argsort(-ev.device_s, kind="stable")
-        a_dev = int(order[0])
-        improved = False
-        for b_dev in [int(x) for x in order[::-1] if int(x) != a_dev]:
-            left = deadline - time.perf_counter()
-            if left <= 0.5:
-                stop = "Time limit reached"
-                break
-            cand = _pair_move(opts, cur, a_dev, b_dev, solver, min(sub_time_limit, left), threads)
-            rec.lns_subsolves += 1
-            if cand is None:
-                continue
-            cev = evaluate(opts, cand)
-            old_pair = max(ev.device_s[a_dev], ev.device_s[b_dev])
-            new_pair = max(cev.device_s[a_dev], cev.device_s[b_dev])
-            if (
-                cev.feasible
-                and cev.objective <= ev.objective + 1e-12
-                and (new_pair < old_pair * (1 - 1e-9) or cev.objective < ev.objective * (1 - 1e-9))
-            ):
-                cur, ev = cand, cev
-                rec.lns_moves += 1
-                improved = True
-                break
-        if stop == "Time limit reached" or not improved:
+        if left() <= 0.5:
+            stop = "Time limit reached"
             break
         if J < 2:
             break
+        order = np.argsort(-ev.device_s, kind="stable")
+        a_dev = int(order[0])
+        improved = False
+        all_proven = True
+        for b_dev in [int(x) for x in order[::-1] if int(x) != a_dev]:
+            if left() <= 0.5:
+                break
+            cand, proven = _sub_move(opts, cur, [a_dev, b_dev], solver, min(limit, left()), threads)
+            rec.lns_subsolves += 1
+            all_proven = all_proven and proven
+            if accept(cand, [a_dev, b_dev]):
+                improved = True
+                break
+        if not improved:
+            if left() <= 0.5:
+                stop = "Time limit reached"
+                break
+            if all_proven or limit >= max_sub_time_limit:
+                break
+            limit = min(limit * 2, max_sub_time_limit)
     rec.status = stop
     rec.objective = ev.objective
     return cur, rec
 
 
-def _pair_move(
+def _sub_move(
     opts: OptionSet,
     cur: Assignment,
-    a_dev: int,
-    b_dev: int,
+    devs: list[int],
     solver: str,
     time_limit: float,
     threads: int | None,
-) -> Assignment | None:
-    """Re-solve the tables of two devices over those two devices, warm-started from ``cur``."""
-    tables = [int(t) for t in np.flatnonzero((cur.device == a_dev) | (cur.device == b_dev))]
+) -> tuple[Assignment | None, bool]:
+    """Re-solve the tables of ``devs`` over those devices, warm-started from ``cur``.
+
+    Returns (candidate or None, whether the sub-problem was solved to proven optimality).
+    """
+    tables = [int(t) for t in np.flatnonzero(np.isin(cur.device, devs))]
     if not tables:
-        return None
-    devs = [a_dev, b_dev]
+        return None, True
     sub = build_model(opts, tables, devs)
     sv = _start_values(opts, sub, cur)
     run = _run(sub, solver, time_limit, 1e-6, sv, mip=True, threads=threads)
+    proven = run.status.startswith("Optimal")
     if not run.has_solution:
-        return None
-    return _extract(opts, sub, cur)
+        return None, proven
+    return _extract(opts, sub, cur), proven
+
+
+# --------------------------------------------------------------------------------------------------
+# Plan output (simrec.shard.plan)
+# --------------------------------------------------------------------------------------------------
+
+
+def plan_from_assignment(
+    opts: OptionSet,
+    a: Assignment,
+    record: SolveRecord | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> Any:
+    """A :class:`simrec.shard.plan.Plan` for an assignment.
+
+    Rows are ranked by hotness (``order.kind = "hotness"``, permutation supplied at run time from
+    the trace statistics) and cut into one band per used tier; TT tables get one band holding all
+    rows with a TT codec (resolved shapes and ranks). Devices carry their template's core counts.
+    """
+    from simrec.functional.spec import RawSpec, TTSpec
+    from simrec.shard.plan import Band, CoreConfig, DevicePlan, Plan, RowOrder, TablePlan
+    from simrec.shard.plan import SolverRecord as PlanSolverRecord
+
+    p = opts.problem
+    devices = []
+    for j, d in enumerate(p.devices):
+        m = opts.for_device(j).templates[int(a.template[j])]
+        cores = (
+            CoreConfig(memory_centric=m.mem_cores, compute_centric=m.tt_cores, mlp=m.mlp_cores)
+            if d.templates
+            else CoreConfig()
+        )
+        devices.append(DevicePlan(name=d.name, kind=d.kind, cores=cores))
+    tables = []
+    for rec in describe_assignment(opts, a):
+        tab = p.tables[[t.name for t in p.tables].index(rec["table"])]
+        order = RowOrder(kind="hotness", source="simrec.trace.stats access counts, hottest first")
+        if rec["format"] == "tt":
+            codec: Any = TTSpec(ranks=rec["tt_ranks"], p_shapes=rec["tt_p"], q_shapes=rec["tt_q"])
+            bands = [Band(device=rec["device"], tier=rec["tt_tier"], rows=(0, tab.rows))]
+        else:
+            codec = RawSpec(dtype="float16" if tab.bytes_per_elem == 2 else "float32")
+            bands = [
+                Band(device=rec["device"], tier=b["tier"], rows=(b["start"], b["stop"]))
+                for b in rec["bands"]
+            ]
+        tables.append(
+            TablePlan(
+                name=tab.name, rows=tab.rows, dim=tab.dim, codec=codec, order=order, bands=bands
+            )
+        )
+    solver = None
+    if record is not None:
+        nint = record.num_variables
+        solver = PlanSolverRecord(
+            solver=record.solver,
+            status=record.status,
+            objective=_finite(record.objective),
+            bound=_finite(record.bound),
+            gap=_finite(record.gap),
+            solve_time_s=record.solve_time_s,
+            num_variables=record.num_variables,
+            num_constraints=record.num_constraints,
+            num_integer=nint,
+            message=f"strategy {record.strategy}; start {record.start}; " + "; ".join(record.notes),
+        )
+    plan = Plan(devices=devices, tables=tables, solver=solver, provenance=provenance or {})
+    return plan.check()
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def result_plan(res: ShardResult, provenance: dict[str, Any] | None = None) -> Any:
+    """The plan of a solved result, with the predicted per-device times in its provenance."""
+    prov = {
+        "planner": "simrec.shard.mip.solve",
+        "predicted_makespan_s": res.evaluation.makespan_s,
+        "predicted_device_s": [float(v) for v in res.evaluation.device_s],
+        "heuristics_makespan_s": {
+            k: (None if v is None else v.makespan_s) for k, v in res.heuristics.items()
+        },
+        "templates": [
+            res.opts.for_device(j).templates[int(res.assignment.template[j])].name
+            for j in range(res.problem.num_devices)
+        ],
+    }
+    prov.update(provenance or {})
+    return plan_from_assignment(res.opts, res.assignment, res.record, prov)

@@ -309,6 +309,18 @@ class Plan(_Model):
                 where=f"{where}, field 'order'",
                 fix="set order.kind to 'hotness' or 'hot_set', or drop the row list",
             )
+        seen: dict[tuple[str, str], Any] = {}
+        for i, b in enumerate(t.bands):
+            c = t.band_codec(b)
+            prev = seen.setdefault((b.device, b.tier), c)
+            if prev != c:
+                raise ConfigError(
+                    f"band {i} on ({b.device}, {b.tier}) has codec {c.kind!r}, but an earlier band "
+                    f"of this table on the same tier has {prev.kind!r} (they share one local space)",
+                    path=path,
+                    where=f"{where}, field 'bands[{i}].codec'",
+                    fix="give bands of one table on one (device, tier) the same codec",
+                )
         codec = _checked_codec(t.codec, t.rows, t.dim, path, f"{where}, field 'codec'")
         new_bands = []
         for i, b in enumerate(t.bands):

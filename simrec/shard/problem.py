@@ -69,6 +69,7 @@ __all__ = [
     "smartssd_device",
     "two_tier_device",
     "devices_from_smartssd",
+    "devices_from_system",
     "dram_row_seconds",
 ]
 
@@ -265,6 +266,7 @@ class CoreTemplate:
     name: str
     mem_cores: int = 1
     tt_cores: int = 0
+    mlp_cores: int = 0
     tt_macs_per_s: float = 0.0
     speed: Mapping[str, float] = field(default_factory=dict)
     resources: Mapping[str, float] = field(default_factory=dict)
@@ -281,6 +283,7 @@ class CoreTemplate:
                 self.name,
                 self.mem_cores,
                 self.tt_cores,
+                self.mlp_cores,
                 self.tt_macs_per_s,
                 tuple(sorted(self.speed.items())),
                 tuple(sorted(self.resources.items())),
@@ -306,12 +309,16 @@ class Device:
     energy_per_mac_J: float = 0.0
     pool_lanes: int = 0
     pool_clock_hz: float = 0.0
+    pool_fn: Callable[[int], float] | None = field(default=None, compare=False, hash=False)
+    kind: str | None = None
 
     def __hash__(self) -> int:
         return hash((self.name, *self.signature()))
 
     def pool_s(self, dim: int) -> float:
-        """Seconds of one memory-centric core to add one raw row of ``dim`` into its bag."""
+        """Seconds of one memory-centric core (or of the pooling processor) to add one raw row."""
+        if self.pool_fn is not None:
+            return float(self.pool_fn(int(dim)))
         if not self.pool_lanes:
             return 0.0
         return math.ceil(dim / self.pool_lanes) / self.pool_clock_hz
@@ -327,6 +334,9 @@ class Device:
             self.energy_per_mac_J,
             self.pool_lanes,
             self.pool_clock_hz,
+            id(self.pool_fn) if self.pool_fn is not None else None,
+            tuple(id(t.row_bandwidth) for t in self.tiers if t.row_bandwidth is not None),
+            self.kind,
         )
 
     @property
@@ -340,7 +350,7 @@ class Device:
     @property
     def resources(self) -> tuple[str, ...]:
         """Work dimensions: its channels, the pooling (memory-centric) cores if charged, TT cores."""
-        pool = (POOL_RESOURCE,) if self.pool_lanes else ()
+        pool = (POOL_RESOURCE,) if (self.pool_lanes or self.pool_fn is not None) else ()
         return (*self.channels, *pool, TT_RESOURCE)
 
     def usable_templates(self) -> tuple[CoreTemplate, ...]:
@@ -513,8 +523,14 @@ def _raw_options(
 
 def _pareto_keep(bytes_: np.ndarray, work: np.ndarray, energy: np.ndarray) -> np.ndarray:
     """Indices of options not dominated in (bytes per tier, work per resource, energy)."""
-    v = np.concatenate([bytes_ / max(bytes_.max(), 1.0), work / np.maximum(work.max(0), 1e-300),
-                        (energy / max(energy.max(), 1e-300))[:, None]], axis=1)
+    v = np.concatenate(
+        [
+            bytes_ / max(bytes_.max(), 1.0),
+            work / np.maximum(work.max(0), 1e-300),
+            (energy / max(energy.max(), 1e-300))[:, None],
+        ],
+        axis=1,
+    )
     o = v.shape[0]
     if o <= 1:
         return np.arange(o)
@@ -773,7 +789,9 @@ def check_feasibility(opts: OptionSet) -> None:
     need = 0.0
     for t in range(p.num_tables):
         need += min(
-            float(opts.for_device(j).bytes[t].sum(axis=1).min()) for j in range(p.num_devices)
+            float(opts.for_device(j).bytes[t].sum(axis=1).min())
+            for j in range(p.num_devices)
+            if opts.for_device(j).num_options(t)
         )
     have = 0.0
     for j in range(p.num_devices):
@@ -824,7 +842,9 @@ def tables_from_profile(
     """
     tabs_in = _get(profile, "tables")
     if tabs_in is None:
-        raise ConfigError("the profile has no tables", fix="profile a trace with simrec trace stats")
+        raise ConfigError(
+            "the profile has no tables", fix="profile a trace with simrec trace stats"
+        )
     bs = int(batch_size or _get(profile, "batch_size", default=0) or 0)
     nb = _get(profile, "num_batches", "batches", default=None)
     out = []
@@ -891,6 +911,8 @@ def devices_from_hw(hw: Any) -> tuple[Device, ...]:
     ``output_bandwidth``/``link_bandwidth``, ``tt_tiers``) or a plain dict of the same shape with
     SI numbers. A device with ``count: N`` becomes N identical devices ``name0 … name{N-1}``.
     """
+    if hasattr(hw, "memories_of") and hasattr(hw, "params"):
+        return devices_from_system(hw)
     devs_in = _get(hw, "devices")
     if not devs_in:
         raise ConfigError(
@@ -1149,6 +1171,7 @@ def devices_from_smartssd(
                     name=f"emb{n_emb}_tt{n_tt}",
                     mem_cores=n_emb,
                     tt_cores=n_tt,
+                    mlp_cores=cc0.n_mlp,
                     tt_macs_per_s=n_tt * cc0.tt.macs_per_second(clock),
                     speed={"sram": float(n_emb), POOL_RESOURCE: float(n_emb)},
                     resources={k: float(v) for k, v in used.as_dict().items()},
@@ -1206,3 +1229,93 @@ def devices_from_smartssd(
         )
         for k in range(count)
     )
+
+
+def devices_from_system(hw: Any) -> tuple[Device, ...]:
+    """Planner devices of a :class:`simrec.hw.SystemConfig`, costed with its simulator parameters.
+
+    * GPUs present: one device per GPU. Tier ``hbm``: its HBM capacity, per-row time
+      ``row_bytes / (gather_eff(row_bytes) x HBM peak)`` (``GpuParams.gather_time_s`` without the
+      launch). Tier ``host_dram`` (if the GPU has a PCIe link): an equal share of all host DRAM,
+      rows read over that link at its effective bandwidth (64 B granule): TorchRec's UVM path.
+    * Otherwise one device per CPU socket: tier ``dram`` with the DRAM timing model's random-row
+      time (:func:`dram_row_seconds`) and a ``pool`` resource ``CpuParams.pool_time_s`` per lookup
+      on all cores.
+
+    Left out: kernel launch overheads per batch, all-to-all of pooled outputs (GPU), cross-socket
+    traffic (CPU), and caching in L2/LLC.
+    """
+    gpus = list(hw.devices_of_kind("gpu"))
+    out: list[Device] = []
+    if gpus:
+        host = [d for d in hw.memories().values() if d.kind == "dram"]
+        host_cap = sum(float(d.capacity) for d in host) / len(gpus)
+        for g in gpus:
+            gp = hw.params(g)
+            peak = float(gp.hbm.peak_bw_Bps)
+
+            def hbm_bw(rb: int, gp: Any = gp, peak: float = peak) -> float:
+                return float(gp.gather_eff(rb)) * peak
+
+            tiers = [
+                Tier(
+                    "hbm",
+                    float(gp.hbm_capacity_bytes),
+                    peak,
+                    channel="hbm",
+                    row_bandwidth=hbm_bw,
+                )
+            ]
+            link_bw = None
+            for link in hw.links.values():
+                eps = getattr(link, "endpoints", None)
+                if link.kind == "pcie" and eps is not None and g in eps:
+                    link_bw = float(link.bandwidth)
+                    break
+            if link_bw and host_cap > 0:
+                tiers.append(Tier("host_dram", host_cap, link_bw, granule_bytes=64, channel="pcie"))
+            out.append(Device(name=g, tiers=tuple(tiers), kind="gpu"))
+        return tuple(out)
+    for c in hw.devices_of_kind("cpu"):
+        drams = [n for n, d in hw.memories_of(c).items() if d.kind == "dram"]
+        if not drams:
+            continue
+        cp = hw.params(c)
+        tiers = []
+        for dn in drams:
+            dp = hw.params(dn)
+            cap = float(hw.capacity_of(dn))
+            cache: dict[int, float] = {}
+
+            def bw(
+                rb: int, dp: Any = dp, cap: float = cap, cache: dict[int, float] = cache
+            ) -> float:
+                bb = int(dp.burst_bytes)
+                nb = max(1, -(-int(rb) // bb))
+                if nb not in cache:
+                    cache[nb] = dram_row_seconds(dp, nb * bb, cap)
+                return nb * bb / cache[nb]
+
+            tiers.append(
+                Tier(
+                    dn,
+                    cap,
+                    float(dp.peak_bw_Bps),
+                    granule_bytes=int(dp.burst_bytes),
+                    channel=dn,
+                    row_bandwidth=bw,
+                )
+            )
+
+        def pool(dim: int, cp: Any = cp) -> float:
+            return float(cp.pool_time_s(1.0, dim, threads=cp.cores))
+
+        out.append(Device(name=c, tiers=tuple(tiers), pool_fn=pool, kind="cpu"))
+    if not out:
+        raise ConfigError(
+            f"system {getattr(hw, 'name', '?')!r} has no GPU and no CPU with attached DRAM",
+            path=getattr(hw, "source", None),
+            where="devices",
+            fix="use a config with gpu+hbm or cpu+dram devices (presets: multi_gpu, cpu_dram)",
+        )
+    return tuple(out)

@@ -122,10 +122,13 @@ class Server:
         env = self.env
         t0 = float(env.now)
         self.in_system.add(1)
-        self.in_queue.add(1)
         with self.resource.request() as req:
-            yield req
-            self.in_queue.add(-1)
+            if not req.triggered:  # all servers busy: wait in the queue
+                self.in_queue.add(1)
+                yield req
+                self.in_queue.add(-1)
+            else:
+                yield req
             self.busy.add(1)
             self.wait_total_s += float(env.now) - t0
             if duration_s > 0:
@@ -141,10 +144,13 @@ class Server:
         """Queue for a server; returns ``(request, arrival_time)``; pair with :meth:`release`."""
         t0 = float(self.env.now)
         self.in_system.add(1)
-        self.in_queue.add(1)
         req = self.resource.request()
-        yield req
-        self.in_queue.add(-1)
+        if not req.triggered:
+            self.in_queue.add(1)
+            yield req
+            self.in_queue.add(-1)
+        else:
+            yield req
         self.busy.add(1)
         self.wait_total_s += float(self.env.now) - t0
         return req, t0

@@ -119,9 +119,6 @@ class HashingReader:
                 return
             yield data
 
-    def read_all(self) -> bytes:
-        return b"".join(self.blocks())
-
     @property
     def hexdigest(self) -> str:
         # drain whatever GzipFile did not pull (trailer bytes) so the digest covers the file

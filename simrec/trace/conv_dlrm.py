@@ -216,11 +216,25 @@ def load_pt_tuple(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray,
             raise ConvertError(
                 f"the gzip stream is damaged ({e})", path=p, fix="re-download the file"
             ) from None
+    if raw[:4] != b"PK\x03\x04" and raw[:1] != b"\x80":
+        raise ConvertError(
+            f"not a torch-saved file (torch.save writes a zip archive or a pickle; this file "
+            f"starts with {raw[:8]!r})",
+            path=p,
+            fix="pass a dlrm_datasets file (torch.save of (indices, offsets, lengths), "
+            "optionally gzipped)",
+        )
     try:
         obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad file
+        msg = str(e)
+        if "Weights only load failed" in msg:
+            reason = "it holds Python objects other than tensors and tuples, which simrec does "
+            reason += "not unpickle (torch.load weights_only=True)"
+        else:
+            reason = f"{type(e).__name__}: {msg.splitlines()[0] if msg else ''}"
         raise ConvertError(
-            f"not a loadable torch-saved file ({type(e).__name__}: {str(e).splitlines()[0]})",
+            f"not a loadable torch-saved file ({reason})",
             path=p,
             fix="pass a dlrm_datasets file (torch.save of (indices, offsets, lengths), "
             "optionally gzipped)",

@@ -37,6 +37,7 @@ supported (no Criteo/Avazu/MovieLens file has them).
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import re
@@ -48,7 +49,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from simrec.errors import ConvertError
+from simrec.errors import ConvertError, atomic_output
 from simrec.trace.conv_common import (
     ChunkTable,
     ConvertResult,
@@ -80,7 +81,7 @@ MOVIELENS_MULTI = {"genres": "|"}
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_DIM = 16  # dlrm's Criteo Kaggle embedding dim (reference/data.md §1.1)
 _HEX = re.compile(r"[0-9A-Fa-f]+")
-_CHUNK_SAMPLES = 1 << 16
+_CHUNK_SAMPLES = 1 << 14
 
 
 def criteo_dense_transform(values: np.ndarray) -> np.ndarray:
@@ -151,7 +152,7 @@ class _HexModIds:
         if "" in tokens:  # only with missing="row": dlrm reads an empty field as "0"
             tokens = [v or "0" for v in tokens]
         # int(.., 16) alone would also accept "0x..", "_" and spaces, so match first
-        if not all(map(_HEX.fullmatch, tokens)):
+        if not _HEX.fullmatch("".join(tokens)) and tokens:
             k = next(k for k, v in enumerate(tokens) if not _HEX.fullmatch(v))
             own = lines[owner] if owner is not None else lines
             raise _bad_hex(tokens[k], self.name, own, k, path)
@@ -307,6 +308,7 @@ def _run(
     dense_fn: Callable[[np.ndarray], np.ndarray] | None,
     converter: str,
     params: dict[str, Any],
+    vocab_out: str | os.PathLike[str] | None = None,
 ) -> ConvertResult:
     if batch_size <= 0:
         raise ConvertError(
@@ -353,13 +355,54 @@ def _run(
             "seed": None,
             "params": params,
         }
-        return spool.finish(
+        res = spool.finish(
             [m.rows for m in mappers],
             dim,
             provenance,
             empty_fix="the file holds only a header line; pass a file with data lines",
             source=path,
         )
+    if vocab_out is not None:
+        _write_vocab(vocab_out, mappers, provenance)
+        res.notes.append(f"wrote the value of every row to {vocab_out}")
+    return res
+
+
+def _check_vocab_out(vocab_out: str | os.PathLike[str] | None, max_ind_range: int | None) -> None:
+    if vocab_out is None:
+        return
+    if max_ind_range:
+        raise ConvertError(
+            "--vocab-out needs dense ids; with --max-ind-range a row is int(value, 16) mod N "
+            "and holds many values",
+            where="option --vocab-out",
+            fix="leave out --vocab-out or --max-ind-range",
+        )
+    parent = Path(vocab_out).parent
+    if not parent.exists():
+        raise ConvertError(
+            "the output folder does not exist",
+            path=vocab_out,
+            where="option --vocab-out",
+            fix=f"create {parent} first or choose another path",
+        )
+
+
+def _write_vocab(
+    vocab_out: str | os.PathLike[str], mappers: list[Any], provenance: dict[str, Any]
+) -> None:
+    """Write ``{"tables": [{"name", "values"}]}``: ``values[r]`` is the raw value of row ``r``.
+
+    With ``missing="row"`` the missing value appears as ``""``.
+    """
+    doc = {
+        "source": provenance["source"],
+        "source_sha256": provenance["source_sha256"],
+        "converter": provenance["converter"],
+        "tables": [{"name": m.name, "values": list(m.ids)} for m in mappers],
+    }
+    with atomic_output(vocab_out) as tmp:
+        tmp.write_text(json.dumps(doc, separators=(",", ":"), ensure_ascii=False) + "\n")
 
 
 def _first_line(
@@ -418,6 +461,7 @@ def convert_criteo(
     delimiter: str | None = None,
     missing: MissingPolicy = "row",
     max_ind_range: int | None = None,
+    vocab_out: str | os.PathLike[str] | None = None,
 ) -> ConvertResult:
     """Convert raw Criteo Kaggle/Terabyte text (``label, I1..I13, C1..C26``) to a ``.trc``.
 
@@ -426,9 +470,11 @@ def convert_criteo(
     Kaggle's ``test.txt``) is accepted when every line has 39; the trace then has no labels. The 26
     categorical columns become tables ``C1..C26`` (or the header's names), the 13 dense features are
     kept (dlrm's transform, see the module docstring), and the label is kept as float32.
+    ``vocab_out`` (dense ids only) names a JSON file to receive the raw value of every row.
     """
     path = check_input(input)
     _check_missing(missing)
+    _check_vocab_out(vocab_out, max_ind_range)
     if max_ind_range is not None and max_ind_range <= 0:
         raise ConvertError(
             f"--max-ind-range {max_ind_range} is not positive",
@@ -499,6 +545,7 @@ def convert_criteo(
             criteo_dense_transform,
             "criteo",
             params,
+            vocab_out,
         )
     finally:
         reader.close()
@@ -523,6 +570,7 @@ def convert_avazu(
     batch_size: int = DEFAULT_BATCH_SIZE,
     dim: int = DEFAULT_DIM,
     missing: MissingPolicy = "row",
+    vocab_out: str | os.PathLike[str] | None = None,
 ) -> ConvertResult:
     """Convert Avazu CTR CSV (header ``id,click,hour,C1,…,C21``) to a ``.trc``.
 
@@ -531,9 +579,11 @@ def convert_avazu(
     site_domain, site_category, app_id, app_domain, app_category, device_id, device_ip,
     device_model, device_type, device_conn_type, C14..C21``: 22 in the training file) is a table,
     with dense ids per distinct value string in order of first appearance. No dense features.
+    ``vocab_out`` names a JSON file to receive the raw value of every row.
     """
     path = check_input(input)
     _check_missing(missing)
+    _check_vocab_out(vocab_out, None)
     reader, blocks, (ln0, text0) = _first_line(path)
     try:
         fields = [f.strip() for f in text0.split(",")]
@@ -579,6 +629,7 @@ def convert_avazu(
             None,
             "avazu",
             params,
+            vocab_out,
         )
     finally:
         reader.close()
@@ -595,6 +646,7 @@ def convert_movielens(
     dim: int = DEFAULT_DIM,
     missing: MissingPolicy = "row",
     binary_label: bool = False,
+    vocab_out: str | os.PathLike[str] | None = None,
 ) -> ConvertResult:
     """Convert MovieLens ratings joined with user/movie features (DeepCTR layout) to a ``.trc``.
 
@@ -603,9 +655,11 @@ def convert_movielens(
     is multi-hot: one bag holding every ``|``-separated genre of the sample, in the order written.
     ``title`` is dropped (one title per ``movie_id``, so it adds no lookups pattern of its own) and so
     is ``timestamp``. The label is ``rating`` (1..5) or, with ``binary_label``, ``rating >= 4``.
+    ``vocab_out`` names a JSON file to receive the raw value of every row.
     """
     path = check_input(input)
     _check_missing(missing)
+    _check_vocab_out(vocab_out, None)
     reader, blocks, (ln0, text0) = _first_line(path)
     try:
         fields = [f.strip() for f in next(csv.reader([text0]))]
@@ -654,6 +708,7 @@ def convert_movielens(
             None,
             "movielens",
             params,
+            vocab_out,
         )
     finally:
         reader.close()

@@ -55,6 +55,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "binary": ("dlrm-trace",),
     "rows": ("dlrm-datasets",),
     "tables": ("dlrm-datasets",),
+    "vocab_out": ("criteo", "avazu", "movielens"),
 }
 
 
@@ -78,7 +79,8 @@ def convert(
     """Convert ``input`` of source ``kind`` into the ``.trc`` file ``output``.
 
     ``options`` are the converter's keyword arguments (``batch_size``, ``dim``, ``delimiter``,
-    ``missing``, ``max_ind_range``, ``binary_label``, ``binary``, ``rows``, ``tables``); ``None``
+    ``missing``, ``max_ind_range``, ``binary_label``, ``binary``, ``rows``, ``tables``,
+    ``vocab_out``); ``None``
     values are ignored. An option the kind does not take is an error.
     """
     if kind not in CONVERTERS:
@@ -107,6 +109,11 @@ def export(
     return EXPORTERS[kind](input, output)
 
 
+def _n(k: int, word: str) -> str:
+    plural = word + ("es" if word.endswith("ch") else "s")
+    return f"{k:,} {word if k == 1 else plural}"
+
+
 def _report(res: ConvertResult, as_json: bool) -> None:
     if as_json:
         from simrec.cli import echo_json
@@ -115,8 +122,8 @@ def _report(res: ConvertResult, as_json: bool) -> None:
         return
     rows = sum(t.rows for t in res.tables)
     click.echo(
-        f"wrote {res.path}: {res.num_samples:,} samples in {res.num_batches:,} batches, "
-        f"{len(res.tables)} tables ({rows:,} rows), {res.num_lookups:,} lookups"
+        f"wrote {res.path}: {_n(res.num_samples, 'sample')} in {_n(res.num_batches, 'batch')}, "
+        f"{_n(len(res.tables), 'table')} ({_n(rows, 'row')}), {_n(res.num_lookups, 'lookup')}"
     )
     for n in res.notes:
         click.echo(f"note: {n}", err=True)
@@ -172,6 +179,12 @@ def _report(res: ConvertResult, as_json: bool) -> None:
 @click.option(
     "--tables", default=None, help="dlrm-datasets: subset of tables, e.g. 0,5,9 (as FBGEMM)."
 )
+@click.option(
+    "--vocab-out",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=str),
+    help="criteo/avazu/movielens: also write the raw value of every row to this JSON file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def convert_command(
     kind: str,
@@ -186,6 +199,7 @@ def convert_command(
     binary: bool,
     rows: str | None,
     tables: str | None,
+    vocab_out: str | None,
     as_json: bool,
 ) -> None:
     """Convert INPUT (a public data set of kind --from) to the .trc trace -o OUT.
@@ -211,6 +225,7 @@ def convert_command(
         binary=binary,
         rows=rows,
         tables=tables,
+        vocab_out=vocab_out,
     )
     _report(res, as_json)
 

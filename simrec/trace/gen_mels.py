@@ -348,7 +348,8 @@ class MelsBatcher:
         T, B = self.T, self.B
         cs = np.sort(counts)[::-1]
         tab = self.table_of_rank(len(cs))
-        order = np.argsort(tab, kind="stable")
+        small = np.int16 if T < 2**15 else np.int64
+        order = np.argsort(tab.astype(small), kind="stable")  # radix sort for int16
         tab = tab[order]
         cs = cs[order]
         ncols = np.bincount(tab, minlength=T)

@@ -122,6 +122,21 @@ class FeistelPermutation:
         return y.astype(np.int64)
 
 
+_HEAD_CACHE: dict[tuple[float, int], np.ndarray] = {}
+
+
+def _head_cdf(alpha: float, head: int) -> np.ndarray:
+    """Cumulative sums of k^-alpha for k = 1..head, shared by every table with this alpha."""
+    key = (alpha, head)
+    if key not in _HEAD_CACHE:
+        if len(_HEAD_CACHE) > 16:
+            _HEAD_CACHE.clear()
+        c = np.cumsum(np.arange(1, head + 1, dtype=np.float64) ** (-alpha))
+        c.flags.writeable = False
+        _HEAD_CACHE[key] = c
+    return _HEAD_CACHE[key]
+
+
 class TruncatedZipf:
     """Zipf distribution over ranks ``1..n`` with ``P(k) = k^-alpha / H(n, alpha)``, ``alpha > 1``.
 
@@ -140,8 +155,7 @@ class TruncatedZipf:
         self.alpha = float(alpha)
         k_head = min(self.n, self.HEAD)
         self._k = k_head
-        ranks = np.arange(1, k_head + 1, dtype=np.float64)
-        self._head_cdf = np.cumsum(ranks ** (-self.alpha))
+        self._head_cdf = _head_cdf(self.alpha, self.HEAD)[:k_head]
         self._h_head = float(self._head_cdf[-1])
         a1 = 1.0 - self.alpha
         self._c0 = (k_head + 0.5) ** a1

@@ -765,8 +765,8 @@ def gen_mels(
             )
         tables = prof.tables
     tables = _check_int("tables", tables, 1, "give the number of tables, e.g. --tables 64")
-    if pooling_mean is None:
-        pooling_mean = prof.hist.avg_indices / (tables * prof.batch_size)
+    if pooling_mean is None:  # published avg indices / (T·B) of the profile's own T and B
+        pooling_mean = prof.mean_pooling or prof.hist.avg_indices / (tables * prof.batch_size)
     if not (math.isfinite(pooling_mean) and pooling_mean > 0):
         raise _bad("pooling-mean", f"--pooling-mean must be > 0, got {pooling_mean}",
                    "give the mean lookups per sample and table, e.g. 15.8")  # fmt: skip
@@ -789,9 +789,12 @@ def gen_mels(
     first = batcher.batch(model.draw_counts(rng), rng, 0)
     # distance of batch 0, computed from the indices actually written
     offsets0, idx0 = first[0], first[1]
-    tab0 = np.repeat(np.arange(tables, dtype=np.int64), np.diff(offsets0[::batch_size]))
-    _, counts0 = np.unique(tab0 * (max(batcher.rows) + 1) + idx0, return_counts=True)
-    dist = model.distance(counts0)
+    edges0 = offsets0[::batch_size]
+    counts0 = []
+    for t in range(tables):
+        bc = np.bincount(idx0[edges0[t] : edges0[t + 1]], minlength=0)
+        counts0.append(bc[bc > 0])
+    dist = model.distance(np.concatenate(counts0))
     params: dict[str, Any] = {
         "profile": str(profile),
         "profile_entry": profile_entry,
@@ -820,8 +823,11 @@ def gen_mels(
                      arrival_process=arrival_process)  # fmt: skip
     header = _header([f"t{t}" for t in range(tables)], batcher.rows, dim, batch_size, extras, prov)
 
+    pending = [(offsets0, idx0)]
+    del first, offsets0, idx0, counts0  # batch 0 lives only until it is written
+
     def batches_it() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        yield offsets0, idx0
+        yield pending.pop()
         for k in range(1, batches):
             off, idx, _, _ = batcher.batch(model.draw_counts(rng), rng, k)
             yield off, idx
@@ -933,7 +939,12 @@ def gen_command() -> None:
               help="Rows per table: one value or a comma list (one per table).")  # fmt: skip
 @_pooling_options
 def _uniform_cmd(**kw: Any) -> None:
-    """Indices uniform over each table's rows, fixed or distributed bag sizes."""
+    """Indices uniform over each table's rows, fixed or distributed bag sizes.
+
+    \b
+    Example:
+      simrec trace gen uniform --tables 4 --rows 100000 --pooling 8 -o u.trc
+    """
     _report(gen_uniform(kw.pop("output"), **kw))
 
 
@@ -964,7 +975,12 @@ def _zipf_cmd(**kw: Any) -> None:
     Ranks follow a Zipf law truncated to 1..rows (exact inverse CDF for the top 65,536 ranks, a
     closed-form integral beyond) and map to rows through a fixed per-table permutation, so the hot
     rows are scattered over the table.
-    """  # fmt: skip
+
+    \b
+    Example:
+      simrec trace gen zipf --tables 8 --rows 1000000 --alpha 1.1 --reuse 0.2 \\
+          --pooling-dist lognormal --pooling-mean 20 --pooling-std 10 -o z.trc
+    """
     _report(gen_zipf(kw.pop("output"), **kw))
 
 
@@ -996,7 +1012,11 @@ def _lru_cmd(**kw: Any) -> None:
 
     Stack distances are drawn by inverse CDF from --dist-file; each table's stream is cut into bags
     in sample order, batch after batch.
-    """  # fmt: skip
+
+    \b
+    Example:
+      simrec trace gen dlrm-lru --dist-file dist_emb_0.log --tables 4 --pooling 10 -o l.trc
+    """
     _report(gen_dlrm_lru(kw.pop("output"), **kw))
 
 
@@ -1054,7 +1074,11 @@ def _mels_cmd(**kw: Any) -> None:
     per reuse bin); hot rows stay hot across batches. Prints the histogram distance of batch 0 to
     the profile (total variation) and stores it in the provenance. The 32768+ bin needs at least
     32769 / share lookups per batch (1.73 M for 2021): a smaller batch gets a warning.
-    """  # fmt: skip
+
+    \b
+    Example:
+      simrec trace gen mels --profile 2021 --tables 64 --batch-size 2048 -o m.trc
+    """
     res = gen_mels(kw.pop("output"), **kw)
     _report(res)
     fit = res.provenance["fit"]
@@ -1092,7 +1116,11 @@ def _kaggle_cmd(**kw: Any) -> None:
     """Criteo Kaggle shape: 26 one-hot tables C1..C26 with the Kaggle cardinalities.
 
     Dense features are log(1 + floor(LogNormal(1, 1.5))), labels Bernoulli(--ctr).
-    """  # fmt: skip
+
+    \b
+    Example:
+      simrec trace gen criteo-kaggle --alpha 1.05 --batch-size 4096 -o k.trc
+    """
     _report(gen_criteo_kaggle(kw.pop("output"), **kw))
 
 
@@ -1127,5 +1155,10 @@ def _kaggle_cmd(**kw: Any) -> None:
     help="Write 13 dense features and labels.",
 )
 def _mlperf_cmd(**kw: Any) -> None:
-    """MLPerf DLRMv2 shape: 26 multi-hot tables, rows capped at 40M, 214 lookups per sample."""
+    """MLPerf DLRMv2 shape: 26 multi-hot tables, rows capped at 40M, 214 lookups per sample.
+
+    \b
+    Example:
+      simrec trace gen mlperf-dlrmv2 --batch-size 4096 --batches 4 -o mlperf.trc
+    """
     _report(gen_mlperf_dlrmv2(kw.pop("output"), **kw))

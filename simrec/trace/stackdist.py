@@ -15,10 +15,12 @@ A fully-associative LRU cache of ``C`` rows (starting empty) hits reference ``i`
 **Algorithm** (the classic "count the distinct rows since the last use with a tree over time"
 idea, our own implementation): each reference takes the next position of a time window; every
 position is either *live* (the latest reference of its row) or a *hole* (its row was referenced
-again later). A Fenwick (binary indexed) tree counts the holes, so a re-reference of ``x`` whose
+again later). Holes are bits, 32 window positions to a word, and a Fenwick (binary indexed) tree
+over the words counts them (a popcount finishes the word), so a re-reference of ``x`` whose
 previous reference sits at position ``j`` has distance ``(pos - j - 1) - holes after j``; then ``j``
 becomes a hole. That is one ``O(log M)`` prefix query and one point update per re-reference and
-nothing for a cold one, ``M`` being the window size. When the window is full it is compacted (the
+nothing for a cold one, ``M`` being the window size; the tree is 32 times smaller than the window,
+which keeps it in cache. When the window is full it is compacted (the
 ``U`` live positions are renumbered ``0..U-1`` in order, holes vanish) and doubled when more than half
 of it is live, so the state is ``O(U)`` for the window plus one integer per row of the key space for
 the latest position (allocated zeroed, so the operating system backs only the pages that are
@@ -63,20 +65,34 @@ _MIN_WINDOW = 1024
 # ---------------------------------------------------------------------------------------------
 # numba kernels
 # ---------------------------------------------------------------------------------------------
+_BLOCK_BITS = 5  # holes are kept as 32-bit words, the Fenwick tree counts holes per word
+_BLOCK = 1 << _BLOCK_BITS
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _popcount32(v):  # pragma: no cover - jit
+    v = v - ((v >> 1) & 0x55555555)
+    v = (v & 0x33333333) + ((v >> 2) & 0x33333333)
+    v = (v + (v >> 4)) & 0x0F0F0F0F
+    return ((v * 0x01010101) & 0xFFFFFFFF) >> 24
+
+
 @njit(cache=True, nogil=True)
-def _sd_run(refs, start, last, who, tree, state, hist, log_e, e, out):  # pragma: no cover - jit
+def _sd_run(refs, start, last, who, bits, tree, state, hist, log_e, e, out):  # pragma: no cover
     """Process ``refs[start:]`` until done or the window is full; return the next unprocessed index.
 
-    ``state`` = [next free window position, live marks, cold references, holes]. Every window
+    ``state`` = [next free window position, live rows, cold references, holes]. Every window
     position below ``state[0]`` is either *live* (the latest reference of its row) or a *hole* (its
-    row was referenced again later). ``tree`` is a 1-based Fenwick tree of size ``M+1`` counting the
-    holes, so the distinct rows touched since position ``j`` are ``(pos - j - 1) - holes after j``:
-    one prefix query and one point update per re-reference, none for a cold reference.
-    ``who[p]`` is the row whose latest reference sits at position ``p`` (-1 for a hole),
-    ``last[x]`` = 1 + position of row x's latest reference (0 = never referenced). ``out`` receives
-    per-reference distances when it is not empty.
+    row was referenced again later). Holes are bits of ``bits`` (32 positions per word, low 32
+    bits of an int64); ``tree`` is a 1-based Fenwick tree over the words counting their holes, so
+    it is 32 times smaller than the window and stays in cache. The distinct rows touched since
+    position ``j`` are ``(pos - j - 1) - holes after j``: one prefix query and one point update
+    per re-reference, none for a cold reference. ``who[p]`` is the row whose latest reference sits
+    at position ``p`` (-1 for a hole), ``last[x]`` = 1 + position of row x's latest reference
+    (0 = never referenced). ``out`` receives per-reference distances when it is not empty.
     """
     m = who.shape[0]
+    nblk = bits.shape[0]
     pos = state[0]
     live = state[1]
     cold = state[2]
@@ -86,20 +102,25 @@ def _sd_run(refs, start, last, who, tree, state, hist, log_e, e, out):  # pragma
     i = start
     while i < n and pos < m:
         x = refs[i]
-        j = last[x] - 1
+        j = np.int64(last[x]) - 1
         if j < 0:
             d = -1
             live += 1
             cold += 1
         else:
+            blk = j >> 5
+            sh = j & 31
             s = 0
-            k = j + 1
+            k = blk
             while k > 0:
                 s += tree[k]
                 k -= k & (-k)
+            w = bits[blk]
+            s += _popcount32(w & ((np.int64(2) << sh) - 1))
             d = (pos - j - 1) - (holes - s)
-            k = j + 1
-            while k <= m:
+            bits[blk] = w | (np.int64(1) << sh)
+            k = blk + 1
+            while k <= nblk:
                 tree[k] += 1
                 k += k & (-k)
             holes += 1
@@ -127,7 +148,7 @@ def _sd_run(refs, start, last, who, tree, state, hist, log_e, e, out):  # pragma
 
 
 @njit(cache=True, nogil=True)
-def _sd_compact(who, last, new_who, new_tree, pos):  # pragma: no cover - jit
+def _sd_compact(who, last, new_who, new_bits, new_tree, pos):  # pragma: no cover - jit
     """Move the live positions of ``who[:pos]`` to ``0..U-1`` of ``new_who`` (no holes); return U."""
     k = 0
     for p in range(pos):
@@ -138,6 +159,8 @@ def _sd_compact(who, last, new_who, new_tree, pos):  # pragma: no cover - jit
             k += 1
     for p in range(k, new_who.shape[0]):
         new_who[p] = -1
+    for p in range(new_bits.shape[0]):
+        new_bits[p] = 0
     for p in range(new_tree.shape[0]):
         new_tree[p] = 0
     return k
@@ -213,13 +236,17 @@ class StackDistanceHistogram:
 
     # -- miss ratios --------------------------------------------------------------------------
     def misses(self, capacity: float) -> float:
-        """Misses of an LRU cache of ``capacity`` rows: cold + references at distance >= capacity."""
+        """Misses of an LRU cache of ``capacity`` rows: cold + references at distance >= capacity.
+
+        A cache holds whole rows, so a fractional capacity up to ``exact_limit`` is rounded down;
+        beyond it, capacities between powers of two are interpolated inside their log2 bin.
+        """
         c = float(capacity)
         if c < 0:
             raise ValueError("capacity must be >= 0")
         e = self.exact_limit
         if c <= e:
-            ci = int(np.ceil(c))
+            ci = int(np.floor(c))
             return float(self.cold + int(self.counts[ci:].sum()))
         lo = self.bin_lo()
         hi = self.bin_hi()
@@ -281,7 +308,8 @@ class StackDistanceCounter:
     position per key, Fenwick window) carries over between calls, so splitting a stream into chunks
     never changes the result. Memory: one ``int32`` per key (``int64`` from 2^29 keys; zeroed
     lazily by the OS) plus ``O(distinct keys seen)`` for the window; nothing proportional to the
-    stream length.
+    stream length. With ``growable=True`` a key beyond ``key_space`` enlarges it (doubling)
+    instead of being an error; use that with densely numbered keys.
     """
 
     def __init__(
@@ -289,18 +317,21 @@ class StackDistanceCounter:
         key_space: int,
         exact_limit: int = DEFAULT_EXACT_LIMIT,
         initial_window: int = _MIN_WINDOW,
+        growable: bool = False,
     ):
         if key_space < 1:
             raise ValueError("key_space must be >= 1")
         self.key_space = int(key_space)
+        self.growable = growable
         self.hist = StackDistanceHistogram(exact_limit)
         self._log_e = int(exact_limit).bit_length() - 1
         # positions stay below 2 * key_space + window, so int32 state suffices below 2^29 keys
         self._pdt = np.int32 if self.key_space < 2**29 else np.int64
         self._last = np.zeros(self.key_space, dtype=self._pdt)
-        w = max(int(initial_window), 2)
+        w = -(-max(int(initial_window), 2) // _BLOCK) * _BLOCK  # a whole number of words
         self._who = np.full(w, -1, dtype=self._pdt)
-        self._tree = np.zeros(w + 1, dtype=self._pdt)
+        self._bits = np.zeros(w // _BLOCK, dtype=np.int64)
+        self._tree = np.zeros(w // _BLOCK + 1, dtype=self._pdt)
         self._state = np.zeros(4, dtype=np.int64)  # next position, live, cold, holes
         self._empty_out = np.zeros(0, dtype=np.int64)
 
@@ -308,6 +339,18 @@ class StackDistanceCounter:
     def distinct(self) -> int:
         """Distinct keys seen so far."""
         return int(self._state[1])
+
+    def _grow(self, needed: int) -> None:
+        """Enlarge the key space to at least ``needed`` keys (doubling)."""
+        new_ks = max(int(needed), 2 * self.key_space)
+        if new_ks >= 2**29 and self._pdt is np.int32:
+            self._pdt = np.int64
+            self._who = self._who.astype(np.int64)
+            self._tree = self._tree.astype(np.int64)
+        last = np.zeros(new_ks, dtype=self._pdt)
+        last[: self.key_space] = self._last
+        self._last = last
+        self.key_space = new_ks
 
     def _make_room(self) -> None:
         """Compact the full window; double it first when more than half of it is live."""
@@ -317,10 +360,11 @@ class StackDistanceCounter:
         while live > new_m // 2:
             new_m *= 2
         new_who = np.empty(new_m, dtype=self._pdt)
-        new_tree = np.empty(new_m + 1, dtype=self._pdt)
-        k = _sd_compact(self._who, self._last, new_who, new_tree, int(self._state[0]))
+        new_bits = np.empty(new_m // _BLOCK, dtype=np.int64)
+        new_tree = np.empty(new_m // _BLOCK + 1, dtype=self._pdt)
+        k = _sd_compact(self._who, self._last, new_who, new_bits, new_tree, int(self._state[0]))
         assert k == live
-        self._who, self._tree = new_who, new_tree
+        self._who, self._bits, self._tree = new_who, new_bits, new_tree
         self._state[0] = live
         self._state[3] = 0
 
@@ -338,6 +382,8 @@ class StackDistanceCounter:
         if r.size == 0:
             return
         lo, hi = int(r.min()), int(r.max())
+        if hi >= self.key_space and self.growable and lo >= 0:
+            self._grow(hi + 1)
         if lo < 0 or hi >= self.key_space:
             raise ValueError(
                 f"reference out of range 0..{self.key_space - 1}: {lo if lo < 0 else hi}"
@@ -353,7 +399,7 @@ class StackDistanceCounter:
             if self._state[0] >= len(self._who):
                 self._make_room()
             i = _sd_run(
-                r, i, self._last, self._who, self._tree, self._state, self.hist.counts,
+                r, i, self._last, self._who, self._bits, self._tree, self._state, self.hist.counts,
                 self._log_e, self.hist.exact_limit, o,
             )  # fmt: skip
         self.hist.cold = int(self._state[2])

@@ -25,8 +25,8 @@ in; ``docs/trace-stats.md`` has the full list):
   stream is the trace order: batch by batch, table-major inside a batch, i.e. the CSR order).
 
 Memory: per table one ``int64`` count per row (allocated zeroed, so only touched pages cost RAM),
-the bag-size histogram, and for stack distances one ``int32`` per row plus ``O(unique rows)``;
-nothing grows with the number of lookups. Counting uses ``np.bincount`` when a table's batch has at
+the bag-size histogram, and for stack distances two ``int32`` per row (latest position, dense
+overall id) plus ``O(unique rows)``; nothing grows with the number of lookups. Counting uses ``np.bincount`` when a table's batch has at
 least ``rows / 4`` lookups and a sort otherwise; no Python loop touches individual lookups.
 
 Not covered: per-sample weights (ignored), dense features and labels, inter-batch arrival times, and
@@ -38,7 +38,8 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,6 +291,7 @@ class _TableAcc:
         self.samples = 0
         self.lookups = 0
         self.sd = StackDistanceCounter(rows, exact_limit=exact_limit) if keep_sd else None
+        self.gid: np.ndarray = np.zeros(0, dtype=np.int32)  # dense overall ids (stack distances)
 
     def add_bags(self, lengths: np.ndarray) -> None:
         h = np.bincount(lengths)
@@ -301,24 +303,26 @@ class _TableAcc:
         else:
             self.bag_hist[: len(h)] += h
 
-    def add_indices(self, idx: np.ndarray) -> np.ndarray:
-        """Count ``idx`` into the totals; return this batch's non-zero per-row counts."""
+    def add_indices(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Count ``idx`` into the totals; return this batch's distinct rows (sorted) and counts."""
         n = len(idx)
         self.lookups += n
         if n == 0:
-            return np.zeros(0, dtype=np.int64)
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         if n * _DENSE_RATIO >= self.rows:
             cb = np.bincount(idx, minlength=self.rows)
             self.counts += cb
-            c = cb[cb > 0]
+            u = np.flatnonzero(cb)
+            c = cb[u]
         else:
             s = np.sort(idx)
             starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))
             c = np.diff(np.append(starts, n))
-            self.counts[s[starts]] += c
+            u = s[starts]
+            self.counts[u] += c
         if self.sd is not None:
             self.sd.update(idx)
-        return c
+        return u, c
 
 
 def _drop_pages(reader: TraceReader, i: int) -> None:
@@ -364,6 +368,7 @@ def profile_trace(
     full_cdf: bool = False,
     keep_counts: bool = False,
     exact_limit: int = DEFAULT_EXACT_LIMIT,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TraceProfile:
     """Profile a trace (a path or an open :class:`TraceReader`) in one streaming pass.
 
@@ -374,6 +379,7 @@ def profile_trace(
         full_cdf: keep each table's sorted non-zero counts (``TableProfile.cdf_at``/``cdf_curve``).
         keep_counts: keep each table's per-row access counts (``rows`` entries per table).
         exact_limit: stack distances below this (a power of two) are histogrammed exactly.
+        progress: called as ``progress(batches_done, batches_total)`` after every batch.
     """
     bp = _check_breakpoints(cdf_breakpoints)
     if max_batches is not None and max_batches < 1:
@@ -385,11 +391,29 @@ def profile_trace(
     T = h.num_tables
     rows = h.rows
     nb = len(reader) if max_batches is None else min(max_batches, len(reader))
-    accs = [_TableAcc(int(rows[t]), stack_distance, exact_limit) for t in range(T)]
-    base = np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64)
-    overall = (
-        StackDistanceCounter(int(rows.sum()), exact_limit=exact_limit) if stack_distance else None
-    )
+    accs = []
+    for t, spec in enumerate(h.tables):
+        try:
+            accs.append(_TableAcc(spec.rows, stack_distance, exact_limit))
+        except MemoryError:
+            raise SimrecError(
+                f"cannot allocate the per-row arrays of a table with {spec.rows:,} rows",
+                path=reader.path,
+                where=f"table {spec.name!r} (table {t})",
+                fix=(
+                    "profile with --no-stack-distance (halves the memory), or convert the trace "
+                    "with fewer rows (e.g. `simrec trace convert --max-ind-range N`)"
+                ),
+            ) from None
+    overall = None
+    if stack_distance:
+        # The overall stream is keyed by dense ids given to (table, row) pairs in order of first
+        # sight, so its state grows with the distinct pairs, not with the sum of all table rows.
+        overall = StackDistanceCounter(1 << 16, exact_limit=exact_limit, growable=True)
+        id_dtype = np.int32 if int(rows.sum()) < 2**31 - 1 else np.int64
+        for acc in accs:
+            acc.gid = np.zeros(acc.rows, dtype=id_dtype)  # 1 + dense id, 0 = not seen yet
+    next_id = 0
 
     loc_n: list[int] = []
     loc_u: list[int] = []
@@ -401,28 +425,39 @@ def profile_trace(
     try:
         for bi in range(nb):
             batch = reader.batch(bi)
-            if overall is not None and batch.num_lookups:
-                gid = batch.indices.astype(np.int64) + np.repeat(base, batch.lookups_per_table())
-                if pending is not None:
-                    pending.result()
-                # The overall stream runs on a second core (the numba kernel releases the GIL)
-                # while this thread does the per-table work; one update at a time, in batch order,
-                # so the result does not depend on the timing.
-                assert pool is not None
-                pending = pool.submit(overall.update, gid)
             b = batch.batch_size
             lengths = batch.lengths()
             uh = np.zeros(NUM_BINS, dtype=np.float64)
             ah = np.zeros(NUM_BINS, dtype=np.float64)
+            parts = []
             for t in range(T):
                 acc = accs[t]
                 acc.add_bags(lengths[t] if b else np.zeros(0, dtype=np.int64))
-                c = acc.add_indices(batch.table_indices(t))
+                idx = batch.table_indices(t)
+                u, c = acc.add_indices(idx)
+                if overall is not None and len(idx):
+                    new = u[acc.gid[u] == 0]
+                    if len(new):
+                        acc.gid[new] = np.arange(next_id + 1, next_id + 1 + len(new))
+                        next_id += len(new)
+                    parts.append(acc.gid[idx])
                 if len(c):
                     k = reuse_bin(c)
                     uh += np.bincount(k, minlength=NUM_BINS)
                     ah += np.bincount(k, weights=c.astype(np.float64), minlength=NUM_BINS)
+            if parts:
+                gids = np.concatenate(parts)
+                np.subtract(gids, 1, out=gids)
+                if pending is not None:
+                    pending.result()
+                # The overall stream runs on a second core (the numba kernel releases the GIL)
+                # while this thread goes on with the next batch; one update at a time, in batch
+                # order, so the result does not depend on the timing.
+                assert pool is not None and overall is not None
+                pending = pool.submit(overall.update, gids)
             _drop_pages(reader, bi)
+            if progress is not None:
+                progress(bi + 1, nb)
             n_b = float(ah.sum())
             u_b = float(uh.sum())
             loc_n.append(int(n_b))
@@ -512,7 +547,7 @@ def _print_table(p: TraceProfile) -> None:
         f"{'p50':>5} {'p99':>5} {'max':>5} {'cover':>6} {'top1%':>6} {'top10%':>6}"
     )
     if p.stack_distance is not None:
-        head += f" {'MR@1%':>6}"
+        head += f" {'MR@10%':>6}"
     click.echo(head)
     for t in p.tables:
         line = (
@@ -522,7 +557,7 @@ def _print_table(p: TraceProfile) -> None:
             f"{_fmt(t.top1pct_share, '6.3f')} {_fmt(t.top10pct_share, '6.3f')}"
         )
         if t.stack_distance is not None:
-            line += " " + _fmt(t.stack_distance.miss_ratio(0.01 * t.rows), "6.3f")
+            line += " " + _fmt(t.stack_distance.miss_ratio(0.1 * t.rows), "6.3f")
         click.echo(line)
     tot_rows = sum(t.rows for t in p.tables)
     pool = p.lookups / p.samples if p.samples else float("nan")
@@ -539,8 +574,8 @@ def _print_table(p: TraceProfile) -> None:
             + ", ".join(f"{c:,}: {m:.3f}" for c, m in pts)
             + f"; cold share {sd.cold / sd.references if sd.references else float('nan'):.3f}"
         )
-    if "MR@1%" in head:
-        click.echo("MR@1% = miss ratio of a per-table LRU cache holding 1% of the table's rows")
+    if "MR@10%" in head:
+        click.echo("MR@10% = miss ratio of a per-table LRU cache holding 10% of the table's rows")
 
 
 def _write_out(p: TraceProfile, out: str) -> None:
@@ -563,6 +598,25 @@ def _write_out(p: TraceProfile, out: str) -> None:
             p.to_dataframe().to_csv(tmp, index=False)
         else:
             p.to_dataframe().to_parquet(tmp, index=False)
+
+
+class _Progress:
+    """A progress bar on stderr (only used when stderr is a terminal)."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            self._bar = click.progressbar(length=total, label="profiling", file=sys.stderr)
+            self._bar.__enter__()
+        self._bar.update(done - self._done)
+        self._done = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
 
 
 def _parse_breakpoints(text: str | None) -> Sequence[float]:
@@ -620,12 +674,18 @@ def stats_command(
                 path=out,
                 fix="name the output file *.json, *.csv or *.parquet",
             )
-    p = profile_trace(
-        path,
-        stack_distance=not no_stack_distance,
-        cdf_breakpoints=_parse_breakpoints(breakpoints),
-        max_batches=max_batches,
-    )
+    bar = _Progress() if sys.stderr.isatty() else None
+    try:
+        p = profile_trace(
+            path,
+            stack_distance=not no_stack_distance,
+            cdf_breakpoints=_parse_breakpoints(breakpoints),
+            max_batches=max_batches,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     if out is not None:
         _write_out(p, out)
     if as_json:

@@ -37,6 +37,7 @@ controller, and address hashing; caches in front of the DRAM belong to the syste
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Generator
@@ -58,6 +59,7 @@ __all__ = [
     "count_chunk_numpy",
     "channel_times",
     "embedding_addresses",
+    "unique_first",
 ]
 
 FIELDS = ("row", "rank", "bankgroup", "bank", "column", "channel")
@@ -327,33 +329,46 @@ def _count_kernel(
     starts: np.ndarray,
     nbursts: int,
     burst_bytes: int,
-    sizes: np.ndarray,
-    codes: np.ndarray,
-    ranks: int,
-    bank_groups: int,
-    banks_per_group: int,
+    period: int,
+    pshift: int,
+    lut: np.ndarray,
     open_row: np.ndarray,
     bursts: np.ndarray,
     acts: np.ndarray,
     first_conflict: np.ndarray,
 ) -> None:  # pragma: no cover - compiled; checked against count_chunk_numpy in the tests
-    nf = sizes.shape[0]
-    fv = np.zeros(5, dtype=np.int64)
+    mask = period - 1
     for i in range(starts.shape[0]):
         base = starts[i] // burst_bytes
         for k in range(nbursts):
             x = base + k
-            for j in range(nf):
-                fv[codes[j]] = x % sizes[j]
-                x = x // sizes[j]
-            b = ((fv[0] * ranks + fv[1]) * bank_groups + fv[2]) * banks_per_group + fv[3]
+            if pshift >= 0:
+                row = x >> pshift
+                low = x & mask
+            else:
+                row = x // period
+                low = x - row * period
+            b = lut[low]
             bursts[b] += 1
-            cur = open_row[b]
-            if cur != x:
-                if acts[b] == 0 and cur >= 0:
+            if open_row[b] != row:
+                if acts[b] == 0 and open_row[b] >= 0:
                     first_conflict[b] = 1
                 acts[b] += 1
-                open_row[b] = x
+                open_row[b] = row
+
+
+@functools.lru_cache(maxsize=64)
+def _bank_lut(p: DramParams) -> tuple[np.ndarray, int, int]:
+    """Global bank of every burst index below one row period, the period and its log2 (or -1).
+
+    The mapping repeats every ``period = channels * ranks * banks * columns`` bursts (all fields but
+    the row), so one table lookup replaces the mixed-radix decode in the compiled kernel.
+    """
+    period = p.channels * p.ranks * p.banks_per_rank * p.columns_per_row
+    d = p.decode(np.arange(period, dtype=np.int64) * p.burst_bytes)
+    lut = p.bank_index(d).astype(np.int32)
+    shift = period.bit_length() - 1 if period & (period - 1) == 0 else -1
+    return lut, period, shift
 
 
 def count_chunk(
@@ -364,27 +379,47 @@ def count_chunk(
     ``starts`` are byte addresses of accesses of ``nbursts`` consecutive bursts each, in arrival
     order; ``open_row[b]`` is the open row of bank ``b`` (-1 when closed).
     """
-    sizes, codes = p._radix()
+    lut, period, shift = _bank_lut(p)
     n = p.total_banks
     bursts = np.zeros(n, dtype=np.int64)
     acts = np.zeros(n, dtype=np.int64)
     first = np.zeros(n, dtype=np.int64)
     s = np.ascontiguousarray(starts, dtype=np.int64)
-    _count_kernel(
-        s,
-        int(nbursts),
-        p.burst_bytes,
-        sizes,
-        codes,
-        p.ranks,
-        p.bank_groups,
-        p.banks_per_group,
-        open_row,
-        bursts,
-        acts,
-        first,
-    )
+    _count_kernel(s, int(nbursts), p.burst_bytes, period, shift, lut, open_row, bursts, acts, first)
     return ChunkCounts(bursts, acts, first)
+
+
+@numba.njit(cache=True, nogil=True)
+def _unique_first_kernel(idx: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover
+    n = idx.shape[0]
+    size = 1
+    while size < 2 * n:
+        size *= 2
+    table = np.full(size, -1, dtype=np.int64)
+    mask = size - 1
+    m = 0
+    for i in range(n):
+        v = idx[i]
+        h = (v * 0x9E3779B97F4A7C15) & mask
+        while True:
+            cur = table[h]
+            if cur == -1:
+                table[h] = v
+                out[m] = v
+                m += 1
+                break
+            if cur == v:
+                break
+            h = (h + 1) & mask
+    return m
+
+
+def unique_first(idx: np.ndarray) -> np.ndarray:
+    """Distinct non-negative values of ``idx`` in order of first occurrence (compiled hash set)."""
+    a = np.ascontiguousarray(idx, dtype=np.int64)
+    out = np.empty(len(a), dtype=np.int64)
+    m = _unique_first_kernel(a, out)
+    return out[:m]
 
 
 def count_chunk_numpy(
@@ -475,9 +510,9 @@ def channel_times(p: DramParams, c: ChunkCounts) -> np.ndarray:
         + am1b * (p.tRTP + p.tRP + p.tRCD)
         + p.CL
     ) * tck + tb
-    t_bank = np.maximum(
-        np.where(acts > 0, t_bank_b, 0.0), np.where(bursts > 0, t_col_b, 0.0)
-    ).max(axis=(1, 2, 3))
+    t_bank = np.maximum(np.where(acts > 0, t_bank_b, 0.0), np.where(bursts > 0, t_col_b, 0.0)).max(
+        axis=(1, 2, 3)
+    )
     out = np.maximum(np.maximum(t_bus, t_bg), np.maximum(t_act, t_bank))
     return np.where(n_ch > 0, out, 0.0)
 
@@ -486,6 +521,7 @@ def channel_times(p: DramParams, c: ChunkCounts) -> np.ndarray:
 class _RankState:
     act_hist: list[float] = field(default_factory=list)  # last four activate times
     last_act: float = -1e300
+    next_act: float = -1e300  # earliest next activate under tRRD_S and tFAW
     last_act_bg: list[float] = field(default_factory=list)
     last_col_bg: list[float] = field(default_factory=list)
 
@@ -503,7 +539,7 @@ class Dram:
     Each channel is a :class:`~simrec.sim.engine.Server`; a chunk holds every channel it touches for
     that channel's service time (fast mode) or for its event-by-event simulation (fine mode), and
     chunks queue FIFO per channel. Counters: ``bursts``, ``activates``, ``bytes_read``, ``events``
-    (simpy timeouts issued in fine mode).
+    (simpy timeouts issued in fine mode) and ``commands`` (activates + reads issued in fine mode).
     """
 
     def __init__(
@@ -527,15 +563,21 @@ class Dram:
         self.activates = 0
         self.bytes_read = 0
         self.events = 0
-        # fine-mode state
-        self._act_t = np.full(params.total_banks, -1e300)
-        self._last_col_bank = np.full(params.total_banks, -1e300)
-        self._pre_ready = np.full(params.total_banks, -1e300)
+        self.commands = 0
+        # fine-mode state (plain lists: the controller loop reads them element by element)
+        nbk = params.total_banks
+        self._f_open = [-1] * nbk
+        self._f_act = [-1e300] * nbk
+        self._f_col = [-1e300] * nbk
+        self._f_pre = [-1e300] * nbk
         g = params.bank_groups
         self._ranks = [
             _RankState(last_act_bg=[-1e300] * g, last_col_bg=[-1e300] * g)
             for _ in range(params.channels * params.ranks)
         ]
+        per_rank = params.banks_per_rank
+        self._f_rank_of = [self._ranks[b // per_rank] for b in range(nbk)]
+        self._f_bg_of = [(b % per_rank) // params.banks_per_group for b in range(nbk)]
         self._chan = [_ChannelState() for _ in range(params.channels)]
 
     # ----- public API -----
@@ -571,6 +613,7 @@ class Dram:
             "row_hit_rate": 1 - self.activates / self.bursts if self.bursts else 0.0,
             "bytes_read": self.bytes_read,
             "fine_events": self.events,
+            "fine_commands": self.commands,
             "channel_utilisation": [s.stats(now).utilisation for s in self.channels],
         }
 
@@ -601,11 +644,12 @@ class Dram:
     def _fine_channel(
         self, c: int, banks: np.ndarray, rows: np.ndarray
     ) -> Generator[Any, Any, None]:
-        """Command-level FR-FCFS controller of one channel: one timeout per issued command.
+        """Command-level FR-FCFS controller of one channel: one step per issued command.
 
         At each step every bank with pending requests proposes its next command (a column read if
         its head request hits the open row, else an activate, preceded by the implied precharge);
-        the command that can issue earliest wins, ties going to the oldest request.
+        the command that can issue earliest wins, ties going to the oldest request. The controller
+        waits (a simpy timeout) whenever the winning command lies in the future.
         """
         token = yield from self.channels[c].acquire()
         p, env, tck = self.p, self.env, self.p.tCK_s
@@ -614,55 +658,74 @@ class Dram:
         queues: dict[int, deque[tuple[int, int]]] = {}
         for seq, (b, r) in enumerate(zip(banks.tolist(), rows.tolist(), strict=True)):
             queues.setdefault(b, deque()).append((seq, r))
-        per_rank = p.banks_per_rank
         t_rrd_s, t_rrd_l, t_faw = p.tRRD_S * tck, p.tRRD_L * tck, p.tFAW * tck
         t_rcd, t_cl, t_rp = p.tRCD * tck, p.CL * tck, p.tRP * tck
         t_ras, t_rtp, t_ccd_s, t_ccd_l = p.tRAS * tck, p.tRTP * tck, p.tCCD_S * tck, p.tCCD_L * tck
-        open_row, act_t, last_col_b = self.open_row, self._act_t, self._last_col_bank
-        pre_ready = self._pre_ready
+        t_burst = p.tBURST_s
+        open_row, act_t, last_col_b, pre_ready = self._f_open, self._f_act, self._f_col, self._f_pre
+        rank_of, bg_of = self._f_rank_of, self._f_bg_of
+        inf = math.inf
         while queues:
-            best_t, best_seq, best_b, best_is_act = math.inf, 0, -1, False
             now = float(env.now)
+            best_t, best_seq, best_b, best_is_act = inf, 0, -1, False
+            col_common = st.last_col + t_ccd_s
+            x = st.bus_free - t_cl
+            if x > col_common:
+                col_common = x
             for b, q in queues.items():
                 seq, row = q[0]
-                rk = self._ranks[b // per_rank]
-                bg = (b % per_rank) // p.banks_per_group
-                if open_row[b] == row:
-                    t = max(
-                        act_t[b] + t_rcd,
-                        rk.last_col_bg[bg] + t_ccd_l,
-                        st.last_col + t_ccd_s,
-                        st.bus_free - t_cl,
-                    )
+                rk = rank_of[b]
+                bg = bg_of[b]
+                o = open_row[b]
+                if o == row:
+                    t = act_t[b] + t_rcd
+                    x = rk.last_col_bg[bg] + t_ccd_l
+                    if x > t:
+                        t = x
+                    if col_common > t:
+                        t = col_common
                     is_act = False
                 else:
-                    t = rk.last_act + t_rrd_s
-                    t = max(t, rk.last_act_bg[bg] + t_rrd_l)
-                    if len(rk.act_hist) >= 4:
-                        t = max(t, rk.act_hist[-4] + t_faw)
-                    if open_row[b] >= 0:
+                    if o >= 0:
                         # the head request needs another row: precharge as soon as allowed
-                        pre = max(now, act_t[b] + t_ras, last_col_b[b] + t_rtp)
+                        pre = act_t[b] + t_ras
+                        x = last_col_b[b] + t_rtp
+                        if x > pre:
+                            pre = x
+                        if now > pre:
+                            pre = now
                         pre_ready[b] = pre + t_rp
                         open_row[b] = -1
-                    t = max(t, pre_ready[b])
+                    t = rk.next_act
+                    x = rk.last_act_bg[bg] + t_rrd_l
+                    if x > t:
+                        t = x
+                    if pre_ready[b] > t:
+                        t = pre_ready[b]
                     is_act = True
-                t = max(t, now)
-                if t < best_t - _EPS or (abs(t - best_t) <= _EPS and seq < best_seq):
+                if t < now:
+                    t = now
+                if t < best_t - _EPS or (t <= best_t + _EPS and seq < best_seq):
                     best_t, best_seq, best_b, best_is_act = t, seq, b, is_act
             if best_t > now + _EPS:
                 self.events += 1
                 yield env.timeout(best_t - now)
-            now = float(env.now)
+                now = float(env.now)
+            self.commands += 1
             b = best_b
-            rk = self._ranks[b // per_rank]
-            bg = (b % per_rank) // p.banks_per_group
+            rk = rank_of[b]
+            bg = bg_of[b]
             if best_is_act:
-                rk.act_hist.append(now)
-                if len(rk.act_hist) > 4:
-                    del rk.act_hist[0]
+                hist = rk.act_hist
+                hist.append(now)
+                if len(hist) > 4:
+                    del hist[0]
                 rk.last_act = now
                 rk.last_act_bg[bg] = now
+                nxt = now + t_rrd_s
+                if len(hist) >= 4 and hist[-4] + t_faw > nxt:
+                    nxt = hist[-4] + t_faw
+                rk.next_act = nxt
                 act_t[b] = now
                 open_row[b] = queues[b][0][1]
                 self.activates += 1
@@ -670,8 +733,9 @@ class Dram:
                 rk.last_col_bg[bg] = now
                 st.last_col = now
                 last_col_b[b] = now
-                st.bus_free = now + t_cl + p.tBURST_s
-                st.end = max(st.end, st.bus_free)
+                st.bus_free = now + t_cl + t_burst
+                if st.bus_free > st.end:
+                    st.end = st.bus_free
                 q = queues[b]
                 q.popleft()
                 if not q:

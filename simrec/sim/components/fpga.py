@@ -199,6 +199,12 @@ class TTShape:
     def max_rows(self) -> int:
         return math.prod(self.p)
 
+    @classmethod
+    def from_spec(cls, spec: Any, rows: int, dim: int) -> TTShape:
+        """From a :class:`simrec.functional.spec.TTSpec` (shapes resolved for ``rows`` x ``dim``)."""
+        r = spec.resolved(rows, dim)
+        return cls(p=tuple(r.p_shapes), q=tuple(r.q_shapes), ranks=tuple(r.ranks))
+
     def prefix_divisors(self) -> list[int]:
         """For stage k = 2..d, the divisor that turns a row index into its (i_1..i_k) prefix."""
         return [math.prod(self.p[k:]) for k in range(2, len(self.p) + 1)]
@@ -342,8 +348,10 @@ class TTCoreSpec:
     def chunk_macs(self, shape: TTShape, rows: np.ndarray) -> int:
         """MACs to reconstruct ``rows`` (row indices of one table), with prefix reuse if enabled.
 
-        Without reuse: ``len(rows) * tt_macs_per_row``. With reuse, stage k is computed once per
-        distinct (i_1..i_k) prefix in the chunk (an unbounded partial-product cache per chunk).
+        Without reuse: ``len(rows) * tt_macs_per_row`` (every lookup is reconstructed). With reuse,
+        stage k is computed once per distinct (i_1..i_k) prefix in the chunk, the last stage once
+        per distinct row (an unbounded partial-product cache per chunk; for d = 3 this is
+        ``unique_prefixes * stage_2 + unique_rows * stage_3``).
         """
         rows = np.asarray(rows, dtype=np.int64)
         stages = tt_stage_macs(shape)
@@ -351,7 +359,8 @@ class TTCoreSpec:
             return int(len(rows) * sum(stages))
         total = 0
         for cost, div in zip(stages, shape.prefix_divisors(), strict=True):
-            n = len(rows) if div == 1 else len(np.unique(rows // div))
+            keys = np.sort(rows // div)
+            n = int(np.count_nonzero(np.diff(keys))) + 1 if len(keys) else 0
             total += cost * n
         return int(total)
 
@@ -501,7 +510,7 @@ class TTCore:
         for r in rows.tolist():
             m = 0
             for k, (cost, div) in enumerate(zip(stages, divs, strict=True)):
-                if self.spec.prefix_reuse and div > 1:
+                if self.spec.prefix_reuse:
                     key = r // div
                     if key in seen[k]:
                         continue

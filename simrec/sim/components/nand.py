@@ -220,12 +220,9 @@ class NandParams:
         ``0..servers-1``).
         """
         p = np.asarray(pages, dtype=np.int64)
-        ch = p % self.channels
-        rest = p // self.channels
-        chip = rest % self.chips_per_channel
-        rest = rest // self.chips_per_channel
-        die_in_chip = rest % self.dies_per_chip
-        rest = rest // self.dies_per_chip
+        rest, ch = np.divmod(p, self.channels)
+        rest, chip = np.divmod(rest, self.chips_per_channel)
+        rest, die_in_chip = np.divmod(rest, self.dies_per_chip)
         plane = rest % self.planes_per_die
         die = (ch * self.chips_per_channel + chip) * self.dies_per_chip + die_in_chip
         server = die * self.planes_per_die + plane if self.independent_planes else die

@@ -148,8 +148,8 @@ def p2p_transfer_time(
 
 
 def _first_occurrences(x: np.ndarray) -> np.ndarray:
-    """Mask of the first occurrence of each value in ``x`` (stable sort; no hashing)."""
-    order = np.argsort(x, kind="stable")
+    """Mask marking one occurrence of each distinct value in ``x`` (deterministic sort)."""
+    order = np.argsort(x)
     xs = x[order]
     first = np.ones(len(x), dtype=bool)
     first[1:] = xs[1:] != xs[:-1]
@@ -333,6 +333,7 @@ class SmartSSD:
         self.controller = Server(env, 1, f"{name}.controller")
         self.p2p = Server(env, 1, f"{name}.p2p")
         self.host_link = Server(env, 1, f"{name}.host_link")
+        self.host_link_in = Server(env, 1, f"{name}.host_link_in")
         c = p.cores
         self.sram = Server(env, max(c.n_emb, 1), f"{name}.sram")
         self.emb = Server(env, max(c.n_emb, 1), f"{name}.emb")
@@ -348,6 +349,7 @@ class SmartSSD:
             "pooled_rows": 0,
             "mlp_macs": 0,
             "host_bytes": 0,
+            "host_bytes_in": 0,
             "p2p_bytes": 0,
         }
 
@@ -355,8 +357,9 @@ class SmartSSD:
     def cache_misses(self, pages: np.ndarray) -> np.ndarray:
         """Boolean mask of the reads in ``pages`` that go to NAND (SSD read-cache misses).
 
-        Within a window of at most ``ssd_cache_pages`` distinct pages, only the first read of each
-        page misses; the windows are consecutive equal slices of the chunk.
+        Within a window of at most ``ssd_cache_pages`` distinct pages, one read of each page misses
+        (the rest are merged with it or hit the cache); the windows are consecutive equal slices
+        of the chunk.
         """
         pages = np.asarray(pages, dtype=np.int64)
         n = len(pages)
@@ -450,13 +453,33 @@ class SmartSSD:
 
     # -- hot rows: DDR4, on-chip SRAM ------------------------------------------------------------
     def read_ddr_rows(self, rows: np.ndarray, row_bytes: int) -> Generator[Any, Any, float]:
-        """simpy process body: read DDR4-resident rows (local row numbers, packed back to back)."""
+        """simpy process body: read DDR4-resident rows (local row numbers, packed back to back,
+        each padded to whole bursts)."""
         bursts = max(1, -(-int(row_bytes) // self.p.ddr.burst_bytes))
         starts = np.asarray(rows, dtype=np.int64) * bursts * self.p.ddr.burst_bytes
-        self.counters["ddr_rows"] += len(starts)
+        return (yield from self.read_ddr(starts, bursts))
+
+    def read_ddr(self, starts: np.ndarray, nbursts: int) -> Generator[Any, Any, float]:
+        """simpy process body: read ``nbursts`` bursts at each byte address in ``starts``."""
+        starts = np.asarray(starts, dtype=np.int64)
         if len(starts) == 0:
             return 0.0
-        return (yield from self.ddr.read(starts, bursts))
+        top = int(starts.max()) + nbursts * self.p.ddr.burst_bytes
+        if top > self.p.ddr_capacity_bytes or int(starts.min()) < 0:
+            raise ConfigError(
+                f"DDR4 rows reach byte {top:,} but the FPGA DDR4 holds "
+                f"{int(self.p.ddr_capacity_bytes):,} B",
+                where=f"{self.name}.ddr",
+                fix="place fewer rows in the DDR4 tier (or give the device more DDR4)",
+            )
+        self.counters["ddr_rows"] += len(starts)
+        return (yield from self.ddr.read(starts, nbursts))
+
+    def sram_cycles(self, cycles: float, rows: int = 0) -> Generator[Any, Any, float]:
+        """simpy process body: ``cycles`` of on-chip reads (one port's cycles) spread over the
+        EMB cores' ports."""
+        self.counters["sram_rows"] += rows
+        return (yield from self._spread(self.sram, float(cycles) / self.p.fpga.clock_hz))
 
     def sram_time(self, n_rows: int, row_bytes: int) -> float:
         """Seconds for one EMB core to read ``n_rows`` rows of ``row_bytes`` from on-chip SRAM."""
@@ -494,8 +517,19 @@ class SmartSSD:
                 fix="give the device at least one memory-centric core",
             )
         self.counters["pooled_rows"] += n_rows
-        total = float(c.emb.pool_time(n_rows, dim, self.p.fpga.clock_hz))
-        return (yield from self._spread(self.emb, total))
+        cycles = float(n_rows) * math.ceil(dim / c.emb.lanes)
+        return (yield from self.pool_cycles(cycles))
+
+    def pool_cycles(self, cycles: float) -> Generator[Any, Any, float]:
+        """simpy process body: ``cycles`` of pooling work (one EMB core's cycles) spread over
+        the EMB cores."""
+        if self.p.cores.n_emb == 0:
+            raise ConfigError(
+                "rows need pooling but the device has no EMB core",
+                where=f"{self.name}.cores.n_emb",
+                fix="give the device at least one memory-centric core",
+            )
+        return (yield from self._spread(self.emb, float(cycles) / self.p.fpga.clock_hz))
 
     def tt_reconstruct(self, shape: TTShape, rows: np.ndarray) -> Generator[Any, Any, float]:
         """simpy process body: TT-EMB cores reconstruct ``rows`` of one TT table."""
@@ -506,8 +540,18 @@ class SmartSSD:
                 where=f"{self.name}.cores.n_tt",
                 fix="give the device at least one compute-centric core or store the table raw",
             )
-        macs = c.tt.chunk_macs(shape, rows)
         self.counters["tt_rows"] += len(rows)
+        return (yield from self.tt_macs(c.tt.chunk_macs(shape, rows)))
+
+    def tt_macs(self, macs: float) -> Generator[Any, Any, float]:
+        """simpy process body: ``macs`` TT MACs spread over the TT cores."""
+        c = self.p.cores
+        if c.n_tt == 0:
+            raise ConfigError(
+                "a TT table is placed on a device without TT cores",
+                where=f"{self.name}.cores.n_tt",
+                fix="give the device at least one compute-centric core or store the table raw",
+            )
         self.counters["tt_macs"] += macs
         total = float(c.tt.time(macs, self.p.fpga.clock_hz, cores=1))
         return (yield from self._spread(self.tt, total))
@@ -531,6 +575,13 @@ class SmartSSD:
         dt = self.p.host_link_latency_s + nbytes / self.p.host_bandwidth
         return (yield from self.host_link.serve(dt))
 
+    def from_host(self, nbytes: float) -> Generator[Any, Any, float]:
+        """simpy process body: receive ``nbytes`` (index lists, dense inputs) from the host; the
+        link is full duplex, so this direction has its own server."""
+        self.counters["host_bytes_in"] += nbytes
+        dt = self.p.host_link_latency_s + nbytes / self.p.host_bandwidth
+        return (yield from self.host_link_in.serve(dt))
+
     # -- reporting ---------------------------------------------------------------------------------
     def utilisation(self, until: float | None = None) -> dict[str, float]:
         """Busy fraction of every part over ``[0, until]`` (default now)."""
@@ -551,4 +602,5 @@ class SmartSSD:
             "tt_cores": u(self.tt),
             "mlp_cores": u(self.mlp),
             "host_link": u(self.host_link),
+            "host_link_in": u(self.host_link_in),
         }

@@ -1,0 +1,175 @@
+"""The fixed embedding workloads of calibration and validation, and their seeded indices.
+
+Calibration fits the model parameters on *calibration points*; ``simrec validate --measure``
+reports the model's error on a separate *held-out* set whose shapes differ from every calibration
+point (other dims, pooling factors, batch sizes, table sizes and skews). The sets are fixed here so
+that every machine is validated on the same workloads; the quick variants are small versions for CI.
+
+This module imports only the standard library and numpy: the GPU probe
+(:mod:`simrec.calibrate.gpu_probe`) runs it on a machine without simrec's other dependencies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Workload",
+    "make_batch",
+    "cpu_heldout",
+    "gpu_heldout",
+    "gpu_calibration",
+    "zipf_cdf",
+]
+
+MiB = 2**20
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One embedding-bag workload: a single fp32 table of ``rows`` x ``dim``, batches of
+    ``batch`` bags of exactly ``pooling`` lookups, indices ``uniform`` or ``zipf`` (exponent
+    ``alpha``, hot rows scattered by a seeded permutation); ``nbatches`` distinct batches are
+    generated from ``seed`` and cycled during the measurement."""
+
+    name: str
+    rows: int
+    dim: int
+    pooling: int
+    batch: int
+    dist: str = "uniform"
+    alpha: float = 1.05
+    seed: int = 0
+    nbatches: int = 3
+
+    @property
+    def row_bytes(self) -> int:
+        return 4 * self.dim
+
+    @property
+    def table_bytes(self) -> int:
+        return self.rows * self.row_bytes
+
+    @property
+    def lookups(self) -> int:
+        """Lookups per batch."""
+        return self.batch * self.pooling
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Workload:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def zipf_cdf(rows: int, alpha: float) -> np.ndarray:
+    """CDF over ranks 1..rows of a bounded Zipf law ``p(k) ~ k**-alpha`` (float64, ends at 1)."""
+    w = np.arange(1, rows + 1, dtype=np.float64) ** (-alpha)
+    c = np.cumsum(w)
+    c /= c[-1]
+    return c
+
+
+def make_batch(w: Workload, i: int, cdf: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Batch ``i`` of workload ``w``: ``(indices int64 [batch*pooling], offsets int64 [batch+1])``.
+
+    Deterministic in ``(w.seed, i)``; Zipf ranks map to rows through a permutation seeded by
+    ``w.seed`` alone (the same hot rows in every batch). ``cdf`` may pass a precomputed
+    :func:`zipf_cdf` (it is the slow part for large tables).
+    """
+    rng = np.random.default_rng([w.seed, i])
+    n = w.lookups
+    if w.dist == "uniform":
+        idx = rng.integers(0, w.rows, size=n, dtype=np.int64)
+    elif w.dist == "zipf":
+        c = zipf_cdf(w.rows, w.alpha) if cdf is None else cdf
+        ranks = np.searchsorted(c, rng.random(n), side="right")
+        np.minimum(ranks, w.rows - 1, out=ranks)
+        perm = np.random.default_rng([w.seed, 1 << 20]).permutation(w.rows)
+        idx = perm[ranks].astype(np.int64)
+    else:
+        raise ValueError(f"unknown index distribution {w.dist!r}")
+    offsets = np.arange(0, n + 1, w.pooling, dtype=np.int64)
+    return idx, offsets
+
+
+def _w(name: str, rows: int, dim: int, pooling: int, batch: int, dist: str = "uniform") -> Workload:
+    return Workload(name=name, rows=rows, dim=dim, pooling=pooling, batch=batch, dist=dist)
+
+
+def cpu_heldout(quick: bool = False) -> list[Workload]:
+    """Held-out CPU workloads: dims 16-256, pooling 1-64, batch 512-65,536, tables from L2-resident
+    (<= 512 KiB) through LLC-sized to 512 MiB (16x a 32 MiB LLC), uniform and Zipf(1.05).
+
+    None matches a calibration point: calibration uses dims 16/64/128 at pooling 32, batch 4096
+    on 2,048-row tables, and bare gathers (no pooling) on 256 MiB tables.
+    """
+    if quick:
+        return [
+            _w("q_d32_l8_b2048_256KiB_uni", 2048, 32, 8, 2048),
+            _w("q_d96_l4_b4096_6MiB_zipf", 16_384, 96, 4, 4096, "zipf"),
+            _w("q_d24_l16_b1024_48MiB_uni", 524_288, 24, 16, 1024),
+            _w("q_d256_l2_b2048_64MiB_uni", 65_536, 256, 2, 2048),
+        ]
+    return [
+        _w("d16_l1_b65536_256KiB_uni", 4096, 16, 1, 65_536),
+        _w("d32_l8_b4096_512KiB_uni", 4096, 32, 8, 4096),
+        _w("d256_l16_b1024_512KiB_uni", 512, 256, 16, 1024),
+        _w("d48_l24_b2048_7MiB_uni", 40_000, 48, 24, 2048),
+        _w("d96_l4_b16384_18MiB_zipf", 50_000, 96, 4, 16_384, "zipf"),
+        _w("d32_l64_b512_512MiB_uni", 4_194_304, 32, 64, 512),
+        _w("d24_l20_b8192_384MiB_uni", 4_194_304, 24, 20, 8192),
+        _w("d64_l2_b65536_512MiB_uni", 2_097_152, 64, 2, 65_536),
+        _w("d128_l10_b2048_512MiB_uni", 1_048_576, 128, 10, 2048),
+        _w("d256_l4_b4096_512MiB_uni", 524_288, 256, 4, 4096),
+        _w("d64_l40_b2048_512MiB_zipf", 2_097_152, 64, 40, 2048, "zipf"),
+        _w("d16_l48_b1024_512MiB_zipf", 8_388_608, 16, 48, 1024, "zipf"),
+        _w("d192_l12_b4096_220MiB_zipf", 300_000, 192, 12, 4096, "zipf"),
+        _w("d40_l1_b32768_458MiB_uni", 3_000_000, 40, 1, 32_768),
+    ]
+
+
+def gpu_heldout(quick: bool = False) -> list[Workload]:
+    """Held-out GPU workloads: dims 16-256, pooling 1-64, batch 512-65,536, tables from L2-resident
+    (0.5 MiB, the H100 L2 is 50 MB) to 2 GB, uniform and Zipf(1.05). Calibration uses dims
+    16/64/128 at pooling 2/8/32 with batches 8,192 and 65,536 on 10M-row tables."""
+    if quick:
+        return [
+            _w("q_d32_l8_b4096_uni", 100_000, 32, 8, 4096),
+            _w("q_d96_l4_b2048_zipf", 50_000, 96, 4, 2048, "zipf"),
+        ]
+    return [
+        _w("g_d32_l16_b65536_1.3GB_uni", 10_000_000, 32, 16, 65_536),
+        _w("g_d256_l8_b16384_2GB_uni", 2_000_000, 256, 8, 16_384),
+        _w("g_d96_l20_b32768_1.9GB_uni", 5_000_000, 96, 20, 32_768),
+        _w("g_d16_l64_b16384_1.3GB_uni", 20_000_000, 16, 64, 16_384),
+        _w("g_d48_l4_b65536_1.9GB_uni", 10_000_000, 48, 4, 65_536),
+        _w("g_d128_l1_b65536_2.6GB_uni", 5_000_000, 128, 1, 65_536),
+        _w("g_d64_l48_b8192_2.6GB_zipf", 10_000_000, 64, 48, 8192, "zipf"),
+        _w("g_d32_l24_b65536_0.5MiB_uni", 4096, 32, 24, 65_536),
+        _w("g_d128_l12_b4096_26MB_uni", 50_000, 128, 12, 4096),
+        _w("g_d24_l40_b512_1GB_uni", 10_000_000, 24, 40, 512),
+        _w("g_d160_l16_b16384_1.9GB_zipf", 3_000_000, 160, 16, 16_384, "zipf"),
+        _w("g_d64_l2_b65536_2.6GB_uni", 10_000_000, 64, 2, 65_536),
+        _w("g_d256_l32_b2048_1GB_uni", 1_000_000, 256, 32, 2048),
+        _w("g_d16_l8_b65536_1.9GB_zipf", 30_000_000, 16, 8, 65_536, "zipf"),
+    ]
+
+
+def gpu_calibration(quick: bool = False) -> list[Workload]:
+    """GPU calibration points: rows of 64/256/512 B (dims 16/64/128), pooling 2/8/32, batches
+    8,192 and 65,536, uniform indices into 10M-row tables (0.64-5.1 GB, far beyond the L2)."""
+    if quick:
+        return [
+            _w(f"c_d{d}_l{lp}_b4096", 200_000, d, lp, 4096) for d in (16, 64, 128) for lp in (2, 16)
+        ]
+    out = []
+    for d in (16, 64, 128):
+        for lp in (2, 8, 32):
+            for b in (8192, 65_536):
+                out.append(_w(f"c_d{d}_l{lp}_b{b}", 10_000_000, d, lp, b))
+    return out

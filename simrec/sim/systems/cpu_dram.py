@@ -1,0 +1,254 @@
+"""CPU-DRAM system: embedding tables in host DRAM across sockets, cores gather and pool, MLPs on cores.
+
+What the model covers
+---------------------
+* **Placement**: whole tables go to sockets, largest first onto the socket with the fewest bytes
+  (greedy balance); each socket lays its tables out back to back in its own DRAM, rows padded to whole
+  bursts, every table starting on a 4 KiB boundary. A trace whose tables do not fit the sockets' DRAM
+  capacity is a :class:`~simrec.errors.ConfigError`.
+* **Embedding stage** (per batch, all sockets in parallel): the rows each socket's tables touch are
+  read by that socket's :class:`~simrec.sim.components.dram.Dram` (fast or fine granularity) while
+  its :class:`~simrec.sim.components.cpu.Cpu` cores pool them (all cores, threads = cores); the
+  socket is done when both are done (gathers and adds overlap). Repeated rows of one table within a
+  batch are read from DRAM once (``dedupe=True``: the LLC holds a batch's working set); the pooling
+  compute counts every lookup.
+* **Dense stage**: bottom MLP + interaction + top MLP FLOPs of the :class:`DlrmModel` (if given) for
+  the batch on all cores of all sockets, after the embedding stage.
+* **Load**: ``throughput`` (batches back to back, ``inflight`` of them at a time) or ``latency``
+  (Poisson arrivals: exponential gaps at ``rate_per_s``, or the trace's own ``arrival_s``).
+
+What it leaves out: LLC reuse across batches, cross-socket (UPI) traffic for pooled outputs, the OS
+and framework overheads, and prefetching; the bottom MLP does not overlap the embedding stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import simpy
+
+from simrec.errors import ConfigError
+from simrec.sim.components.cpu import Cpu, CpuParams
+from simrec.sim.components.dram import Dram, DramParams, unique_first
+from simrec.sim.results import LoadSpec, SimResult, run_load
+from simrec.trace.format import Batch, TraceHeader
+from simrec.workloads.dlrm import DlrmModel
+
+__all__ = ["Socket", "CpuDramSystem"]
+
+_PAGE = 4096
+
+
+@dataclass(frozen=True)
+class Socket:
+    """One CPU socket with its DRAM."""
+
+    cpu: CpuParams
+    dram: DramParams
+    dram_capacity_bytes: float
+    name: str = "socket"
+
+
+@dataclass
+class _Placement:
+    socket: np.ndarray  # table -> socket
+    base: np.ndarray  # table -> base byte address in its socket's DRAM
+    stride: np.ndarray  # table -> row stride, bytes
+    nbursts: np.ndarray  # table -> bursts per row
+    used: list[float] = field(default_factory=list)
+
+
+class CpuDramSystem:
+    """A multi-socket CPU server serving embeddings from DRAM (see the module docstring)."""
+
+    kind = "cpu_dram"
+
+    def __init__(
+        self,
+        sockets: list[Socket],
+        mode: Literal["fast", "fine"] = "fast",
+        model: DlrmModel | None = None,
+        dedupe: bool = True,
+        name: str = "cpu_dram",
+    ) -> None:
+        if not sockets:
+            raise ConfigError(
+                "a cpu_dram system needs at least one socket",
+                where="devices",
+                fix="add a cpu with an attached dram",
+            )
+        self.sockets = sockets
+        self.mode = mode
+        self.model = model
+        self.dedupe = dedupe
+        self.name = name
+
+    @classmethod
+    def from_hw(
+        cls,
+        hw: Any,
+        mode: Literal["fast", "fine"] = "fast",
+        model: DlrmModel | None = None,
+        dedupe: bool = True,
+    ) -> CpuDramSystem:
+        """Build from a :class:`simrec.hw.SystemConfig`: every CPU with its attached DRAM(s)."""
+        sockets = []
+        for cname in hw.devices_of_kind("cpu"):
+            drams = [n for n, d in hw.memories_of(cname).items() if d.kind == "dram"]
+            if len(drams) != 1:
+                raise ConfigError(
+                    f"cpu {cname!r} has {len(drams)} dram devices attached; the cpu_dram system "
+                    "needs exactly one per cpu",
+                    path=hw.source,
+                    where=f"devices.{cname}",
+                    fix="attach one dram device to each cpu (attached_to: <cpu>)",
+                )
+            sockets.append(
+                Socket(
+                    cpu=hw.params(cname),
+                    dram=hw.params(drams[0]),
+                    dram_capacity_bytes=hw.capacity_of(drams[0]),
+                    name=cname,
+                )
+            )
+        if not sockets:
+            raise ConfigError(
+                f"system {hw.name!r} has no cpu device",
+                path=hw.source,
+                where="devices",
+                fix="use a config with cpu and dram devices (e.g. the cpu_dram preset)",
+            )
+        return cls(sockets, mode=mode, model=model, dedupe=dedupe, name=hw.name)
+
+    # ----------------------------------------------------------------- placement
+    def place(self, header: TraceHeader, source: str | None = None) -> _Placement:
+        """Greedy table placement (largest first onto the least-filled socket)."""
+        burst = self.sockets[0].dram.burst_bytes
+        t = header.num_tables
+        nb = np.array([max(1, -(-int(np.ceil(s.bytes_per_row)) // burst)) for s in header.tables])
+        stride = nb * burst
+        size = header.rows * stride
+        order = np.argsort(-size, kind="stable")
+        used = [0.0] * len(self.sockets)
+        sock = np.zeros(t, dtype=np.int64)
+        base = np.zeros(t, dtype=np.int64)
+        for i in order.tolist():
+            s = int(np.argmin(used))
+            start = -(-int(used[s]) // _PAGE) * _PAGE
+            if start + size[i] > self.sockets[s].dram_capacity_bytes:
+                need = float(size.sum())
+                have = sum(k.dram_capacity_bytes for k in self.sockets)
+                raise ConfigError(
+                    f"table {header.tables[i].name!r} ({size[i] / 2**30:.2f} GiB) does not fit: "
+                    f"the trace needs {need / 2**30:.2f} GiB of embeddings, the system's DRAM "
+                    f"holds {have / 2**30:.2f} GiB",
+                    path=source,
+                    where=f"table {header.tables[i].name!r}",
+                    fix="use a system with more DRAM, fewer/smaller tables, or a multi-tier "
+                    "system with a sharding plan",
+                )
+            sock[i], base[i] = s, start
+            used[s] = start + float(size[i])
+        return _Placement(sock, base, stride, nb, used)
+
+    # ----------------------------------------------------------------- simulation
+    def simulate(
+        self,
+        batches: Iterable[Batch],
+        header: TraceHeader,
+        load: LoadSpec | None = None,
+        source: str | None = None,
+    ) -> SimResult:
+        """Run the trace's batches through the system; returns a :class:`SimResult`."""
+        wall0 = time.perf_counter()
+        pl = self.place(header, source)
+        env = simpy.Environment()
+        drams = [Dram(env, s.dram, self.mode, f"{s.name}.dram") for s in self.sockets]
+        cpus = [Cpu(env, s.cpu, f"{s.name}.cores") for s in self.sockets]
+        total_cores = sum(s.cpu.cores for s in self.sockets)
+        dims = np.array([s.dim for s in header.tables], dtype=np.int64)
+        breakdown = {"embedding_dram": 0.0, "embedding_pool": 0.0, "embedding": 0.0, "dense": 0.0}
+        by_socket = [np.nonzero(pl.socket == s)[0] for s in range(len(self.sockets))]
+        dedupe = self.dedupe
+
+        def socket_stage(s: int, batch: Batch) -> Generator[Any, Any, tuple[float, float]]:
+            tables = by_socket[s]
+            cpu = cpus[s]
+            pool_s = 0.0
+            groups: dict[int, list[np.ndarray]] = {}
+            for t in tables.tolist():
+                idx = batch.table_indices(t)
+                if len(idx) == 0:
+                    continue
+                pool_s += cpu.p.pool_time_s(len(idx), int(dims[t]), cpu.p.cores)
+                if dedupe:
+                    idx = unique_first(idx)
+                addr = idx.astype(np.int64) * int(pl.stride[t]) + int(pl.base[t])
+                groups.setdefault(int(pl.nbursts[t]), []).append(addr)
+            mem = [
+                env.process(drams[s].read(np.concatenate(a) if len(a) > 1 else a[0], nb))
+                for nb, a in groups.items()
+            ]
+            comp = env.process(cpu.run(pool_s * cpu.p.cores, cpu.p.cores)) if pool_s > 0 else None
+            t0 = float(env.now)
+            t_mem = 0.0
+            if mem:
+                yield env.all_of(mem)
+                t_mem = float(env.now) - t0
+            if comp is not None:
+                yield comp
+            return t_mem, pool_s
+
+        model = self.model
+        cpu_all = cpus  # the dense stage spreads over every socket's cores
+
+        def serve_batch(batch: Batch) -> Generator[Any, Any, None]:
+            t0 = float(env.now)
+            procs = [env.process(socket_stage(s, batch)) for s in range(len(self.sockets))]
+            res = yield env.all_of(procs)
+            t_emb = float(env.now) - t0
+            breakdown["embedding"] += t_emb
+            breakdown["embedding_dram"] += max(v[0] for v in res.values())
+            breakdown["embedding_pool"] += max(v[1] for v in res.values())
+            if model is not None:
+                flops = model.dense_flops() * batch.batch_size
+                t1 = float(env.now)
+                share = flops / total_cores
+                yield env.all_of(
+                    [
+                        env.process(c.run(c.p.mlp_time_s(share * c.p.cores, 1), c.p.cores))
+                        for c in cpu_all
+                    ]
+                )
+                breakdown["dense"] += float(env.now) - t1
+
+        spec = load or LoadSpec()
+        out = run_load(env, batches, serve_batch, spec)
+        util: dict[str, float] = {}
+        for d in drams:
+            u = d.stats()["channel_utilisation"]
+            util[d.name] = float(np.mean(u)) if u else 0.0
+        for c in cpus:
+            util[c.name] = c.cores.stats().utilisation
+        counters = {
+            "dram_bursts": sum(d.bursts for d in drams),
+            "dram_activates": sum(d.activates for d in drams),
+            "dram_bytes": sum(d.bytes_read for d in drams),
+            "fine_events": sum(d.events for d in drams),
+            "fine_commands": sum(d.commands for d in drams),
+        }
+        return SimResult.build(
+            system=self.name,
+            kind=self.kind,
+            mode=self.mode,
+            load=out,
+            breakdown_s=breakdown,
+            utilisation=util,
+            counters=counters,
+            wall_s=time.perf_counter() - wall0,
+            load_kind=spec.kind,
+        )

@@ -1,0 +1,394 @@
+"""Multi-GPU system: sharded embeddings in HBM (or host DRAM over PCIe), all-to-all, MLPs on GPUs.
+
+What the model covers
+---------------------
+* **Sharding**: every table is cut into *bands* of row ranks, each on one GPU's HBM or in host DRAM
+  (served to one GPU over its PCIe link, as UVM/zero-copy does). Without a plan: ``sharding="table"``
+  puts whole tables, largest first, on the GPU with the fewest bytes that still has room;
+  ``sharding="row"`` cuts each table into one equal band per GPU. A band that fits no HBM goes to
+  host DRAM. A :class:`simrec.shard.plan.Plan` gives the bands explicitly (tiers ``hbm`` or
+  ``host_dram``/``dram``; row orders ``index``, ``hotness`` and ``hot_set`` map rows to ranks).
+* **Caching model (stated)**: there is no dynamic cache. Rows in HBM bands are local; rows in host
+  bands are read over PCIe every batch, each distinct row of a table once per batch (rows repeated
+  within a batch are fetched once). A static hot-row cache is expressed as a plan whose ``hot_set``
+  band lives in HBM.
+* **Per batch** (data-parallel samples, model-parallel embeddings, ``B/G`` samples per GPU):
+  1. every GPU runs one fused gather kernel for its HBM lookups (calibrated efficiency vs row size,
+     :mod:`simrec.sim.components.gpu`) while its PCIe link brings its host-band rows (TLP overhead
+     per row); the GPU's embedding time is the longer of the two;
+  2. the pooled (or, for row-wise bands, partial) embeddings go through one all-to-all on the
+     network (:mod:`simrec.sim.components.network`), with the largest per-pair message of any GPU;
+  3. each GPU runs the bottom MLP, interaction and top MLP of its ``B/G`` samples (three kernels).
+* **Load**: as for every system (:mod:`simrec.sim.results`).
+
+What it leaves out: dynamic UVM caches (LRU/LFU), host DRAM bandwidth and PCIe switch sharing (each
+GPU's link is its own), overlap of the bottom MLP with the embedding stage, gradient traffic
+(inference only), and a fine (per-request) granularity: this system is transaction-level only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import simpy
+
+from simrec.errors import ConfigError
+from simrec.sim.components.dram import unique_first
+from simrec.sim.components.gpu import Gpu, GpuParams
+from simrec.sim.components.network import Network, NetworkParams
+from simrec.sim.components.pcie import PcieLink, PcieParams
+from simrec.sim.results import LoadSpec, SimResult, run_load
+from simrec.trace.format import Batch, TraceHeader
+from simrec.workloads.dlrm import DlrmModel
+
+__all__ = ["MultiGpuSystem", "TableShards"]
+
+HOST_TIERS = ("host_dram", "dram", "ddr", "host")
+
+
+@dataclass
+class TableShards:
+    """Bands of one table: ``starts[k]`` is the first rank of band k (ascending, starts[0] = 0);
+    ``gpu[k]`` the serving GPU; ``host[k]`` whether the band is in host DRAM; ``rank_of_row`` maps a
+    row id to its rank (None: the identity)."""
+
+    starts: np.ndarray
+    gpu: np.ndarray
+    host: np.ndarray
+    rank_of_row: np.ndarray | None = None
+
+
+class MultiGpuSystem:
+    """G GPUs with HBM, a switch network between them and a PCIe link each to the host."""
+
+    kind = "multi_gpu"
+
+    def __init__(
+        self,
+        gpus: list[GpuParams],
+        network: NetworkParams,
+        pcie: list[PcieParams],
+        host_capacity_bytes: float,
+        model: DlrmModel | None = None,
+        sharding: Literal["table", "row"] = "table",
+        plan: Any | None = None,
+        gpu_names: list[str] | None = None,
+        host_names: list[str] | None = None,
+        name: str = "multi_gpu",
+        mode: str = "fast",
+    ) -> None:
+        if mode != "fast":
+            raise ConfigError(
+                f"the multi_gpu system has no {mode!r} granularity",
+                where="--mode",
+                fix="use --mode fast (the fine mode exists for the cpu_dram system)",
+            )
+        if not gpus:
+            raise ConfigError("a multi_gpu system needs GPUs", where="devices", fix="add gpus")
+        if len(pcie) != len(gpus):
+            raise ConfigError(
+                f"{len(gpus)} GPUs but {len(pcie)} PCIe links",
+                where="links",
+                fix="give every GPU one pcie link to the host",
+            )
+        if network.npus != len(gpus):
+            raise ConfigError(
+                f"the network joins {network.npus} endpoints but the system has {len(gpus)} GPUs",
+                where="links",
+                fix="make the nvlink/network members the system's GPUs",
+            )
+        if sharding not in ("table", "row"):
+            raise ConfigError(
+                f"unknown sharding {sharding!r}", where="sharding", fix="use table or row"
+            )
+        self.gpus = gpus
+        self.network = network
+        self.pcie = pcie
+        self.host_capacity_bytes = host_capacity_bytes
+        self.model = model
+        self.sharding = sharding
+        self.plan = plan
+        self.gpu_names = gpu_names or [f"gpu{i}" for i in range(len(gpus))]
+        self.host_names = host_names or ["host"]
+        self.name = name
+        self.mode = mode
+
+    @classmethod
+    def from_hw(
+        cls,
+        hw: Any,
+        model: DlrmModel | None = None,
+        sharding: Literal["table", "row"] = "table",
+        plan: Any | None = None,
+        mode: str = "fast",
+    ) -> MultiGpuSystem:
+        """Build from a :class:`simrec.hw.SystemConfig`: its GPUs, network and PCIe links."""
+        names = list(hw.devices_of_kind("gpu"))
+        if not names:
+            raise ConfigError(
+                f"system {hw.name!r} has no gpu device",
+                path=hw.source,
+                where="devices",
+                fix="use a config with gpus (e.g. the multi_gpu preset)",
+            )
+        gpus = [hw.gpu_params(n) for n in names]
+        pcie = []
+        for n in names:
+            links = [
+                ln
+                for ln, lk in hw.links.items()
+                if lk.kind == "pcie" and n in (getattr(lk, "endpoints", None) or [])
+            ]
+            if len(links) != 1:
+                raise ConfigError(
+                    f"gpu {n!r} has {len(links)} pcie links; the multi_gpu system needs one",
+                    path=hw.source,
+                    where=f"links (endpoints with {n!r})",
+                    fix="give every gpu exactly one pcie link towards the host",
+                )
+            pcie.append(hw.params(links[0]))
+        net = hw.network_params()
+        hosts = [n for n, d in hw.memories().items() if d.kind == "dram"]
+        cap = sum(hw.capacity_of(n) for n in hosts)
+        return cls(
+            gpus,
+            net,
+            pcie,
+            cap,
+            model=model,
+            sharding=sharding,
+            plan=plan,
+            gpu_names=names,
+            host_names=hosts,
+            name=hw.name,
+            mode=mode,
+        )
+
+    # ------------------------------------------------------------------ placement
+    def shard(self, header: TraceHeader, source: str | None = None) -> list[TableShards]:
+        """Bands of every table (from the plan, or the default sharding); checks capacities."""
+        shards = self._from_plan(header) if self.plan is not None else self._default(header)
+        self._check_capacity(header, shards, source)
+        return shards
+
+    def _row_bytes(self, header: TraceHeader) -> np.ndarray:
+        return np.array([float(s.bytes_per_row) for s in header.tables])
+
+    def _default(self, header: TraceHeader) -> list[TableShards]:
+        g = len(self.gpus)
+        rb = self._row_bytes(header)
+        size = header.rows * rb
+        free = np.array([p.hbm_capacity_bytes for p in self.gpus], dtype=np.float64)
+        used = np.zeros(g)
+        out: list[TableShards | None] = [None] * header.num_tables
+        if self.sharding == "table":
+            for t in np.argsort(-size, kind="stable").tolist():
+                fits = np.nonzero(used + size[t] <= free)[0]
+                if len(fits):
+                    k = int(fits[np.argmin(used[fits])])
+                    used[k] += size[t]
+                    out[t] = TableShards(np.array([0]), np.array([k]), np.array([False]))
+                else:
+                    out[t] = TableShards(np.array([0]), np.array([t % g]), np.array([True]))
+        else:
+            for t in range(header.num_tables):
+                rows = int(header.rows[t])
+                starts = (np.arange(g) * rows) // g
+                host = np.zeros(g, dtype=bool)
+                for k in range(g):
+                    stop = starts[k + 1] if k + 1 < g else rows
+                    nbytes = (stop - starts[k]) * rb[t]
+                    if used[k] + nbytes <= free[k]:
+                        used[k] += nbytes
+                    else:
+                        host[k] = True
+                out[t] = TableShards(starts, np.arange(g), host)
+        return [s for s in out if s is not None]
+
+    def _from_plan(self, header: TraceHeader) -> list[TableShards]:
+        plan = self.plan
+        gidx = {n: i for i, n in enumerate(self.gpu_names)}
+        out = []
+        for t, spec in enumerate(header.tables):
+            try:
+                tp = plan.table(spec.name)
+            except KeyError:
+                raise ConfigError(
+                    f"the plan has no table {spec.name!r}",
+                    where=f"table {spec.name!r}",
+                    fix="plan every table of the trace",
+                ) from None
+            bands = tp.sorted_bands()
+            starts, gpu, host = [], [], []
+            owner = next((gidx[b.device] for b in bands if b.device in gidx), t % len(self.gpus))
+            for b in bands:
+                is_host = b.tier in HOST_TIERS or b.device in self.host_names
+                if not is_host and b.device not in gidx:
+                    raise ConfigError(
+                        f"band on device {b.device!r} tier {b.tier!r}: not a GPU of this system "
+                        f"({', '.join(self.gpu_names)}) nor host DRAM",
+                        where=f"table {spec.name!r}, band rows {list(b.rows)}",
+                        fix="place bands on the system's gpus (tier hbm) or in host_dram",
+                    )
+                starts.append(b.start)
+                gpu.append(owner if is_host else gidx[b.device])
+                host.append(is_host)
+            rank = None
+            if tp.order.kind == "hotness" and tp.order.permutation is not None:
+                perm = np.asarray(tp.order.permutation, dtype=np.int64)
+                rank = np.empty_like(perm)
+                rank[perm] = np.arange(len(perm))
+            elif tp.order.kind == "hot_set" and tp.order.hot_rows:
+                hot = np.asarray(tp.order.hot_rows, dtype=np.int64)
+                is_hot = np.zeros(spec.rows, dtype=bool)
+                is_hot[hot] = True
+                rank = np.empty(spec.rows, dtype=np.int64)
+                rank[hot] = np.arange(len(hot))
+                rank[~is_hot] = len(hot) + np.arange(spec.rows - len(hot))
+            out.append(TableShards(np.array(starts), np.array(gpu), np.array(host), rank))
+        return out
+
+    def _check_capacity(
+        self, header: TraceHeader, shards: list[TableShards], source: str | None
+    ) -> None:
+        rb = self._row_bytes(header)
+        hbm = np.zeros(len(self.gpus))
+        host = 0.0
+        for t, s in enumerate(shards):
+            stops = np.r_[s.starts[1:], header.rows[t]]
+            nbytes = (stops - s.starts) * rb[t]
+            host += float(nbytes[s.host].sum())
+            np.add.at(hbm, s.gpu[~s.host], nbytes[~s.host])
+        for k, used in enumerate(hbm):
+            if used > self.gpus[k].hbm_capacity_bytes:
+                raise ConfigError(
+                    f"{self.gpu_names[k]} would hold {used / 2**30:.2f} GiB of embeddings, its HBM "
+                    f"holds {self.gpus[k].hbm_capacity_bytes / 2**30:.2f} GiB",
+                    path=source,
+                    where=f"device {self.gpu_names[k]!r}",
+                    fix="move bands to other GPUs or to host_dram in the plan",
+                )
+        if host > self.host_capacity_bytes:
+            raise ConfigError(
+                f"{host / 2**30:.2f} GiB of embeddings do not fit any GPU's HBM and the host DRAM "
+                f"holds {self.host_capacity_bytes / 2**30:.2f} GiB",
+                path=source,
+                where="tables (host DRAM tier)",
+                fix="use more GPUs or more host memory, or compress/shrink the tables",
+            )
+
+    # ------------------------------------------------------------------ simulation
+    def simulate(
+        self,
+        batches: Iterable[Batch],
+        header: TraceHeader,
+        load: LoadSpec | None = None,
+        source: str | None = None,
+    ) -> SimResult:
+        """Run the batches; returns a :class:`SimResult`."""
+        wall0 = time.perf_counter()
+        shards = self.shard(header, source)
+        env = simpy.Environment()
+        G = len(self.gpus)
+        gpus = [Gpu(env, p, n) for p, n in zip(self.gpus, self.gpu_names, strict=True)]
+        links = [
+            PcieLink(env, p, f"{n}.pcie") for p, n in zip(self.pcie, self.gpu_names, strict=True)
+        ]
+        net = Network(env, self.network)
+        rb = self._row_bytes(header)
+        dims = np.array([s.dim for s in header.tables])
+        # GPUs producing pooled or partial outputs per table (for the all-to-all volume)
+        out_dims = np.zeros(G)
+        for t, s in enumerate(shards):
+            for k in np.unique(s.gpu).tolist():
+                out_dims[k] += dims[t]
+        wire_per_row = np.array([self.pcie[0].wire_bytes(r) for r in rb])
+        breakdown = {"embedding": 0.0, "embedding_hbm": 0.0, "embedding_pcie": 0.0}
+        breakdown.update({"alltoall": 0.0, "dense": 0.0})
+        counters = {"hbm_bytes": 0.0, "pcie_bytes": 0.0, "alltoall_bytes": 0.0}
+        model = self.model
+
+        def split(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+            """Per GPU: seconds of HBM gather and bytes over PCIe."""
+            hbm_s = np.zeros(G)
+            pcie_b = np.zeros(G)
+            for t, s in enumerate(shards):
+                idx = batch.table_indices(t)
+                if len(idx) == 0:
+                    continue
+                if len(s.starts) == 1:
+                    band = np.zeros(len(idx), dtype=np.int64)
+                else:
+                    ranks = idx if s.rank_of_row is None else s.rank_of_row[idx]
+                    band = np.searchsorted(s.starts, ranks, side="right") - 1
+                counts = np.bincount(band, minlength=len(s.starts))
+                for k in np.nonzero(counts)[0].tolist():
+                    gk = int(s.gpu[k])
+                    if s.host[k]:
+                        rows = idx if len(s.starts) == 1 else idx[band == k]
+                        pcie_b[gk] += len(unique_first(rows)) * wire_per_row[t]
+                    else:
+                        gp = self.gpus[gk]
+                        bw = gp.gather_eff(rb[t]) * gp.hbm.peak_bw_Bps
+                        hbm_s[gk] += counts[k] * rb[t] / bw
+                        counters["hbm_bytes"] += counts[k] * rb[t]
+            counters["pcie_bytes"] += float(pcie_b.sum())
+            return hbm_s, pcie_b
+
+        def gpu_embedding(k: int, hbm_s: float, pcie_b: float) -> Generator[Any, Any, None]:
+            procs = []
+            if hbm_s > 0:
+                procs.append(env.process(gpus[k].kernel(self.gpus[k].kernel_launch_s + hbm_s)))
+            if pcie_b > 0:
+                procs.append(env.process(links[k].transfer(pcie_b, "down")))
+            if procs:
+                yield env.all_of(procs)
+
+        def gpu_dense(k: int, samples: float) -> Generator[Any, Any, None]:
+            assert model is not None
+            for f in (model.bottom_flops(), model.interaction_flops(), model.top_flops()):
+                if f > 0:
+                    yield from gpus[k].mlp(f * samples)
+
+        def serve(batch: Batch) -> Generator[Any, Any, None]:
+            t0 = float(env.now)
+            hbm_s, pcie_b = split(batch)
+            breakdown["embedding_hbm"] += float(hbm_s.max())
+            breakdown["embedding_pcie"] += float(
+                max(self.pcie[k].transfer_time_s(pcie_b[k]) for k in range(G))
+            )
+            yield env.all_of([env.process(gpu_embedding(k, hbm_s[k], pcie_b[k])) for k in range(G)])
+            t1 = float(env.now)
+            breakdown["embedding"] += t1 - t0
+            msg = batch.batch_size / G * 4.0 * float(out_dims.max())
+            if G > 1 and msg > 0:
+                yield from net.all_to_all(msg)
+                counters["alltoall_bytes"] += msg * G * (G - 1)
+            t2 = float(env.now)
+            breakdown["alltoall"] += t2 - t1
+            if model is not None:
+                yield env.all_of(
+                    [env.process(gpu_dense(k, batch.batch_size / G)) for k in range(G)]
+                )
+            breakdown["dense"] += float(env.now) - t2
+
+        spec = load or LoadSpec()
+        out = run_load(env, batches, serve, spec)
+        util = {g.name: g.stream.stats().utilisation for g in gpus}
+        for lk in links:
+            util[lk.dirs["down"].name] = lk.dirs["down"].stats().utilisation
+        return SimResult.build(
+            system=self.name,
+            kind=self.kind,
+            mode=self.mode,
+            load=out,
+            breakdown_s=breakdown,
+            utilisation=util,
+            counters={**counters, "network_messages": net.messages},
+            wall_s=time.perf_counter() - wall0,
+            load_kind=spec.kind,
+        )

@@ -1,0 +1,638 @@
+"""SCRec system: one host with N SmartSSDs serving embeddings from on-chip SRAM, DDR4, NAND and TT.
+
+What the model covers
+---------------------
+* **Devices**: N :class:`~simrec.sim.components.smartssd.SmartSSD` (same parameters), working in
+  parallel; each holds whole tables (table-wise model parallelism, screc.md §1.3).
+* **Placement** (the documented default plan, :func:`default_placement`; the MIP plan replaces it
+  when the planner issue lands):
+  1. statistics from the trace (the Data Statistic Analyzer): per table the accessed rows and their
+     counts over ``profile_batches`` batches;
+  2. tables to devices by longest-processing-time on lookups (most lookups first onto the device
+     with the fewest);
+  3. per device, TT format (``tt_policy="auto"``) for the tables with the most lookups per TT byte
+     while their TT cores fit the on-chip SRAM left after the cores' buffers and while the TT cores'
+     estimated time stays below the device's estimated cold-row time; rank ``tt_rank``;
+  4. per device, raw rows by access count per byte, hottest first, into the SRAM left over, then
+     DDR4 (``ddr_fraction`` of its capacity), the rest on NAND (``sharding="statistical"``); or, as
+     the ablation, the lowest-index rows of every table first (``sharding="index"``).
+  NAND keeps a full raw copy of every raw table (row r of table t at its own LBA), so a cold row is
+  found at its row id.
+* **Per batch**: the host remaps each lookup to (device, tier, local row), sends each device its
+  index list (``index_bytes`` per lookup) over the device's PCIe Gen3 x4 link (and the host
+  uplink that all devices share, ``host_uplink_bandwidth``); each device reads
+  SRAM rows, DDR4 rows (DRAM component), cold rows (controller -> NAND -> P2P) and reconstructs TT
+  rows concurrently, its EMB cores pool the raw rows, and it returns ``B x sum(dim) x 4`` bytes of
+  pooled vectors to the host. The batch's embedding stage ends when the slowest device is done.
+* **Dense stage** (when a :class:`~simrec.workloads.dlrm.DlrmModel` is given): ``mlp_on="fpga"``:
+  the bottom MLP runs on the devices' MLP cores (B/N samples each) during the embedding stage, and
+  interaction + top MLP on the MLP cores after the host has gathered the pooled vectors (the
+  redistribution of interaction inputs over PCIe is counted); ``mlp_on="host"``: all dense FLOPs on
+  the host CPU after the embedding stage.
+* **Load**: the shared throughput/latency drivers of :mod:`simrec.sim.results`.
+
+What it leaves out
+------------------
+Host-side remapping and dispatch CPU time, host DRAM, inter-batch caching in DDR4/SRAM (placement is
+static), accuracy effects of TT, the P2P link's contention with host traffic, and multi-device
+tables (a table lives on one device). The statistics come from the simulated trace itself by default
+(an oracle profile); give ``profile_batches`` to profile on a prefix.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import simpy
+
+from simrec.errors import ConfigError
+from simrec.sim.components.cpu import CpuParams
+from simrec.sim.components.fpga import TTShape, tt_macs_per_row, tt_param_count, tt_q_factors
+from simrec.sim.components.smartssd import SmartSSD, SmartSSDParams
+from simrec.sim.engine import Server
+from simrec.sim.results import LoadSpec, SimResult, run_load
+from simrec.trace.format import Batch, TraceHeader
+from simrec.workloads.dlrm import DlrmModel
+
+__all__ = [
+    "TIERS",
+    "ScrecConfig",
+    "TablePlacement",
+    "Placement",
+    "table_statistics",
+    "default_placement",
+    "ScrecSystem",
+]
+
+#: Tier codes used by the placement.
+TIERS = ("sram", "ddr4", "nand", "tt")
+SRAM, DDR, NAND, TT = range(4)
+_FP32 = 4
+
+
+@dataclass(frozen=True)
+class ScrecConfig:
+    """System-level choices (defaults: the reconstruction of screc.md §1.3, [INF] where marked).
+
+    Attributes:
+        n_devices: SmartSSDs in the server (4 [INF]; screc.md §10 item 1).
+        device: parameters of each SmartSSD.
+        mlp_on: ``"fpga"`` (MLP cores) or ``"host"`` (host CPU).
+        host_cpu: host CPU for ``mlp_on="host"`` [assumption: the cpu_dram preset's socket pair].
+        tt_policy: ``"auto"`` (default plan step 3) or ``"none"`` (ablation: all raw).
+        tt_rank: TT rank for TT tables (screc.md §4.2: unknown; 16 [INF]).
+        sharding: ``"statistical"`` (hottest rows to the fastest tier) or ``"index"`` (ablation).
+        ddr_fraction: share of the DDR4 capacity used for rows.
+        profile_batches: batches of the trace used for statistics (None: all).
+        index_bytes: bytes per lookup index sent to a device (int32).
+        host_uplink_bandwidth: aggregate bandwidth into the host that all devices share (the
+            backplane switch's uplink or root-complex ports): PCIe Gen3 x16, 15.75 GB/s
+            (data.md §5.1) x 0.8 [INF]; None = no shared limit.
+    """
+
+    n_devices: int = 4
+    device: SmartSSDParams = field(default_factory=SmartSSDParams)
+    mlp_on: Literal["fpga", "host"] = "fpga"
+    host_cpu: CpuParams = field(default_factory=CpuParams.xeon_2s_avx512)
+    tt_policy: Literal["auto", "none"] = "auto"
+    tt_rank: int = 16
+    sharding: Literal["statistical", "index"] = "statistical"
+    ddr_fraction: float = 1.0
+    profile_batches: int | None = None
+    index_bytes: int = 4
+    host_uplink_bandwidth: float | None = 15.75e9 * 0.8
+
+    def __post_init__(self) -> None:
+        if self.n_devices < 1:
+            raise ConfigError(
+                f"n_devices must be >= 1, got {self.n_devices}",
+                where="screc.n_devices",
+                fix="use at least one SmartSSD",
+            )
+        checks = {
+            "mlp_on": (self.mlp_on, ("fpga", "host")),
+            "tt_policy": (self.tt_policy, ("auto", "none")),
+            "sharding": (self.sharding, ("statistical", "index")),
+        }
+        for name, (v, ok) in checks.items():
+            if v not in ok:
+                raise ConfigError(
+                    f"unknown {name} {v!r}",
+                    where=f"screc.{name}",
+                    fix="use one of " + ", ".join(ok),
+                )
+        if not 0.0 <= self.ddr_fraction <= 1.0:
+            raise ConfigError(
+                f"ddr_fraction must be in [0, 1], got {self.ddr_fraction}",
+                where="screc.ddr_fraction",
+                fix="give a fraction of the DDR4 capacity",
+            )
+
+
+@dataclass
+class TablePlacement:
+    """Where one table's rows live on its device.
+
+    ``tt`` set: every lookup is reconstructed by the TT cores (shape ``tt``). Otherwise rows whose
+    ids are in ``ids`` (sorted) sit in ``tier[k]`` at local row ``local[k]``; with index sharding,
+    ids below ``sram_below`` sit in SRAM and ids in ``[sram_below, ddr_below)`` in DDR4 (local row
+    ``id - sram_below``); every other row is read from NAND at its own id.
+    """
+
+    device: int
+    row_bytes: int
+    dim: int
+    tt: TTShape | None = None
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    tier: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+    local: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sram_below: int = 0
+    ddr_below: int = 0
+    ddr_base_byte: int = 0  # byte address of this table's first DDR4 row slot
+    nand_base_byte: int = 0  # byte address of row 0 of this table on the device's NAND
+
+    def classify(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(tier code, local row) of each lookup in ``idx``."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if self.tt is not None:
+            return np.full(len(idx), TT, dtype=np.int8), idx
+        tier = np.full(len(idx), NAND, dtype=np.int8)
+        local = idx.copy()
+        if self.ddr_below or self.sram_below:
+            d = (idx >= self.sram_below) & (idx < self.ddr_below)
+            tier[d] = DDR
+            local[d] = idx[d] - self.sram_below
+            tier[idx < self.sram_below] = SRAM
+        if len(self.ids):
+            pos = np.minimum(np.searchsorted(self.ids, idx), len(self.ids) - 1)
+            hit = self.ids[pos] == idx
+            tier[hit] = self.tier[pos[hit]]
+            local[hit] = self.local[pos[hit]]
+        return tier, local
+
+
+@dataclass
+class Placement:
+    """The whole placement: one :class:`TablePlacement` per table, and per-device summaries."""
+
+    tables: list[TablePlacement]
+    n_devices: int
+    summary: list[dict[str, float]]
+
+
+def table_statistics(
+    batches: Iterable[Batch], num_tables: int, max_batches: int | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Per table: accessed row ids sorted by count (desc, ties by id), their counts, and lookups.
+
+    Memory grows with the distinct rows accessed, not with the table sizes.
+    """
+    parts: list[list[np.ndarray]] = [[] for _ in range(num_tables)]
+    for i, b in enumerate(batches):
+        if max_batches is not None and i >= max_batches:
+            break
+        for t in range(num_tables):
+            idx = b.table_indices(t)
+            if len(idx):
+                parts[t].append(np.asarray(idx, dtype=np.int64))
+    ids, counts = [], []
+    lookups = np.zeros(num_tables, dtype=np.int64)
+    for t in range(num_tables):
+        if not parts[t]:
+            ids.append(np.zeros(0, dtype=np.int64))
+            counts.append(np.zeros(0, dtype=np.int64))
+            continue
+        x = np.concatenate(parts[t]) if len(parts[t]) > 1 else parts[t][0]
+        lookups[t] = len(x)
+        top = int(x.max()) + 1
+        if top <= 16 * len(x):  # dense enough: count with bincount, O(n + rows)
+            c_all = np.bincount(x, minlength=top)
+            u = np.flatnonzero(c_all)
+            c = c_all[u]
+        else:
+            x = np.sort(x)
+            starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
+            c = np.diff(np.r_[starts, len(x)])
+            u = x[starts]
+        order = np.argsort(-c, kind="stable")  # u is ascending, so ties stay in id order
+        ids.append(u[order])
+        counts.append(c[order])
+    return ids, counts, lookups
+
+
+def _ddr_row_rate(dev: SmartSSDParams, slot: int) -> float:
+    """Rough random-row rate of the FPGA DDR4 for one planning estimate: the smaller of the
+    four-activate-window bound and the data bus."""
+    d = dev.ddr
+    return min(4.0 * d.ranks * d.channels / (d.tFAW * d.tCK_s), d.peak_bw_Bps / slot)
+
+
+def _fill_statistical(
+    raw: list[int],
+    ids: list[np.ndarray],
+    counts: list[np.ndarray],
+    row_bytes: list[int],
+    slot: dict[int, int],
+    sram_bytes: float,
+    ddr_bytes: float,
+) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, int, int]]:
+    """Hottest rows (accesses per byte) of the ``raw`` tables into SRAM, then DDR4.
+
+    Returns per table: placed row ids (sorted), their tier codes and local rows, and the profiled
+    lookups that hit SRAM and DDR4.
+    """
+    out: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, int, int]] = {}
+    if not raw:
+        return out
+    cnt = np.concatenate([counts[t] for t in raw]).astype(float)
+    rid = np.concatenate([ids[t] for t in raw])
+    rb = np.array([row_bytes[t] for t in raw], dtype=float)
+    sl = np.array([slot[t] for t in raw], dtype=float)
+    pos = {t: i for i, t in enumerate(raw)}
+    ti = np.array([pos[t] for t in raw], dtype=np.int64)
+    tab_i = np.repeat(ti, [len(ids[t]) for t in raw])
+    sz, dsz = rb[tab_i], sl[tab_i]
+    order = np.argsort(-cnt / sz, kind="stable")  # ties: table order, then hotness order
+    n_sram = int(np.searchsorted(np.cumsum(sz[order]), sram_bytes, side="right"))
+    rest = order[n_sram:]
+    n_ddr = int(np.searchsorted(np.cumsum(dsz[rest]), ddr_bytes, side="right"))
+    tier_of = np.full(len(rid), NAND, dtype=np.int8)
+    tier_of[order[:n_sram]] = SRAM
+    tier_of[rest[:n_ddr]] = DDR
+    starts = np.r_[0, np.cumsum([len(ids[t]) for t in raw])]
+    for k, t in enumerate(raw):
+        sl_t = slice(starts[k], starts[k + 1])
+        tier_t = tier_of[sl_t]
+        keep = tier_t != NAND
+        pid = rid[sl_t][keep]
+        ptier = tier_t[keep]
+        c_t = counts[t][keep]
+        # local rows: hottest first within each tier (the order of ids[t] is by count)
+        plocal = np.zeros(len(pid), dtype=np.int64)
+        for code in (SRAM, DDR):
+            m = ptier == code
+            plocal[m] = np.arange(int(m.sum()))
+        o = np.argsort(pid, kind="stable")
+        out[t] = (
+            pid[o],
+            ptier[o],
+            plocal[o],
+            int(c_t[ptier == SRAM].sum()),
+            int(c_t[ptier == DDR].sum()),
+        )
+    return out
+
+
+def _tt_shape(rows: int, dim: int, rank: int) -> TTShape:
+    q = tt_q_factors(dim)
+    side = max(2, math.ceil(rows ** (1 / 3)))
+    p = (side, side, max(2, math.ceil(rows / (side * side))))
+    return TTShape(p=p, q=q, ranks=(rank, rank))
+
+
+def default_placement(header: TraceHeader, batches: Iterable[Batch], cfg: ScrecConfig) -> Placement:
+    """The documented default plan (module docstring, steps 1-4)."""
+    dev = cfg.device
+    T = header.num_tables
+    ids, counts, lookups = table_statistics(batches, T, cfg.profile_batches)
+    dims = [s.dim for s in header.tables]
+    rows = [int(r) for r in header.rows]
+    row_bytes = [int(math.ceil(s.bytes_per_row)) for s in header.tables]
+    # step 2: LPT on lookups
+    load = np.zeros(cfg.n_devices)
+    owner = np.zeros(T, dtype=np.int64)
+    for t in np.argsort(-lookups, kind="stable").tolist():
+        j = int(np.argmin(load))
+        owner[t] = j
+        load[j] += lookups[t]
+    clock = dev.fpga.clock_hz
+    tt_rate = dev.cores.tt.macs_per_second(clock) * dev.cores.n_tt
+    cold_rate = dev.cold_row_peak_rate()
+    tables: list[TablePlacement] = [
+        TablePlacement(device=int(owner[t]), row_bytes=row_bytes[t], dim=dims[t]) for t in range(T)
+    ]
+    summary = []
+    for j in range(cfg.n_devices):
+        mine = [t for t in range(T) if owner[t] == j]
+        sram_left = float(dev.onchip_bytes)
+        ddr_bytes = dev.ddr_capacity_bytes * cfg.ddr_fraction
+        ddr_burst = dev.ddr.burst_bytes
+        slot = {t: max(1, -(-row_bytes[t] // ddr_burst)) * ddr_burst for t in mine}
+        # step 3: TT tables, judged against the raw placement they would otherwise get
+        if cfg.tt_policy == "auto" and dev.cores.n_tt > 0 and mine:
+            fill = _fill_statistical(mine, ids, counts, row_bytes, slot, sram_left, ddr_bytes)
+            raw_t = {}
+            for t in mine:
+                hit_s, hit_d = fill[t][3], fill[t][4]
+                cold = lookups[t] - hit_s - hit_d
+                raw_t[t] = cold / cold_rate + hit_d / _ddr_row_rate(dev, slot[t])
+            remaining = sum(raw_t.values())
+            tt_time = 0.0
+            cand = []
+            for t in mine:
+                if lookups[t] == 0:
+                    continue
+                shape = _tt_shape(rows[t], dims[t], cfg.tt_rank)
+                nbytes = tt_param_count(shape) * _FP32
+                if nbytes < rows[t] * row_bytes[t]:
+                    cand.append((raw_t[t] / nbytes, t, shape, nbytes))
+            for _, t, shape, nbytes in sorted(cand, key=lambda c: (-c[0], c[1])):
+                add = lookups[t] * tt_macs_per_row(shape) / tt_rate
+                if nbytes <= sram_left and tt_time + add <= remaining - raw_t[t]:
+                    tables[t].tt = shape
+                    sram_left -= nbytes
+                    tt_time += add
+                    remaining -= raw_t[t]
+        raw = [t for t in mine if tables[t].tt is None]
+        if cfg.sharding == "statistical":
+            # step 4: rows by count per byte, hottest first: SRAM, then DDR4
+            fill = _fill_statistical(raw, ids, counts, row_bytes, slot, sram_left, ddr_bytes)
+            ddr_byte = 0
+            sram_used = ddr_used = 0.0
+            for t in raw:
+                pid, ptier, plocal, n_s, _ = fill[t]
+                n_d = int(np.count_nonzero(ptier == DDR))
+                tp = tables[t]
+                tp.ids, tp.tier, tp.local = pid, ptier, plocal
+                tp.ddr_base_byte = ddr_byte
+                ddr_byte += n_d * slot[t]
+                ddr_used += n_d * slot[t]
+                sram_used += int(np.count_nonzero(ptier == SRAM)) * row_bytes[t]
+        else:
+            # ablation: the lowest-index rows of every table, in proportion to table size
+            total = sum(rows[t] * row_bytes[t] for t in raw)
+            f_s = min(1.0, sram_left / total) if total else 0.0
+            total_ddr = sum(rows[t] * slot[t] for t in raw)
+            f_d = min(1.0, ddr_bytes / total_ddr) if total_ddr else 0.0
+            ddr_byte = 0
+            sram_used = ddr_used = 0.0
+            for t in raw:
+                tp = tables[t]
+                tp.sram_below = int(rows[t] * f_s)
+                n_d = int(rows[t] * f_d)
+                tp.ddr_below = min(rows[t], tp.sram_below + n_d)
+                tp.ddr_base_byte = ddr_byte
+                ddr_byte += (tp.ddr_below - tp.sram_below) * slot[t]
+                sram_used += tp.sram_below * row_bytes[t]
+                ddr_used += (tp.ddr_below - tp.sram_below) * slot[t]
+        nand_byte = 0
+        page = dev.nand.page_bytes
+        for t in raw:
+            tables[t].nand_base_byte = nand_byte
+            nand_byte += -(-rows[t] * row_bytes[t] // page) * page
+        if nand_byte > dev.ssd_capacity_bytes:
+            raise ConfigError(
+                f"the raw tables of device {j} need {nand_byte / 1e12:.2f} TB of NAND but a "
+                f"SmartSSD holds {dev.ssd_capacity_bytes / 1e12:.2f} TB",
+                where=f"screc.device{j}",
+                fix="use more devices or TT-compress more tables",
+            )
+        summary.append(
+            {
+                "tables": float(len(mine)),
+                "tt_tables": float(len(mine) - len(raw)),
+                "sram_bytes": float(dev.onchip_bytes - sram_left) + sram_used,
+                "ddr4_bytes": ddr_used,
+                "nand_bytes": float(nand_byte),
+                "lookups_profiled": float(sum(lookups[t] for t in mine)),
+            }
+        )
+    return Placement(tables, cfg.n_devices, summary)
+
+
+class ScrecSystem:
+    """The SCRec server (see the module docstring)."""
+
+    kind = "screc"
+
+    def __init__(
+        self,
+        config: ScrecConfig | None = None,
+        mode: Literal["fast", "fine"] = "fast",
+        model: DlrmModel | None = None,
+        name: str = "screc",
+    ) -> None:
+        self.cfg = config if config is not None else ScrecConfig()
+        self.mode = mode
+        self.model = model
+        self.name = name
+        self.placement: Placement | None = None
+        self.devices_report: list[dict[str, Any]] = []
+
+    def simulate(
+        self,
+        batches: Iterable[Batch] | Sequence[Batch],
+        header: TraceHeader,
+        load: LoadSpec | None = None,
+        source: str | None = None,
+        placement: Placement | None = None,
+    ) -> SimResult:
+        """Place (unless ``placement`` is given), then run the batches; returns a SimResult.
+
+        ``batches`` must be re-iterable (a list or a :class:`~simrec.trace.format.TraceReader`)
+        when the placement is computed from it.
+        """
+        wall0 = time.perf_counter()
+        cfg = self.cfg
+        pl = placement if placement is not None else default_placement(header, batches, cfg)
+        if len(pl.tables) != header.num_tables:
+            raise ConfigError(
+                f"the placement has {len(pl.tables)} tables, the trace {header.num_tables}",
+                path=source,
+                where="placement",
+                fix="build the placement from this trace",
+            )
+        self.placement = pl
+        env = simpy.Environment()
+        devs = [SmartSSD(env, cfg.device, self.mode, f"ssd{j}") for j in range(cfg.n_devices)]
+        up = Server(env, 1, "host_uplink")
+        down = Server(env, 1, "host_downlink")
+        up_bw = cfg.host_uplink_bandwidth
+
+        def to_host(d: SmartSSD, nbytes: float) -> Generator[Any, Any, None]:
+            procs = [env.process(d.to_host(nbytes))]
+            if up_bw:
+                procs.append(env.process(up.serve(nbytes / up_bw)))
+            yield env.all_of(procs)
+
+        def from_host(d: SmartSSD, nbytes: float) -> Generator[Any, Any, None]:
+            procs = [env.process(d.from_host(nbytes))]
+            if up_bw:
+                procs.append(env.process(down.serve(nbytes / up_bw)))
+            yield env.all_of(procs)
+
+        by_dev = [[t for t, tp in enumerate(pl.tables) if tp.device == j] for j in range(len(devs))]
+        out_bytes = [sum(pl.tables[t].dim for t in ts) * _FP32 for ts in by_dev]
+        lanes = cfg.device.cores.emb.lanes
+        tt_spec = cfg.device.cores.tt
+        page = cfg.device.nand.page_bytes
+        burst = cfg.device.ddr.burst_bytes
+        model = self.model
+        host = cfg.host_cpu
+        breakdown = dict.fromkeys(
+            ("embedding", "sram", "ddr4", "nand", "tt", "pool", "to_host", "dense"), 0.0
+        )
+        n = len(devs)
+
+        def device_stage(j: int, batch: Batch) -> Generator[Any, Any, dict[str, float]]:
+            d = devs[j]
+            n_look = 0
+            sram_cycles = 0.0
+            sram_rows = 0
+            pool_cycles = 0.0
+            tt_macs = 0.0
+            ddr_groups: dict[int, list[np.ndarray]] = {}
+            nand_pages: list[np.ndarray] = []
+            for t in by_dev[j]:
+                idx = batch.table_indices(t)
+                if len(idx) == 0:
+                    continue
+                n_look += len(idx)
+                tp = pl.tables[t]
+                if tp.tt is not None:
+                    tt_macs += tt_spec.chunk_macs(tp.tt, idx)
+                    continue
+                tier, local = tp.classify(idx)
+                pool_cycles += len(idx) * math.ceil(tp.dim / lanes)
+                k_s = int(np.count_nonzero(tier == SRAM))
+                if k_s:
+                    sram_rows += k_s
+                    sram_cycles += k_s * math.ceil(tp.row_bytes / cfg.device.sram_bytes_per_cycle)
+                sel = tier == DDR
+                if sel.any():
+                    nb = max(1, -(-tp.row_bytes // burst))
+                    starts = tp.ddr_base_byte + local[sel] * (nb * burst)
+                    ddr_groups.setdefault(nb, []).append(starts)
+                sel = tier == NAND
+                if sel.any():
+                    nand_pages.append((tp.nand_base_byte + local[sel] * tp.row_bytes) // page)
+            t0 = float(env.now)
+            times: dict[str, float] = {}
+            yield env.process(from_host(d, n_look * cfg.index_bytes))
+            parts: dict[str, Any] = {}
+            if sram_cycles:
+                parts["sram"] = env.process(d.sram_cycles(sram_cycles, sram_rows))
+            for nb, arrs in ddr_groups.items():
+                starts = np.concatenate(arrs) if len(arrs) > 1 else arrs[0]
+                parts[f"ddr4_{nb}"] = env.process(d.read_ddr(starts, nb))
+            if nand_pages:
+                pages = np.concatenate(nand_pages)
+                parts["nand"] = env.process(d.read_cold_rows(pages))
+            if tt_macs:
+                parts["tt"] = env.process(d.tt_macs(tt_macs))
+            if pool_cycles:
+                parts["pool"] = env.process(d.pool_cycles(pool_cycles))
+            if parts:
+                yield env.all_of(list(parts.values()))
+            for key, pr in parts.items():
+                k2 = "ddr4" if key.startswith("ddr4") else key
+                times[k2] = max(times.get(k2, 0.0), float(pr.value))
+            t1 = float(env.now)
+            yield env.process(to_host(d, batch.batch_size * out_bytes[j]))
+            times["to_host"] = float(env.now) - t1
+            times["embedding"] = float(env.now) - t0
+            return times
+
+        def serve_batch(batch: Batch) -> Generator[Any, Any, None]:
+            t0 = float(env.now)
+            procs = [env.process(device_stage(j, batch)) for j in range(n)]
+            bottom = []
+            if model is not None and cfg.mlp_on == "fpga":
+                share = -(-batch.batch_size // n)
+                layers = (model.num_dense, *model.bottom_mlp)
+                bottom = [env.process(devs[j].run_mlp(share, layers)) for j in range(n)]
+            res = yield env.all_of(procs)
+            vals = list(res.values())
+            breakdown["embedding"] += float(env.now) - t0
+            for key in ("sram", "ddr4", "nand", "tt", "pool", "to_host"):
+                breakdown[key] += max(v.get(key, 0.0) for v in vals)
+            if model is None:
+                return
+            t1 = float(env.now)
+            if cfg.mlp_on == "fpga":
+                if bottom:
+                    yield env.all_of(bottom)
+                share = -(-batch.batch_size // n)
+                width = model.num_features * model.emb_dim * _FP32
+                # top part as MACs on the MLP cores: (interaction + top) FLOPs / 2 per sample
+                top_macs = (model.interaction_flops() + model.top_flops()) / 2
+                dense = []
+                for j in range(n):
+                    dense.append(
+                        env.process(
+                            _top_on_device(devs[j], share, width, top_macs, to_host, from_host)
+                        )
+                    )
+                yield env.all_of(dense)
+            else:
+                secs = host.mlp_time_s(model.dense_flops() * batch.batch_size, host.cores)
+                yield env.timeout(secs)
+            breakdown["dense"] += float(env.now) - t1
+
+        spec = load or LoadSpec()
+        it = batches if spec.max_batches is None else _take(batches, spec.max_batches)
+        out = run_load(env, it, serve_batch, spec)
+        end = out.end_s
+        util: dict[str, float] = {}
+        self.devices_report = []
+        counters: dict[str, float] = {}
+        for j, d in enumerate(devs):
+            u = d.utilisation(end) if end > 0 else dict.fromkeys(d.utilisation(0.0), 0.0)
+            self.devices_report.append(
+                {"name": d.name, "utilisation": u, "placement": pl.summary[j], **d.counters}
+            )
+            for k, v in u.items():
+                util[f"{d.name}.{k}"] = v
+            for k, v in d.counters.items():
+                counters[k] = counters.get(k, 0.0) + float(v)
+        if end > 0:
+            util["host_uplink"] = up.stats(end).utilisation
+            util["host_downlink"] = down.stats(end).utilisation
+        counters["nand_page_reads"] = float(sum(d.nand.page_reads for d in devs))
+        counters["ddr4_bursts"] = float(sum(d.ddr.bursts for d in devs))
+        return SimResult.build(
+            system=self.name,
+            kind=self.kind,
+            mode=self.mode,
+            load=out,
+            breakdown_s=breakdown,
+            utilisation=util,
+            counters=counters,
+            wall_s=time.perf_counter() - wall0,
+            load_kind=spec.kind,
+        )
+
+
+def _top_on_device(
+    d: SmartSSD,
+    samples: int,
+    width_bytes: int,
+    macs_per_sample: float,
+    to_host: Any,
+    from_host: Any,
+) -> Generator[Any, Any, None]:
+    """Interaction inputs in, interaction + top MLP on the MLP cores, scores out."""
+    yield from from_host(d, samples * width_bytes)
+    c = d.p.cores
+    if c.n_mlp == 0:
+        raise ConfigError(
+            "mlp_on='fpga' but the device has no MLP core",
+            where=f"{d.name}.cores.n_mlp",
+            fix="give the devices an MLP core or use mlp_on='host'",
+        )
+    rate = c.mlp.mac_units * d.p.fpga.clock_hz * c.mlp.efficiency
+    d.counters["mlp_macs"] += samples * macs_per_sample
+    yield from d._spread(d.mlp, samples * macs_per_sample / rate)
+    yield from to_host(d, samples * _FP32)
+
+
+def _take(batches: Iterable[Batch], k: int) -> Iterable[Batch]:
+    for i, b in enumerate(batches):
+        if i >= k:
+            return
+        yield b

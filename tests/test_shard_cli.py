@@ -1,0 +1,119 @@
+"""``simrec shard`` (simrec.shard.cli.shard_command) through click's test runner."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from simrec.cli import SimrecGroup
+from simrec.shard.cli import shard_command
+
+
+@pytest.fixture(scope="module")
+def app() -> click.Group:
+    @click.group(cls=SimrecGroup)
+    def root() -> None:
+        """Test root."""
+
+    root.add_command(shard_command, "shard")
+    return root
+
+
+def _run(app: click.Group, *args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(app, list(args))
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_json_contract_with_the_mip(app: click.Group, tmp_path) -> None:
+    out = tmp_path / "plan.json"
+    code, stdout, _ = _run(
+        app, "shard", "--hw", "cpu_dram", "--synthetic", "12", "--solve", "--json", "-o", str(out)
+    )
+    assert code == 0, stdout
+    d = json.loads(stdout)
+    for key in (
+        "status",
+        "objective_s",
+        "bound_s",
+        "gap",
+        "solve_time_s",
+        "num_variables",
+        "num_constraints",
+        "heuristics",
+    ):
+        assert key in d
+    assert d["bound_s"] <= d["objective_s"] * (1 + 1e-9)
+    assert set(d["heuristics"]) >= {"size_greedy", "torchrec_greedy", "pooled_lpt", "random"}
+    assert all(v is None or v >= d["objective_s"] * (1 - 1e-9) for v in d["heuristics"].values())
+    from simrec.shard.plan import load_plan
+
+    plan = load_plan(out)
+    assert len(plan.tables) == 12
+    assert plan.solver is not None and plan.solver.status == d["status"]
+
+
+def test_heuristic_only_run_and_human_output(app: click.Group) -> None:
+    code, stdout, _ = _run(
+        app, "shard", "--csd", "2", "--synthetic", "10", "--heuristic", "dim_greedy"
+    )
+    assert code == 0, stdout
+    assert "dim_greedy" in stdout and "makespan" in stdout
+    assert "size_greedy" not in stdout
+
+
+def test_trace_input(app: click.Group, tmp_path) -> None:
+    from simrec.trace.format import TableSpec, TraceHeader, TraceWriter
+
+    hdr = TraceHeader(
+        tables=(TableSpec(name="a", rows=1000, dim=16), TableSpec(name="b", rows=300, dim=8)),
+        batch_size=8,
+    )
+    path = tmp_path / "t.trc"
+    rng = np.random.default_rng(1)
+    with TraceWriter(path, hdr) as w:
+        for _ in range(4):
+            lengths = rng.integers(0, 4, 16)
+            offsets = np.concatenate([[0], np.cumsum(lengths)])
+            n_a = int(lengths[:8].sum())
+            n_b = int(lengths[8:].sum())
+            idx = np.concatenate([rng.zipf(1.2, n_a) % 1000, rng.integers(0, 300, n_b)])
+            w.write_batch(offsets, idx)
+    code, stdout, _ = _run(
+        app, "shard", "--hw", "cpu_dram", "--trace", str(path), "--solve", "--json"
+    )
+    assert code == 0, stdout
+    d = json.loads(stdout)
+    assert d["status"] == "Optimal"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--hw", "cpu_dram", "--synthetic", "4", "--solve", "--solver", "gurobi"), "--solver"),
+        (("--hw", "cpu_dram", "--synthetic", "4", "--heuristic", "best"), "--heuristic"),
+        (("--synthetic", "4"), "--hw/--csd"),
+        (("--hw", "cpu_dram"), "--trace/--synthetic"),
+        (("--hw", "no_such_preset", "--synthetic", "4"), "no_such_preset"),
+    ],
+)
+def test_bad_input_is_one_paragraph_and_exit_2(app: click.Group, args, needle) -> None:
+    code, stdout, stderr = _run(app, "shard", *args)
+    assert code == 2
+    assert stderr.startswith("error: ") and needle in stderr
+    assert "Traceback" not in stderr
+    assert stdout == ""
+
+
+def test_infeasible_model_is_actionable(app: click.Group, tmp_path) -> None:
+    # 300 synthetic tables of up to 4e9 rows cannot fit one CPU-DRAM server's 2 x 128 GiB
+    out = tmp_path / "plan.json"
+    code, _, stderr = _run(
+        app, "shard", "--hw", "cpu_dram", "--synthetic", "300", "--solve", "-o", str(out)
+    )
+    assert code == 2
+    assert "shortfall" in stderr and "Fix:" in stderr
+    assert not out.exists()

@@ -1,0 +1,275 @@
+"""The sharding MIP, its solvers and the heuristics on the same cost model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from simrec.errors import ConfigError
+from simrec.shard.heuristics import HEURISTICS, run_heuristics
+from simrec.shard.mip import describe_assignment, result_plan, solve, trivial_bound
+from simrec.shard.problem import (
+    CoreTemplate,
+    Device,
+    ShardProblem,
+    TableStat,
+    Tier,
+    build_options,
+    evaluate,
+    synthetic_tables,
+    two_tier_device,
+)
+
+
+def _flat(name: str, ell: float, rows: int = 10, dim: int = 4) -> TableStat:
+    return TableStat(name, rows, dim, ell, (0.0, 1.0), (0.0, 1.0))
+
+
+def _one_tier(name: str, bw: float = 16.0, cap: float = 1e9) -> Device:
+    # 16 B rows at 16 B/s: one second per lookup
+    return Device(name, (Tier("m", cap, bw),))
+
+
+def _check_plan_invariants(res) -> None:
+    """Every table placed exactly once, bands cover all rows, capacities hold."""
+    p = res.problem
+    ev = evaluate(res.opts, res.assignment)
+    assert ev.feasible, ev.violations
+    recs = describe_assignment(res.opts, res.assignment)
+    assert [r["table"] for r in recs] == [t.name for t in p.tables]
+    for r, t in zip(recs, p.tables, strict=True):
+        if r["format"] == "raw":
+            assert r["bands"][0]["start"] == 0
+            assert r["bands"][-1]["stop"] == t.rows
+            for a, b in zip(r["bands"], r["bands"][1:], strict=False):
+                assert a["stop"] == b["start"]
+    for j, d in enumerate(p.devices):
+        for i, tier in enumerate(d.tiers):
+            assert ev.tier_bytes[j][i] <= tier.capacity_bytes + 1e-6
+
+
+# ---- hand-solvable instances ---------------------------------------------------------------------
+
+
+def test_three_tables_two_devices_known_optimum() -> None:
+    # loads 3, 2, 1 seconds: the best split is {3} | {2, 1} -> makespan 3 s
+    p = ShardProblem(
+        (_flat("a", 3), _flat("b", 2), _flat("c", 1)), (_one_tier("d0"), _one_tier("d1")), 1
+    )
+    res = solve(p, strategy="full", warm_start=False, heuristics=[])
+    assert res.record.status == "Optimal"
+    assert res.evaluation.makespan_s == pytest.approx(3.0)
+    assert res.record.bound == pytest.approx(3.0, rel=1e-6)
+    dev = res.assignment.device
+    assert dev[0] != dev[1] and dev[1] == dev[2]
+    _check_plan_invariants(res)
+
+
+def test_two_tier_breakpoints_known_optimum() -> None:
+    # one device; fast tier holds 100 of the 200 rows; slow lookups cost 100x; one channel.
+    # a: 90 % of lookups on its hottest half; b: 50 %. Hot rows (a, b) in {0, 50, 100}:
+    # (50, 50) -> 10*(0.9 + 0.1*100) + 10*(0.5 + 0.5*100) = 109 + 505 = 614 (the minimum;
+    # (100, 0) and (0, 100) give 1010).
+    dev = Device(
+        "d", (Tier("fast", 16 * 100, 16.0, channel="m"), Tier("slow", 1e9, 0.16, channel="m"))
+    )
+    a = TableStat("a", 100, 4, 10.0, (0.0, 0.5, 1.0), (0.0, 0.9, 1.0))
+    b = TableStat("b", 100, 4, 10.0, (0.0, 0.5, 1.0), (0.0, 0.5, 1.0))
+    res = solve(ShardProblem((a, b), (dev,), 1), strategy="full", warm_start=False)
+    assert res.evaluation.makespan_s == pytest.approx(614.0)
+    bands = {r["table"]: r["bands"] for r in res.placements()}
+    assert bands["a"][0] == {"tier": "fast", "start": 0, "stop": 50}
+    assert bands["b"][0] == {"tier": "fast", "start": 0, "stop": 50}
+
+
+def test_capacity_forces_the_less_balanced_split() -> None:
+    # loads 3, 2, 1 but device 0 holds only one table: {b} | {a, c} is worse (4) than {a} | {b,c}
+    # (3) unless a does not fit d0 either: d0 holds 160 B, a needs 320 B -> best is {b} | {a, c} = 4
+    a = _flat("a", 3, rows=20)
+    b = _flat("b", 2)
+    c = _flat("c", 1)
+    p = ShardProblem((a, b, c), (_one_tier("d0", cap=160), _one_tier("d1")), 1)
+    res = solve(p, strategy="full", warm_start=False)
+    assert res.evaluation.makespan_s == pytest.approx(4.0)
+    assert res.assignment.device.tolist() == [1, 0, 1]
+    _check_plan_invariants(res)
+
+
+def test_tt_is_chosen_when_rebuilding_beats_the_slow_tier() -> None:
+    # 1e6 x 16 table, 1000 lookups/batch. Raw: every lookup reads a 4 KiB LBA at 1 MB/s
+    # (4.096 ms). TT (r=8, q=2·2·4 -> 384 MACs/row, data.md §4) at 1e9 MAC/s: 0.384 ms per batch.
+    t = TableStat("t", 1_000_000, 16, 1000.0, (0.0, 1.0), (0.0, 1.0))
+    tiers = (
+        Tier("sram", 1e6, 1e15, channel="sram"),
+        Tier("nand", 1e12, 1e6, granule_bytes=4096, channel="nand"),
+    )
+    tt = CoreTemplate("tt", mem_cores=1, tt_cores=1, tt_macs_per_s=1e9)
+    dev = Device("csd", tiers, templates=(tt,), tt_tiers=("sram",))
+    res = solve(ShardProblem((t,), (dev,), 1), strategy="full", warm_start=False)
+    rec = res.placements()[0]
+    assert rec["format"] == "tt" and rec["tt_tier"] == "sram"
+    assert res.evaluation.makespan_s == pytest.approx(1000 * 384 / 1e9, rel=1e-3)
+    # without TT cores the same table stays raw: 1000 * 4096 / 1e6 s
+    raw_only = Device("csd", tiers, templates=(CoreTemplate("emb"),), tt_tiers=("sram",))
+    res2 = solve(ShardProblem((t,), (raw_only,), 1), strategy="full", warm_start=False)
+    assert res2.placements()[0]["format"] == "raw"
+    assert res2.evaluation.makespan_s == pytest.approx(1000 * 4096 / 1e6)
+
+
+def test_core_template_choice_trades_speed_for_reserved_sram() -> None:
+    # Template "fast" doubles the sram channel but its buffers eat the whole sram tier, so the
+    # hot rows must go to dram. Loads: 100 lookups all on 10 rows (c = 1 at x = 0.1).
+    t = TableStat("t", 100, 4, 100.0, (0.0, 0.1, 1.0), (0.0, 1.0, 1.0))
+    tiers = (Tier("sram", 160, 16.0, channel="sram"), Tier("dram", 1e9, 1.6, channel="dram"))
+    fast = CoreTemplate("fast", speed={"sram": 2.0}, reserved_bytes={"sram": 160})
+    plain = CoreTemplate("plain")
+    dev = Device("d", tiers, templates=(fast, plain))
+    res = solve(ShardProblem((t,), (dev,), 1), strategy="full", warm_start=False)
+    # plain: 10 hot rows (160 B) in sram at 1 s/lookup -> 100 s; fast: all in dram -> 1000 s
+    assert res.evaluation.makespan_s == pytest.approx(100.0)
+    assert res.opts.for_device(0).templates[int(res.assignment.template[0])].name == "plain"
+
+
+# ---- properties on random instances ----------------------------------------------------------------
+
+
+def _random_problem(seed: int, tables: int = 8, devices: int = 2) -> ShardProblem:
+    tabs = synthetic_tables(tables, seed=seed, rows_range=(1e3, 1e5), breakpoints=6)
+    fast = sum(t.table_bytes for t in tabs) * 0.15 / devices
+    devs = tuple(two_tier_device(f"d{j}", fast, 1e12) for j in range(devices))
+    return ShardProblem(tabs, devs, 256)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_mip_is_never_worse_than_any_heuristic(seed: int) -> None:
+    p = _random_problem(seed)
+    res = solve(p, strategy="full", warm_start=False, gap=1e-6, time_limit=30)
+    assert res.record.status == "Optimal"
+    assert not any("heuristic" in n for n in res.record.notes)
+    for name, ev in res.heuristics.items():
+        assert ev is not None, name
+        assert res.evaluation.objective <= ev.objective * (1 + 1e-6), name
+        assert ev.feasible
+    _check_plan_invariants(res)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_gap_and_bound_are_consistent(seed: int) -> None:
+    p = _random_problem(seed, tables=10, devices=3)
+    res = solve(p, strategy="full", gap=1e-4, time_limit=30)
+    r = res.record
+    assert r.bound <= r.objective * (1 + 1e-9)
+    assert r.gap == pytest.approx((r.objective - r.bound) / r.objective, abs=1e-12)
+    assert r.objective == pytest.approx(res.evaluation.objective)
+    assert r.num_variables == res.opts.total_options() + 1 + 2 * 3  # y + z + (u, w) per device
+    assert r.num_constraints > 0
+    if r.status == "Optimal":
+        assert r.gap <= 1e-4 + 1e-9
+
+
+def test_cbc_reaches_the_same_optimum_and_reports_its_own_status() -> None:
+    p = _random_problem(7, tables=6, devices=2)
+    h = solve(p, solver="highs", strategy="full", warm_start=False, gap=1e-9)
+    c = solve(p, solver="cbc", strategy="full", warm_start=False, gap=1e-9, time_limit=60)
+    assert c.record.solver == "cbc"
+    assert c.record.status.startswith("Optimal")
+    assert c.evaluation.objective == pytest.approx(h.evaluation.objective, rel=1e-6)
+    assert c.record.bound <= c.record.objective * (1 + 1e-9)
+
+
+def test_time_limited_status_comes_from_highs_not_pulp() -> None:
+    # a tiny time limit on a larger instance: PuLP would say "Optimal"; HiGHS says time limit
+    tabs = synthetic_tables(60, seed=1)
+    fast = sum(t.table_bytes for t in tabs) * 0.1 / 4
+    devs = tuple(two_tier_device(f"d{j}", fast, 1e15) for j in range(4))
+    res = solve(ShardProblem(tabs, devs, 4096), strategy="full", time_limit=1.0, gap=0.0)
+    assert res.record.status != "Optimal"
+    assert math.isfinite(res.record.bound) and res.record.gap > 0
+    _check_plan_invariants(res)
+
+
+def test_heuristics_place_every_table_and_respect_capacity() -> None:
+    p = _random_problem(11, tables=30, devices=4)
+    opts = build_options(p)
+    for name, r in run_heuristics(opts).items():
+        assert r is not None, name
+        a, ev = r
+        assert a.device.shape == (30,) and a.device.min() >= 0 and a.device.max() < 4
+        assert ev.feasible, (name, ev.violations)
+    assert set(HEURISTICS) == {
+        "size_greedy",
+        "lookup_greedy",
+        "size_lookup_greedy",
+        "dim_greedy",
+        "random",
+        "torchrec_greedy",
+        "pooled_lpt",
+    }
+
+
+def test_random_heuristic_is_seeded() -> None:
+    opts = build_options(_random_problem(12, tables=20, devices=4))
+    a = run_heuristics(opts, ["random"], seed=1)["random"][0].device
+    b = run_heuristics(opts, ["random"], seed=1)["random"][0].device
+    c = run_heuristics(opts, ["random"], seed=2)["random"][0].device
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_lns_gap_is_against_the_full_problem_lp_bound() -> None:
+    tabs = synthetic_tables(80, seed=4, rows_range=(1e3, 4e6))
+    fast = sum(t.table_bytes for t in tabs) * 0.1 / 4
+    devs = tuple(two_tier_device(f"d{j}", fast, 1e15) for j in range(4))
+    p = ShardProblem(tabs, devs, 4096)
+    res = solve(p, strategy="lns", time_limit=30, gap=0.01)
+    r = res.record
+    assert r.strategy == "lns"
+    # the bound is the LP relaxation of the whole problem (stronger here than the single-table one)
+    assert r.lp_bound == r.bound <= r.objective
+    assert r.bound > trivial_bound(res.opts)
+    # the LP was built over every table and every device
+    assert r.num_variables == res.opts.total_options() + 1 + 2 * 4
+    assert r.gap <= 0.01 + 1e-9
+    assert res.evaluation.objective <= min(
+        ev.objective for ev in res.heuristics.values() if ev is not None
+    )
+    _check_plan_invariants(res)
+
+
+def test_unknown_solver_and_strategy_are_config_errors() -> None:
+    p = _random_problem(0, tables=3)
+    with pytest.raises(ConfigError, match="solver"):
+        solve(p, solver="gurobi")
+    with pytest.raises(ConfigError, match="strategy"):
+        solve(p, strategy="magic")
+
+
+def test_plan_file_roundtrip(tmp_path) -> None:
+    from simrec.shard.plan import load_plan
+
+    p = _random_problem(3)
+    res = solve(p, strategy="full")
+    plan = result_plan(res)
+    path = plan.save(tmp_path / "plan.json")
+    back = load_plan(path)
+    assert back.table_names == [t.name for t in p.tables]
+    assert back.solver is not None and back.solver.status == res.record.status
+    assert back.solver.gap == pytest.approx(res.record.gap)
+    view = back.sharding_plan_view()
+    for r in res.placements():
+        assert view[r["table"]]["ranks"] == [r["device_index"]]
+
+
+@pytest.mark.slow
+def test_856_tables_8_devices_within_one_percent_in_120_s() -> None:
+    # mip-probe.md: MELS-like synthetic instance, fast tier = 10 % of model bytes, a_s = 100 a_f
+    tabs = synthetic_tables(856, seed=1)
+    fast = sum(t.table_bytes for t in tabs) * 0.1 / 8
+    devs = tuple(two_tier_device(f"d{j}", fast, 1e15) for j in range(8))
+    res = solve(ShardProblem(tabs, devs, 4096), time_limit=120, gap=0.01)
+    r = res.record
+    assert r.strategy == "lns"
+    assert r.gap <= 0.01
+    assert r.solve_time_s <= 120
+    _check_plan_invariants(res)

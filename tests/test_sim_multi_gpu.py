@@ -1,0 +1,161 @@
+"""Multi-GPU system tests: gather formula, all-to-all = alpha-beta formula, UVM over PCIe, plans."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simrec.errors import ConfigError
+from simrec.shard.plan import plan_from_dict
+from simrec.sim.components.gpu import GpuParams
+from simrec.sim.components.network import NetworkParams
+from simrec.sim.components.pcie import PcieParams
+from simrec.sim.systems.multi_gpu import MultiGpuSystem
+from simrec.trace.format import TableSpec, TraceHeader, read_trace, write_trace
+from simrec.workloads.dlrm import get_model
+
+G = 8
+B, L, ROWS, DIM = 512, 4, 100_000, 64
+
+
+def trace(tmp: Path, tables=G, batches=2, seed=0, rows=ROWS):
+    rng = np.random.default_rng(seed)
+    h = TraceHeader(
+        tables=tuple(TableSpec(name=f"t{i}", rows=rows, dim=DIM) for i in range(tables)),
+        batch_size=B,
+    )
+    off = np.arange(tables * B + 1, dtype=np.int64) * L
+    bs = [
+        {"offsets": off, "indices": rng.integers(0, rows, tables * B * L)} for _ in range(batches)
+    ]
+    return read_trace(write_trace(tmp / "g.trc", h, bs))
+
+
+def system(gpu: GpuParams | None = None, **kw) -> MultiGpuSystem:
+    g = gpu or GpuParams.h100_sxm()
+    return MultiGpuSystem(
+        [g] * G,
+        NetworkParams.hgx_h100_astrasim(),
+        [PcieParams.gen5_x16()] * G,
+        host_capacity_bytes=1e12,
+        **kw,
+    )
+
+
+def test_table_wise_gather_and_alltoall_match_formulas(tmp_path):
+    r = trace(tmp_path)
+    res = system().simulate(r, r.header)
+    g = GpuParams.h100_sxm()
+    row = DIM * 4
+    # one table per GPU: one fused gather of B*L rows (data.md §5.2 calibrated efficiency)
+    gather = g.kernel_launch_s + B * L * row / (g.gather_eff(row) * 3.35e12)
+    assert res.breakdown_s["embedding"] == pytest.approx(2 * gather, rel=1e-9)
+    # all-to-all of pooled outputs: (B/G) samples x DIM floats per pair, ASTRA-sim HGX preset
+    msg = B / G * DIM * 4
+    a2a = 936.25e-9 + (G - 1) * msg / 400e9  # anchors.md §2.4 alpha-beta, one switch
+    assert res.breakdown_s["alltoall"] == pytest.approx(2 * a2a, rel=1e-9)
+    assert res.sim_time_s == pytest.approx(2 * (gather + a2a), rel=1e-9)
+    assert res.counters["pcie_bytes"] == 0
+
+
+def test_row_wise_moves_g_times_the_partial_sums(tmp_path):
+    r = trace(tmp_path)
+    tw = system(sharding="table").simulate(r, r.header)
+    rw = system(sharding="row").simulate(r, r.header)
+    assert rw.counters["alltoall_bytes"] == pytest.approx(G * tw.counters["alltoall_bytes"])
+    assert rw.counters["hbm_bytes"] == tw.counters["hbm_bytes"]
+
+
+def test_tables_beyond_hbm_are_read_over_pcie(tmp_path):
+    r = trace(tmp_path, batches=1)
+    tiny = replace(GpuParams.h100_sxm(), hbm_capacity_bytes=1e6)  # no table fits
+    res = system(tiny).simulate(r, r.header)
+    pcie = PcieParams.gen5_x16()
+    row = DIM * 4
+    b = r.batch(0)
+    uniq = [len(np.unique(b.table_indices(t))) for t in range(G)]
+    # each table on its own GPU's link; distinct rows once; TLP overhead per row (one TLP)
+    expect = [pcie.transfer_time_s(u * (row + 24)) for u in uniq]
+    assert res.counters["pcie_bytes"] == pytest.approx(sum(uniq) * (row + 24))
+    assert res.breakdown_s["embedding"] == pytest.approx(max(expect), rel=1e-9)
+    assert res.counters["hbm_bytes"] == 0
+
+
+def test_plan_with_hot_rows_in_hbm_and_the_rest_on_host(tmp_path):
+    r = trace(tmp_path, tables=1, batches=1)
+    hot = list(range(0, 1000))
+    plan = plan_from_dict(
+        {
+            "devices": [{"name": f"gpu{i}"} for i in range(G)] + [{"name": "dram0"}],
+            "tables": [
+                {
+                    "name": "t0",
+                    "rows": ROWS,
+                    "dim": DIM,
+                    "order": {"kind": "hot_set", "hot_rows": hot},
+                    "bands": [
+                        {"device": "gpu3", "tier": "hbm", "rows": [0, 1000]},
+                        {"device": "dram0", "tier": "host_dram", "rows": [1000, ROWS]},
+                    ],
+                }
+            ],
+        }
+    )
+    res = system(plan=plan, host_names=["dram0"]).simulate(r, r.header)
+    idx = r.batch(0).table_indices(0)
+    cold = np.unique(idx[idx >= 1000])
+    assert res.counters["pcie_bytes"] == pytest.approx(len(cold) * (DIM * 4 + 24))
+    assert res.counters["hbm_bytes"] == pytest.approx((idx < 1000).sum() * DIM * 4)
+    assert res.utilisation["gpu3.pcie.down"] > 0
+    assert res.utilisation["gpu0.pcie.down"] == 0
+
+
+def test_plan_naming_a_missing_device_is_an_error(tmp_path):
+    r = trace(tmp_path, tables=1, batches=1)
+    plan = plan_from_dict(
+        {
+            "devices": [{"name": "gpu9"}],
+            "tables": [
+                {
+                    "name": "t0",
+                    "rows": ROWS,
+                    "dim": DIM,
+                    "bands": [{"device": "gpu9", "tier": "hbm", "rows": [0, ROWS]}],
+                }
+            ],
+        }
+    )
+    with pytest.raises(ConfigError) as e:
+        system(plan=plan).simulate(r, r.header)
+    assert "gpu9" in str(e.value) and e.value.fix
+
+
+def test_capacity_errors(tmp_path):
+    r = trace(tmp_path, tables=1, batches=1)
+    tiny = replace(GpuParams.h100_sxm(), hbm_capacity_bytes=1e6)
+    s = MultiGpuSystem(
+        [tiny] * G,
+        NetworkParams.hgx_h100_astrasim(),
+        [PcieParams.gen5_x16()] * G,
+        host_capacity_bytes=1e6,
+    )
+    with pytest.raises(ConfigError) as e:
+        s.simulate(r, r.header, source="g.trc")
+    assert "host DRAM" in str(e.value)
+    with pytest.raises(ConfigError):
+        system(mode="fine")
+
+
+def test_dense_stage_uses_model_flops(tmp_path):
+    r = trace(tmp_path, batches=1)
+    m = replace(get_model("rm1"), num_tables=G, emb_dim=DIM, bottom_mlp=(256, 128, DIM))
+    res = system(model=m).simulate(r, r.header)
+    g = GpuParams.h100_sxm()
+    per_gpu = B / G
+    expect = sum(
+        g.mlp_time_s(f * per_gpu) for f in (m.bottom_flops(), m.interaction_flops(), m.top_flops())
+    )
+    assert res.breakdown_s["dense"] == pytest.approx(expect, rel=1e-9)
