@@ -12,7 +12,9 @@ Prints medians (and min..max) of several runs:
     in the same process, and the ratio simrec / torch (issue #7 target: <= 3);
 (b) TT row reconstruction at d = 64 (q = 4·4·4, p = 200·220·250 for a 10,131,227-row table),
     ranks 8/16/32, rows/s with and without first-stage prefix reuse, against the MAC-count bound
-    of this machine: rows/s <= (measured float32 GEMM FLOP/s) / (2 · MACs per row).
+    of this machine: rows/s <= (measured float32 GEMM FLOP/s) / (2 · MACs per row);
+(c) the address remapper: (table, row) -> (device, tier, local) lookups/s for a 10M-row table
+    with a hotness permutation and four bands.
 
 The GEMM rate is the median of a 2048 x 2048 x 2048 float32 ``np.matmul`` (BLAS, all cores).
 Without torch installed, (a) reports the simrec figures only.
@@ -123,6 +125,38 @@ def bench_tt(quick: bool) -> None:
         )
 
 
+def bench_remap(quick: bool) -> None:
+    from simrec.shard import Band, DevicePlan, Plan, RowOrder, TablePlan
+    from simrec.shard.remap import Remapper
+
+    rows = 10_131_227
+    n = 2_000_000 if quick else 10_000_000
+    rng = np.random.default_rng(SEED)
+    perm = rng.permutation(rows)
+    plan = Plan(
+        devices=[DevicePlan(name="csd0"), DevicePlan(name="csd1")],
+        tables=[
+            TablePlan(
+                name="C3",
+                rows=rows,
+                dim=16,
+                order=RowOrder(kind="hotness"),
+                bands=[
+                    Band(device="csd0", tier="sram", rows=(0, 10_000)),
+                    Band(device="csd0", tier="dram", rows=(10_000, 1_000_000)),
+                    Band(device="csd0", tier="nand", rows=(1_000_000, 5_000_000)),
+                    Band(device="csd1", tier="nand", rows=(5_000_000, rows)),
+                ],
+            )
+        ],
+    )
+    rm = Remapper(plan, perms={"C3": perm})
+    ids = rng.integers(0, rows, n)
+    med, lo, hi = timed(lambda: rm.remap("C3", ids), 5)
+    print(f"(c) address remap, hotness order, 4 bands, {rows:,} rows: {n / med / 1e6:.1f} M lookups/s"
+          f" (median; {n / hi / 1e6:.1f}..{n / lo / 1e6:.1f})")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
@@ -130,6 +164,7 @@ def main() -> None:
     print(f"bench_functional: numpy {np.__version__}, {os.cpu_count()} CPUs")
     bench_embedding_bag(args.quick)
     bench_tt(args.quick)
+    bench_remap(args.quick)
 
 
 if __name__ == "__main__":

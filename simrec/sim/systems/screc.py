@@ -257,11 +257,16 @@ def _fill_statistical(
     ti = np.array([pos[t] for t in raw], dtype=np.int64)
     tab_i = np.repeat(ti, [len(ids[t]) for t in raw])
     sz, dsz = rb[tab_i], sl[tab_i]
-    order = np.argsort(-cnt / sz, kind="stable")  # ties: table order, then hotness order
+    dens = cnt / sz
+    # only the rows that can fit need ordering: at most sram / min(size) + ddr / min(slot) rows
+    k = int(sram_bytes // sz.min() + ddr_bytes // dsz.min()) + 1
+    cand = np.arange(len(dens)) if k >= len(dens) else np.argpartition(-dens, k)[: k + 1]
+    order = cand[np.lexsort((cand, -dens[cand]))]  # ties: table order, then hotness order
     n_sram = int(np.searchsorted(np.cumsum(sz[order]), sram_bytes, side="right"))
     rest = order[n_sram:]
     n_ddr = int(np.searchsorted(np.cumsum(dsz[rest]), ddr_bytes, side="right"))
     tier_of = np.full(len(rid), NAND, dtype=np.int8)
+    assert n_sram + n_ddr <= len(order) or len(order) == len(dens)
     tier_of[order[:n_sram]] = SRAM
     tier_of[rest[:n_ddr]] = DDR
     starts = np.r_[0, np.cumsum([len(ids[t]) for t in raw])]
