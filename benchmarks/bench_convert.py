@@ -7,8 +7,8 @@ wall time and lines/s.
 
 from __future__ import annotations
 
+import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +37,11 @@ def make_file(path: Path, n: int, seed: int = 0) -> None:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("lines", nargs="?", type=int, default=200_000, help="lines to convert")
+    ap.add_argument("--quick", action="store_true", help="20,000 lines")
+    args = ap.parse_args()
+    n = 20_000 if args.quick else args.lines
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "day.txt"
         make_file(src, n)

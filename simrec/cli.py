@@ -165,12 +165,14 @@ def hw_info(path: str, as_json: bool) -> None:
 def _register() -> None:
     from simrec.trace.convert import convert_command, export_command
     from simrec.trace.generate import gen_command
+    from simrec.sim.cli import simulate_command
     from simrec.trace.stats import stats_command
 
     trace.add_command(gen_command, "gen")
     trace.add_command(convert_command, "convert")
     trace.add_command(export_command, "export")
     trace.add_command(stats_command, "stats")
+    cli.add_command(simulate_command, "simulate")
 
 
 _register()

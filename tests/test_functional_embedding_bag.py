@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simrec.errors import SimrecError
 from simrec.functional.embedding_bag import embedding_bag, pool_rows, pooled_batch
@@ -138,3 +140,23 @@ def test_against_torch_on_criteo_sample(repo_dir):
             assert np.array_equal(got[t], want)
             n += 1
     assert n == 26 * len(r)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 50),
+    dim=st.integers(1, 9),
+    lengths=st.lists(st.integers(0, 6), min_size=1, max_size=20),
+    mode=st.sampled_from(["sum", "mean", "max"]),
+    weighted=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+def test_property_against_loop(rows, dim, lengths, mode, weighted, seed):
+    rng = np.random.default_rng(seed)
+    table = rng.standard_normal((rows, dim)).astype(np.float32)
+    off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    idx = rng.integers(0, rows, off[-1])
+    w = rng.random(off[-1]).astype(np.float32) if weighted and mode == "sum" else None
+    got = embedding_bag(table, idx, off, mode, w)
+    want = _loop_reference(table, idx, off, mode, w)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -130,6 +130,10 @@ def test_bad_tt_inputs():
         TTSpec(ranks=[8, 8], p_shapes=[5, 5, 5]).check(1000, 16)
     with pytest.raises(ConfigError, match="3 p and q shapes"):
         TTSpec(ranks=[8, 8], p_shapes=[10, 100]).check(1000, 16)
+    with pytest.raises(ConfigError, match="does not factor into 3 TT cores"):
+        TTSpec(ranks=[8, 8]).check(1000, 17)
+    TTSpec(ranks=[8, 8], q_shapes=[1, 1, 17]).check(1000, 17)  # explicit shapes are the user's call
+    TTSpec(ranks=[8]).check(1000, 6)  # 6 = 2·3 factors into 2 cores
     with pytest.raises(ConfigError):
         suggested_tt_shapes(0)
     with pytest.raises(ConfigError, match="do not chain"):

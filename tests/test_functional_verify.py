@@ -327,3 +327,23 @@ def test_deterministic_outputs(trace, tmp_path):
         json.loads(seed1)["tables"][3]["max_abs_err"]
         != json.loads(outs[0])["tables"][3]["max_abs_err"]
     )
+
+
+def test_cli_runtime_hotness_from_trace_counts(trace, tmp_path):
+    # a plan that ranks t5 by hotness but leaves the permutation to run time (as the MIP's plans
+    # do): the CLI derives it from the trace's access counts
+    pj = tmp_path / "rt.json"
+    pj.write_text(json.dumps(_plan(None)))
+    r = CliRunner().invoke(
+        _cli, ["validate", "--functional", "--trace", str(trace), "--plan", str(pj)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "hotness order from the trace's access counts for 1 table(s): t5" in r.output
+    from simrec.functional.verify import hotness_permutations
+    from simrec.trace.format import read_trace
+
+    rd = read_trace(trace)
+    perm = hotness_permutations(rd, plan_from_dict(_plan(None)))["t5"]
+    counts = sum(np.bincount(b.table_indices(5), minlength=200) for b in rd)
+    assert (np.diff(counts[perm]) <= 0).all()  # hottest first
+    assert sorted(perm.tolist()) == list(range(200))

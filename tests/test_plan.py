@@ -265,3 +265,27 @@ def test_nbytes_per_tier_and_single_device_plan():
     hdr = TraceHeader(tables=[TableSpec(name="x", rows=10, dim=4)], batch_size=2)
     sp = single_device_plan(hdr)
     assert sp.devices[0].name == "dev0" and sp.tables[0].bands[0].rows == (0, 10)
+
+
+def test_single_device_plan_follows_header_dtypes():
+    hdr = TraceHeader(
+        tables=[
+            TableSpec(name="a", rows=10, dim=4),
+            TableSpec(name="b", rows=10, dim=4, dtype="float16"),
+            TableSpec(name="c", rows=10, dim=4, dtype="int8"),
+            TableSpec(name="d", rows=10, dim=4, dtype="int4"),
+        ],
+        batch_size=2,
+    )
+    p = single_device_plan(hdr)
+    kinds = [
+        (t.codec.kind, getattr(t.codec, "dtype", None), getattr(t.codec, "bits", None))
+        for t in p.tables
+    ]
+    assert kinds == [
+        ("raw", "float32", None),
+        ("raw", "float16", None),
+        ("quant", None, 8),
+        ("quant", None, 4),
+    ]
+    assert p.tables[2].codec.scale_dtype == "float32" and p.tables[3].codec.scale_dtype == "float16"

@@ -249,3 +249,16 @@ def test_unique_first_keeps_first_occurrence_order():
     _, first = np.unique(x, return_index=True)
     np.testing.assert_array_equal(unique_first(x), x[np.sort(first)])
     assert len(unique_first(np.array([], dtype=np.int64))) == 0
+
+
+def test_hw_preset_dram_reproduces_data_md_anchor():
+    """The cpu_dram YAML preset, built through the hw schema's to_params(), gives the same
+    DDR4-3200 anchors (data.md §5.3): ~12.0 GB/s random 64 B per rank, 25.6 GB/s per channel."""
+    from simrec.hw import load_hw
+
+    p = load_hw("cpu_dram").params("dram0")
+    assert p.peak_bw_per_channel_Bps == pytest.approx(25.6e9)
+    one = p.with_(channels=1, ranks=1)
+    n = 8192
+    t, _ = run_chunks(one, random_lines(n, 12), chunks=2)
+    assert n * 64 / t == pytest.approx(12.0e9, rel=0.02)

@@ -159,3 +159,31 @@ def test_dense_stage_uses_model_flops(tmp_path):
         g.mlp_time_s(f * per_gpu) for f in (m.bottom_flops(), m.interaction_flops(), m.top_flops())
     )
     assert res.breakdown_s["dense"] == pytest.approx(expect, rel=1e-9)
+
+
+def test_uvm_rows_also_load_the_host_dram(tmp_path):
+    from simrec.sim.components.dram import DramParams
+
+    r = trace(tmp_path, batches=1)
+    tiny = replace(GpuParams.h100_sxm(), hbm_capacity_bytes=1e6)
+    no_host = system(tiny).simulate(r, r.header)
+    host = DramParams.ddr4_3200_dramsim3(channels=1, ranks=2)
+    with_host = system(tiny, host_drams=[host], gpu_host=[0] * G).simulate(r, r.header)
+    b = r.batch(0)
+    rows = sum(len(np.unique(b.table_indices(t))) for t in range(G))
+    assert with_host.counters["host_dram_bursts"] == rows * (DIM * 4 // 64)
+    # all eight GPUs share one DDR4 channel: at least its bus time, slower than PCIe alone
+    bus = rows * (DIM * 4 // 64) * host.tBURST_s
+    assert with_host.breakdown_s["embedding"] >= bus
+    assert with_host.breakdown_s["embedding"] > no_host.breakdown_s["embedding"]
+    assert with_host.utilisation["host"] > 0.9
+    with pytest.raises(ConfigError):
+        system(tiny, host_drams=[host], gpu_host=[1] * G)
+
+
+def test_from_hw_preset_maps_gpus_to_their_socket_dram():
+    from simrec.hw import load_hw
+
+    s = MultiGpuSystem.from_hw(load_hw("multi_gpu"))
+    assert s.gpu_host == [0, 0, 0, 0, 1, 1, 1, 1]  # pcie_root0 -> cpu0 -> dram0, root1 -> dram1
+    assert len(s.host_drams) == 2 and s.network.npus == 8

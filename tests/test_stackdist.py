@@ -197,3 +197,13 @@ def test_growable_key_space_matches_fixed():
     assert grow.key_space >= 5000 and grow.distinct == fixed.distinct
     with pytest.raises(ValueError):
         grow.update(np.array([-2]))
+
+
+def test_any_integer_dtype_and_byte_order():
+    refs = [4, 1, 4, 2, 1, 1]
+    want = naive_stack_distances(refs)
+    for dt in ("<i4", ">i4", "<u2", ">i8", "u1"):
+        c = StackDistanceCounter(5)
+        out = np.empty(len(refs), dtype=np.int64)
+        c.update(np.array(refs, dtype=dt), out=out)
+        assert out.tolist() == want, dt

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from simrec.cli import cli
 from simrec.errors import SimrecError
-from simrec.trace.format import TableSpec, TraceHeader, TraceWriter
+from simrec.trace.format import TableSpec, TraceHeader, TraceReader, TraceWriter
 from simrec.trace.locality import locality_from_counts
 from simrec.trace.stackdist import naive_stack_distances
 from simrec.trace.stats import DEFAULT_CDF_BREAKPOINTS, access_cdf, profile_trace
@@ -364,6 +364,14 @@ def test_cli_errors(tmp_path: Path, hand_trace: Path):
     trunc.write_bytes(hand_trace.read_bytes()[:-50])
     r = run(str(trunc))
     assert r.exit_code == 2 and "trunc.trc" in r.output and "truncated" in r.output
+    bad = tmp_path / "bad.trc"
+    raw = bytearray(hand_trace.read_bytes())
+    first_batch = TraceReader(hand_trace).index["pos"][0]
+    raw[int(first_batch) + 8] ^= 0xFF  # damage batch 0's offsets
+    bad.write_bytes(bytes(raw))
+    r = run(str(bad), "--out", str(tmp_path / "bad.json"))
+    assert r.exit_code == 2 and "bad.trc" in r.output and "batch 0" in r.output
+    assert not (tmp_path / "bad.json").exists()
     r = run(str(hand_trace), "--out", str(tmp_path / "p.txt"))
     assert r.exit_code == 2 and "p.txt" in r.output and ".parquet" in r.output
     assert not (tmp_path / "p.txt").exists()

@@ -36,7 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from simrec.calibrate.heldout import Workload, gpu_calibration, gpu_heldout, make_batch, zipf_cdf
+from simrec.calibrate.heldout import (
+    Workload,
+    gpu_calibration,
+    gpu_crosscheck,
+    gpu_heldout,
+    make_batch,
+    zipf_cdf,
+)
 
 __all__ = ["probe", "main", "gpu_available"]
 
@@ -136,12 +143,10 @@ def _embedding_points(
         for i in range(w.nbatches):
             idx, offs = make_batch(w, i, cdf)
             uniq.append(int(np.unique(idx).size))
-            batches.append(
-                (torch.from_numpy(idx).to(device), torch.from_numpy(offs).to(device))
-            )
+            batches.append((torch.from_numpy(idx).to(device), torch.from_numpy(offs).to(device)))
         nb = len(batches)
 
-        def call(i: int, batches: list[Any] = batches, table: Any = table) -> Any:
+        def call(i: int, batches: list[Any] = batches, table: Any = table, nb: int = nb) -> Any:
             idx, offs = batches[i % nb]
             return F.embedding_bag(idx, table, offs, mode="sum", include_last_offset=True)
 
@@ -190,11 +195,11 @@ def probe(device: str = "cuda", quick: bool = False, reps: int = 5, log: Any = p
     big = (64 if quick else 2048) * 2**20
     x = torch.empty(big // 4, dtype=torch.float32, device=dev).fill_(1.0)
     y = torch.empty_like(x)
-    m = timer.measure(lambda i: y.copy_(x), reps=reps)
+    m = timer.measure(lambda i, x=x, y=y: y.copy_(x), reps=reps)
     m["bytes"] = 2 * big
     m["GBps_read_plus_write"] = 2 * big / m["median_s"] / 1e9
     micro["d2d_copy"] = m
-    m = timer.measure(lambda i: x.sum(), reps=reps)
+    m = timer.measure(lambda i, x=x: x.sum(), reps=reps)
     m["bytes"] = big
     m["GBps_read"] = big / m["median_s"] / 1e9
     micro["read_sum"] = m
@@ -223,7 +228,7 @@ def probe(device: str = "cuda", quick: bool = False, reps: int = 5, log: Any = p
     dt = torch.bfloat16 if device.startswith("cuda") else torch.float32
     a = torch.randn(n, n, device=dev, dtype=dt)
     b = torch.randn(n, n, device=dev, dtype=dt)
-    m = timer.measure(lambda i: a @ b, reps=reps, max_iters=50)
+    m = timer.measure(lambda i, a=a, b=b: a @ b, reps=reps, max_iters=50)
     m["n"] = n
     m["dtype"] = str(dt)
     m["TFLOPs"] = 2 * n**3 / m["median_s"] / 1e12
@@ -255,6 +260,7 @@ def probe(device: str = "cuda", quick: bool = False, reps: int = 5, log: Any = p
         torch.cuda.empty_cache()
     calib = _embedding_points(torch, timer, device, gpu_calibration(quick), reps, log)
     held = _embedding_points(torch, timer, device, gpu_heldout(quick), reps, log)
+    cross = [] if quick else _embedding_points(torch, timer, device, gpu_crosscheck(), reps, log)
     return {
         "kind": "simrec-gpu-probe",
         "version": 1,
@@ -263,6 +269,7 @@ def probe(device: str = "cuda", quick: bool = False, reps: int = 5, log: Any = p
         "micro": micro,
         "calibration": calib,
         "heldout": held,
+        "crosscheck": cross,
         "wall_s": time.perf_counter() - t_start,
     }
 

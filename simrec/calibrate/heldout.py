@@ -173,3 +173,13 @@ def gpu_calibration(quick: bool = False) -> list[Workload]:
             for b in (8192, 65_536):
                 out.append(_w(f"c_d{d}_l{lp}_b{b}", 10_000_000, d, lp, b))
     return out
+
+
+def gpu_crosscheck() -> list[Workload]:
+    """The six H100 runs of reference/data.md §5.2 (N = 10,131,227 rows, B = 65,536, D 16/64/128,
+    L 1/32, uniform): re-measured by the probe as a cross-check, not used in the fit."""
+    return [
+        _w(f"x_d{d}_l{lp}_b65536", 10_131_227, d, lp, 65_536)
+        for d in (16, 64, 128)
+        for lp in (1, 32)
+    ]

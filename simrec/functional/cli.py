@@ -72,7 +72,11 @@ def validate_command(
         )
     if trace_path is None:
         raise click.UsageError("--functional needs --trace T.trc")
-    from simrec.functional.verify import hw_device_names, verify_functional
+    from simrec.functional.verify import (
+        hotness_permutations,
+        hw_device_names,
+        verify_functional,
+    )
     from simrec.shard.plan import load_plan
     from simrec.trace.format import TraceReader
 
@@ -89,14 +93,22 @@ def validate_command(
         from simrec.shard.plan import single_device_plan
 
         plan = single_device_plan(reader.header, device=devices[0])
+    perms = hotness_permutations(reader, plan) if plan is not None else {}
     report = verify_functional(
         reader,
         plan,
         seed=seed,
         mode=pooling,  # type: ignore[arg-type]
+        perms=perms,
         max_batches=max_batches,
         device_source=source,
     )
+    if perms:
+        names = [t.name for t in reader.header.tables if t.name in perms]
+        report.notes.append(
+            f"hotness order from the trace's access counts for {len(names)} table(s): "
+            + ", ".join(names)
+        )
     if as_json:
         from simrec.cli import echo_json
 
@@ -135,4 +147,6 @@ def _print(report: object) -> None:
             f"{d['samples']} samples, max |diff| {d['max_abs_diff']:.3g}, "
             f"mean {d['mean_abs_diff']:.3g}, {d['checked']}: {verdict}"
         )
+    for note in r.notes:  # type: ignore[attr-defined]
+        click.echo(f"note: {note}")
     click.echo("PASSED" if r.passed else "FAILED")  # type: ignore[attr-defined]

@@ -178,6 +178,18 @@ class TTSpec(_Spec):
 
     def check(self, rows: int, dim: int, where: str | None = None, path: str | None = None) -> None:
         self._check_ranks(where, path)
+        if self.q_shapes is None and self.num_cores > 1:
+            from simrec.functional.tt import suggested_tt_shapes
+
+            auto = suggested_tt_shapes(dim, self.num_cores, allow_round_up=False)
+            if min(auto) < 2:
+                raise ConfigError(
+                    f"the embedding dim {dim} does not factor into {self.num_cores} TT cores "
+                    f"(best split {auto} leaves a core of width 1)",
+                    path=path,
+                    where=where,
+                    fix="give q_shapes explicitly, use fewer cores (fewer ranks), or another dim",
+                )
         s = self.resolved(rows, dim)
         p, q = s.p_shapes or [], s.q_shapes or []
         if len(p) != self.num_cores or len(q) != self.num_cores:

@@ -199,6 +199,8 @@ class TTCores:
             np.ascontiguousarray(c.transpose(1, 0, 2, 3).reshape(c.shape[1], c.shape[0], -1))
             for c in self.cores
         ]
+        # last core as (p_d, q_d, R[d-1]): stage 2's reduction runs over contiguous memory
+        self._last_t = np.ascontiguousarray(self.cores[-1][:, :, :, 0].transpose(1, 2, 0))
 
     @classmethod
     def random(
@@ -307,8 +309,8 @@ class TTCores:
         return self._last(part, digits[-1])
 
     def _reconstruct3(self, r: np.ndarray, prefix_reuse: bool) -> np.ndarray:
-        """Three cores (the TT-Rec default): stage 1 by a compiled kernel (per distinct prefix
-        with ``prefix_reuse``), stage 2 by a batched matmul."""
+        """Three cores (the TT-Rec default): two compiled stages, stage 1 once per distinct
+        (i1, i2) prefix with ``prefix_reuse``, stage 2 once per row."""
         p2, p3 = self.p_shapes[1], self.p_shapes[2]
         prefix, last = np.divmod(r, p3)
         if prefix_reuse:
@@ -320,8 +322,9 @@ class TTCores:
         q1, q2 = self.q_shapes[0], self.q_shapes[1]
         head = np.empty((uniq.size, q1 * q2, self.ranks[1]), dtype=np.float32)
         _tt_stage1(self._slabs[0], self._slabs[1], i1, i2, q1, head)
-        part = head if not prefix_reuse else head[inv]
-        return self._last(part, last)
+        out = np.empty((r.size, self.dim), dtype=np.float32)
+        _tt_stage2(head, inv, self._last_t, last, out)
+        return out
 
     def _chain(self, digits: np.ndarray, ncores: int) -> np.ndarray:
         """Product of cores 0..ncores-1 at ``digits``: [n, prod(q[:ncores]), R[ncores]]."""
@@ -383,3 +386,22 @@ def _tt_stage1(
             for j2 in range(q2):
                 for s in range(r2):
                     out[t, j1 * q2 + j2, s] = acc[j2 * r2 + s]
+
+
+@numba.njit(fastmath=True, cache=True, nogil=True)
+def _tt_stage2(
+    head: np.ndarray, inv: np.ndarray, last_t: np.ndarray, last: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """out[t] = head[inv[t]] (q1 q2 x R2) @ G3[last[t]] (R2 x q3), flattened row-major."""
+    lead = head.shape[1]
+    r2 = head.shape[2]
+    q3 = last_t.shape[1]
+    for t in range(inv.size):
+        h = head[inv[t]]
+        c = last_t[last[t]]
+        for a in range(lead):
+            for j in range(q3):
+                acc = np.float32(0.0)
+                for s in range(r2):
+                    acc += h[a, s] * c[j, s]
+                out[t, a * q3 + j] = acc

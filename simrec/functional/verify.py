@@ -44,7 +44,13 @@ from simrec.functional.embedding_bag import Mode, pool_rows
 from simrec.shard.plan import Plan, single_device_plan
 from simrec.shard.remap import Remapper, order_permutation
 
-__all__ = ["FunctionalSystem", "TableCheck", "VerifyReport", "verify_functional"]
+__all__ = [
+    "FunctionalSystem",
+    "TableCheck",
+    "VerifyReport",
+    "hotness_permutations",
+    "verify_functional",
+]
 
 _EPS32 = 2.0**-24
 
@@ -84,6 +90,7 @@ class VerifyReport:
     device_source: str
     tables: list[TableCheck]
     dlrm: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -101,6 +108,7 @@ class VerifyReport:
             "passed": self.passed,
             "tables": [t.as_dict() for t in self.tables],
             "dlrm": self.dlrm,
+            "notes": self.notes,
         }
 
     def to_frame(self) -> Any:
@@ -371,6 +379,28 @@ def verify_functional(
         tables=checks,
         dlrm=dlrm,
     )
+
+
+def hotness_permutations(reader: Any, plan: Plan) -> dict[str, np.ndarray]:
+    """Hotness permutations (row ids by access count, hottest first, ties by row id) from the
+    trace, for every plan table ranked by ``hotness`` whose permutation the plan leaves to run time.
+    """
+    need = [
+        (i, s.name, s.rows)
+        for i, s in enumerate(reader.header.tables)
+        if s.name in plan.table_names
+        and plan.table(s.name).order.kind == "hotness"
+        and plan.table(s.name).order.permutation is None
+    ]
+    if not need:
+        return {}
+    counts = {name: np.zeros(rows, dtype=np.int64) for _, name, rows in need}
+    for batch in reader:
+        for i, name, rows in need:
+            counts[name] += np.bincount(
+                np.asarray(batch.table_indices(i), dtype=np.int64), minlength=rows
+            )
+    return {name: np.argsort(-c, kind="stable") for name, c in counts.items()}
 
 
 def hw_device_names(path: str | os.PathLike[str]) -> list[str]:

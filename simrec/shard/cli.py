@@ -140,6 +140,11 @@ def _fmt_s(x: float | None) -> str:
 @click.option("--tt-rank", type=int, default=8, show_default=True, help="TT rank (both ranks).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the plan JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Replay the plan in the simulator and report predicted vs simulated time (multi_gpu).",
+)
 def shard_command(
     hw: str | None,
     csd: int | None,
@@ -158,6 +163,7 @@ def shard_command(
     tt_rank: int,
     output: str | None,
     as_json: bool,
+    verify: bool,
 ) -> None:
     """Place every table's rows on devices and tiers (raw or TT), and pick core configurations.
 
@@ -198,6 +204,8 @@ def shard_command(
             where="--time-limit/--gap",
             fix="e.g. --time-limit 60 --gap 0.01",
         )
+    if verify:
+        _check_verifiable(hw, trace)
     problem = load_problem(hw, csd, trace, synthetic, seed, batch_size, tt, tt_rank, energy_weight)
     with _stdout_to_stderr():
         opts = build_options(problem)
@@ -245,10 +253,16 @@ def shard_command(
                 opts, a, ev, rec, {k: (None if v is None else v[1]) for k, v in hres.items()}
             )
         src = {"trace": trace, "synthetic": synthetic, "hw": hw, "csd": csd, "seed": seed}
-        plan = result_plan(res, {"inputs": src}) if output else None
+        plan = result_plan(res, {"inputs": src}) if (output or verify) else None
+        ver = None
+        if verify and plan is not None and trace is not None and hw is not None:
+            plan = _with_hotness(plan, trace)
+            ver = verify_plan(hw, trace, plan, res.evaluation.makespan_s, output)
     if plan is not None and output:
         plan.save(output)
     summary = res.summary()
+    if ver is not None:
+        summary["verify"] = ver
     if as_json:
         summary["plan"] = output
         summary["tt_tables"] = sum(1 for p in res.placements() if p["format"] == "tt")
@@ -281,3 +295,84 @@ def shard_command(
     click.echo(f"TT tables {n_tt} of {problem.num_tables}")
     if output:
         click.echo(f"plan      {output}")
+    if ver is not None:
+        click.echo(
+            f"verify    predicted {_fmt_s(ver['predicted_s'])} per batch, simulated "
+            f"{_fmt_s(ver['simulated_s'])} ({ver['system']} embedding stage), error "
+            f"{ver['error'] * 100:+.1f} %"
+        )
+
+
+def _check_verifiable(hw: str | None, trace: str | None) -> None:
+    if trace is None or hw is None:
+        raise ConfigError(
+            "--verify needs --trace and --hw (the simulator replays the plan on that trace)",
+            where="--verify",
+            fix="give a trace and a hardware config, or drop --verify",
+        )
+    from simrec.hw import load_hw
+
+    if not load_hw(hw).devices_of_kind("gpu"):
+        raise ConfigError(
+            "--verify needs a system whose simulator reads plans: only multi_gpu does so far "
+            "(cpu_dram places tables itself; the SCRec system uses its own default plan)",
+            where="--verify",
+            fix="use a GPU config (e.g. --hw multi_gpu) or drop --verify",
+        )
+
+
+def _with_hotness(plan: Any, trace: str) -> Any:
+    """The plan with every table's hot rows inline: touched rows by access count, hottest first.
+
+    Uses the ``hot_set`` order (listed rows first, in order, then the others by index), which ranks
+    every touched row exactly as a full hotness permutation would, at the size of the touched set.
+    """
+    import numpy as np
+
+    from simrec.shard.plan import RowOrder
+    from simrec.trace.stats import profile_trace
+
+    prof = profile_trace(trace, stack_distance=False, keep_counts=True)
+    counts = {tp.name: tp.counts for tp in prof.tables}
+    tables = []
+    for t in plan.tables:
+        c = counts.get(t.name)
+        if c is None:
+            tables.append(t)
+            continue
+        c = np.asarray(c)
+        touched = np.flatnonzero(c)
+        hot = touched[np.argsort(-c[touched], kind="stable")]
+        order = RowOrder(kind="hot_set", hot_rows=hot.tolist(), source=f"access counts of {trace}")
+        tables.append(t.model_copy(update={"order": order}))
+    return plan.model_copy(update={"tables": tables}).check()
+
+
+def verify_plan(
+    hw: str, trace: str, plan: Any, predicted_s: float, output: str | None = None
+) -> dict[str, Any]:
+    """Simulate ``trace`` with ``plan`` and compare the embedding stage with the prediction.
+
+    The planner predicts the slowest device's embedding time per batch; the simulator's
+    ``breakdown_s["embedding"]`` summed over batches, divided by the batch count, is the measured
+    counterpart. ``error = (predicted - simulated) / simulated``.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from simrec.sim.cli import simulate
+
+    with tempfile.TemporaryDirectory() as td:
+        path = Path(td) / "plan.json"
+        plan.save(path)
+        r = simulate(hw, trace, plan=path)
+    sim = r.breakdown_s.get("embedding", math.nan) / max(r.batches, 1)
+    return {
+        "system": r.kind,
+        "predicted_s": predicted_s,
+        "simulated_s": sim,
+        "error": (predicted_s - sim) / sim if sim > 0 else math.nan,
+        "simulated_latency_mean_s": r.latency_s.get("mean"),
+        "batches": r.batches,
+        "plan": output,
+    }

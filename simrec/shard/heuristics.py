@@ -47,17 +47,21 @@ def _segments_fill(
     ell: dict[int, float],
     lookup_s: dict[int, np.ndarray],
     caps: np.ndarray,
+    table_caps: np.ndarray | None = None,
 ) -> dict[int, list[int]] | None:
     """Greedy multi-tier fill by access benefit per byte; returns breakpoint cut indices per table.
 
     Tier i (fastest first) takes the densest next segment of any table while it fits; a table whose
-    next segment does not fit stops growing in that tier. Returns None if the last tier overflows.
+    next segment does not fit stops growing in that tier (``table_caps`` also bounds one table's
+    bytes per tier, e.g. one device's tier when the capacity is pooled over devices). Returns None
+    if the last tier overflows.
     """
     n = caps.size
     cur = {t: 0 for t in tables}
     cuts: dict[int, list[int]] = {t: [] for t in tables}
     for i in range(n - 1):
         room = float(caps[i])
+        start = dict(cur)
         heap: list[tuple[float, int, int]] = []
 
         def push(t: int, i: int = i, heap: list[tuple[float, int, int]] = heap) -> None:
@@ -78,7 +82,8 @@ def _segments_fill(
             _, t, k = heapq.heappop(heap)
             rk, _ = breaks[t]
             b = float(rk[k + 1] - rk[k]) * row_bytes[t]
-            if b <= room + 1e-6:
+            own = float(rk[k + 1] - rk[start[t]]) * row_bytes[t]
+            if b <= room + 1e-6 and (table_caps is None or own <= table_caps[i] + 1e-6):
                 room -= b
                 cur[t] = k + 1
                 push(t)
@@ -238,7 +243,7 @@ def _pooled_bands(opts: OptionSet, m: int) -> np.ndarray | None:
     rb = {t: p.tables[t].row_bytes for t in tables}
     ell = {t: p.tables[t].lookups_per_batch for t in tables}
     ls = {t: _lookup_s(co, p.tables[t].row_bytes, m) for t in tables}
-    cuts = _segments_fill(tables, breaks, rb, ell, ls, caps)
+    cuts = _segments_fill(tables, breaks, rb, ell, ls, caps, co.capacity - co.reserved[m])
     if cuts is None:
         return None
     out = np.empty(p.num_tables, dtype=np.int64)

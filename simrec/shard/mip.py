@@ -194,6 +194,7 @@ class _Model:
     z: pulp.LpVariable
     tables: list[int]
     devices: list[int]
+    tau: float = 1.0  # seconds per model time unit (times are scaled to O(1) for the solver)
 
     @property
     def num_variables(self) -> int:
@@ -214,7 +215,12 @@ def _zmax(opts: OptionSet, tables: list[int], devices: list[int]) -> float:
             pos = np.where(co.rates > 0, co.rates, np.inf).min(axis=0)
             rmin = np.where(np.isfinite(pos), pos, 1.0)
             if co.num_options(t):
-                worst = max(worst, float((co.work[t] / rmin).sum(axis=1).max()) + co.output_s[t])
+                worst = max(
+                    worst,
+                    float((co.work[t] / rmin).sum(axis=1).max())
+                    + co.output_s[t]
+                    + co.device.fixed_s,
+                )
         total += worst
     lam = opts.problem.energy_weight
     if lam:
@@ -232,14 +238,25 @@ def build_model(
     relax: bool = False,
     zmax: float | None = None,
 ) -> _Model:
-    """The y-formulation over ``tables`` x ``devices`` (all by default) as a PuLP problem."""
+    """The y-formulation over ``tables`` x ``devices`` (all by default) as a PuLP problem.
+
+    Numerics: times are divided by ``tau`` (``zmax``, or the crude bound over the device count),
+    capacity rows by the capacity and work rows by the largest rate, so every coefficient the solver
+    sees is O(1) whatever the units (microsecond makespans would otherwise sit at HiGHS's 1e-6
+    tolerances).
+    """
     p = opts.problem
     tables = list(range(p.num_tables)) if tables is None else list(tables)
     devices = list(range(p.num_devices)) if devices is None else list(devices)
     cat = pulp.LpContinuous if relax else pulp.LpBinary
     prob = pulp.LpProblem("simrec_shard", pulp.LpMinimize)
-    zmax = _zmax(opts, tables, devices) if zmax is None else zmax
-    z = prob.add_variable("z", lowBound=0, upBound=zmax)
+    if zmax is None:
+        zmax = _zmax(opts, tables, devices)
+        tau = zmax / max(len(devices), 1)
+    else:
+        tau = zmax
+    zs = zmax / tau
+    z = prob.add_variable("z", lowBound=0, upBound=zs)
     y: dict[tuple[int, int], list[pulp.LpVariable]] = {}
     for t in tables:
         for j in devices:
@@ -252,7 +269,7 @@ def build_model(
     if lam:
         for (t, j), vs in y.items():
             en = opts.for_device(j).energy[t]
-            obj += [(v, lam * float(en[o])) for o, v in enumerate(vs) if en[o]]
+            obj += [(v, lam * float(en[o]) / tau) for o, v in enumerate(vs) if en[o]]
     prob += pulp.LpAffineExpression(obj)
     for t in tables:
         terms = [(v, 1.0) for j in devices for v in y[t, j]]
@@ -265,7 +282,7 @@ def build_model(
         for m in range(M):
             lo = 1 if M == 1 else 0
             u[j, m] = prob.add_variable(f"u_{j}_{m}", lo, 1, cat)
-            w[j, m] = prob.add_variable(f"w_{j}_{m}", 0, zmax)
+            w[j, m] = prob.add_variable(f"w_{j}_{m}", 0, zs)
         prob += pulp.LpConstraint(
             pulp.LpAffineExpression([(u[j, m], 1.0) for m in range(M)]),
             pulp.LpConstraintEQ,
@@ -275,7 +292,7 @@ def build_model(
         if M > 1:
             for m in range(M):
                 prob += pulp.LpConstraint(
-                    pulp.LpAffineExpression([(w[j, m], 1.0), (u[j, m], -zmax)]),
+                    pulp.LpAffineExpression([(w[j, m], 1.0), (u[j, m], -zs)]),
                     pulp.LpConstraintLE,
                     f"link_{j}_{m}",
                     0,
@@ -286,37 +303,44 @@ def build_model(
             if worst + float(co.reserved[:, i].max()) <= tier.capacity_bytes:
                 continue
             terms = []
+            cap = float(tier.capacity_bytes)
             for t in tables:
-                col = co.bytes[t][:, i]
+                col = co.bytes[t][:, i] / cap
                 terms += [(v, float(col[o])) for o, v in enumerate(y[t, j]) if col[o]]
-            terms += [(u[j, m], float(co.reserved[m, i])) for m in range(M) if co.reserved[m, i]]
+            terms += [
+                (u[j, m], float(co.reserved[m, i]) / cap) for m in range(M) if co.reserved[m, i]
+            ]
             prob += pulp.LpConstraint(
-                pulp.LpAffineExpression(terms),
-                pulp.LpConstraintLE,
-                f"cap_{j}_{i}",
-                float(tier.capacity_bytes),
+                pulp.LpAffineExpression(terms), pulp.LpConstraintLE, f"cap_{j}_{i}", 1.0
             )
         # work per resource vs template rates
         for r, rname in enumerate(co.resources):
+            rmax = float(co.rates[:, r].max())
+            scale = rmax * tau
+            if scale <= 0:
+                scale = max(float(co.work[t][:, r].max(initial=0.0)) for t in tables) or 1.0
             terms = []
             for t in tables:
-                col = co.work[t][:, r]
+                col = co.work[t][:, r] / scale
                 terms += [(v, float(col[o])) for o, v in enumerate(y[t, j]) if col[o]]
             if not terms:
                 continue
-            terms += [(w[j, m], -float(co.rates[m, r])) for m in range(M) if co.rates[m, r]]
+            terms += [(w[j, m], -float(co.rates[m, r]) / rmax) for m in range(M) if co.rates[m, r]]
             prob += pulp.LpConstraint(
                 pulp.LpAffineExpression(terms), pulp.LpConstraintLE, f"work_{j}_{rname}", 0
             )
         terms = [(w[j, m], 1.0) for m in range(M)]
         for t in tables:
             if co.output_s[t]:
-                terms += [(v, float(co.output_s[t])) for v in y[t, j]]
+                terms += [(v, float(co.output_s[t]) / tau) for v in y[t, j]]
         terms.append((z, -1.0))
         prob += pulp.LpConstraint(
-            pulp.LpAffineExpression(terms), pulp.LpConstraintLE, f"time_{j}", 0
+            pulp.LpAffineExpression(terms),
+            pulp.LpConstraintLE,
+            f"time_{j}",
+            -float(co.device.fixed_s) / tau,
         )
-    return _Model(prob, y, u, w, z, tables, devices)
+    return _Model(prob, y, u, w, z, tables, devices, tau)
 
 
 def _start_values(opts: OptionSet, model: _Model, a: Assignment) -> dict[str, float]:
@@ -341,9 +365,9 @@ def _start_values(opts: OptionSet, model: _Model, a: Assignment) -> dict[str, fl
         with np.errstate(divide="ignore", invalid="ignore"):
             busy = float(np.max(np.where(work > 0, work / co.rates[m], 0.0)))
         vals[model.u[j, m].name] = 1.0
-        vals[model.w[j, m].name] = busy
-        zs = max(zs, busy + out)
-    vals[model.z.name] = zs
+        vals[model.w[j, m].name] = busy / model.tau
+        zs = max(zs, busy + out + float(co.device.fixed_s))
+    vals[model.z.name] = zs / model.tau
     del lam
     return vals
 
@@ -404,9 +428,9 @@ def _run(
         h = prob.solverModel
         status = h.modelStatusToString(h.getModelStatus())
         info = h.getInfo()
-        obj = float(info.objective_function_value)
+        obj = float(info.objective_function_value) * model.tau
         if mip:
-            bound = float(info.mip_dual_bound)
+            bound = float(info.mip_dual_bound) * model.tau
             has = int(info.primal_solution_status) == 2 or (
                 math.isfinite(obj) and abs(obj) < 1e300 and status != "Infeasible"
             )
@@ -434,25 +458,27 @@ def _run(
                 )
             prob.solve(s)
             text = log.read_text(errors="replace") if log.exists() else ""
-        return _parse_cbc(text, prob, mip, time.perf_counter() - t0)
+        return _parse_cbc(text, prob, mip, time.perf_counter() - t0, model.tau)
     raise ConfigError(
         f"unknown solver '{solver}'", where="--solver", fix=f"use one of {', '.join(SOLVERS)}"
     )
 
 
-def _parse_cbc(text: str, prob: pulp.LpProblem, mip: bool, seconds: float) -> _Run:
+def _parse_cbc(
+    text: str, prob: pulp.LpProblem, mip: bool, seconds: float, tau: float = 1.0
+) -> _Run:
     """Read status, objective and bound from CBC's own log (PuLP reports Optimal on time limit)."""
     m = re.search(r"Result - (.+)", text)
     status = m.group(1).strip() if m else pulp.LpStatus[prob.status]
     obj_m = re.search(r"Objective value:\s+([-\d.eE+]+)", text)
     lb_m = re.search(r"Lower bound:\s+([-\d.eE+]+)", text)
-    obj = float(obj_m.group(1)) if obj_m else float(pulp.value(prob.objective) or math.inf)
+    obj = (float(obj_m.group(1)) if obj_m else float(pulp.value(prob.objective) or math.inf)) * tau
     has = prob.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
     if not mip:
         bound = obj if status.startswith("Optimal") else -math.inf
         return _Run(status, obj, bound, has, seconds)
     if lb_m:
-        bound = float(lb_m.group(1))
+        bound = float(lb_m.group(1)) * tau
     elif status.startswith("Optimal"):
         bound = obj
     else:
@@ -583,7 +609,7 @@ def trivial_bound(opts: OptionSet) -> float:
             with np.errstate(divide="ignore", invalid="ignore"):
                 for m in range(len(co.templates)):
                     busy = np.where(co.work[t] > 0, co.work[t] / co.rates[m], 0.0).max(axis=1)
-                    obj = busy + co.output_s[t] + p.energy_weight * co.energy[t]
+                    obj = busy + co.output_s[t] + co.device.fixed_s + p.energy_weight * co.energy[t]
                     tmin = min(tmin, float(obj.min()))
         best = max(best, tmin if math.isfinite(tmin) else 0.0)
     return best

@@ -592,14 +592,27 @@ def plan_from_dict(
 def single_device_plan(
     header: Any, device: str = "dev0", tier: str = "dram", codec: Any | None = None
 ) -> Plan:
-    """A plan that puts every table of a trace header, raw (or ``codec``), on one device tier."""
-    c = codec or RawSpec()
+    """A plan that puts every table of a trace header on one device tier.
+
+    Each table's codec is ``codec`` if given, else follows the header's element type: float32 ->
+    raw fp32, float16 -> raw fp16, int8/int4/int2 -> row-wise quantised (fp32 scale/bias for INT8,
+    fp16 below, as FBGEMM stores them); bfloat16 has no codec here and is kept as raw fp32.
+    """
+
+    def from_dtype(dtype: str) -> Any:
+        if dtype == "float16":
+            return RawSpec(dtype="float16")
+        if dtype in ("int8", "int4", "int2"):
+            bits = int(dtype[3:])
+            return QuantSpec(bits=bits, scale_dtype="float32" if bits == 8 else "float16")
+        return RawSpec()
+
     tables = [
         TablePlan(
             name=s.name,
             rows=s.rows,
             dim=s.dim,
-            codec=c,
+            codec=codec or from_dtype(getattr(s, "dtype", "float32")),
             bands=[Band(device=device, tier=tier, rows=(0, s.rows))],
         )
         for s in header.tables

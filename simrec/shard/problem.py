@@ -311,6 +311,7 @@ class Device:
     pool_clock_hz: float = 0.0
     pool_fn: Callable[[int], float] | None = field(default=None, compare=False, hash=False)
     kind: str | None = None
+    fixed_s: float = 0.0
 
     def __hash__(self) -> int:
         return hash((self.name, *self.signature()))
@@ -335,6 +336,7 @@ class Device:
             self.pool_lanes,
             self.pool_clock_hz,
             id(self.pool_fn) if self.pool_fn is not None else None,
+            self.fixed_s,
             tuple(id(t.row_bandwidth) for t in self.tiers if t.row_bandwidth is not None),
             self.kind,
         )
@@ -705,7 +707,8 @@ def device_time(
     rate = co.rates[m]
     with np.errstate(divide="ignore", invalid="ignore"):
         busy = np.where(w > 0, w / rate, 0.0)
-    return out + float(np.max(busy)) if busy.size else out, e
+    base = out + float(co.device.fixed_s)
+    return base + float(np.max(busy)) if busy.size else base, e
 
 
 def evaluate(opts: OptionSet, a: Assignment) -> Evaluation:
@@ -1242,7 +1245,7 @@ def devices_from_system(hw: Any) -> tuple[Device, ...]:
       time (:func:`dram_row_seconds`) and a ``pool`` resource ``CpuParams.pool_time_s`` per lookup
       on all cores.
 
-    Left out: kernel launch overheads per batch, all-to-all of pooled outputs (GPU), cross-socket
+    A GPU pays one gather-kernel launch per batch (``fixed_s``). Left out: all-to-all of pooled outputs (GPU), cross-socket
     traffic (CPU), and caching in L2/LLC.
     """
     gpus = list(hw.devices_of_kind("gpu"))
@@ -1274,7 +1277,9 @@ def devices_from_system(hw: Any) -> tuple[Device, ...]:
                     break
             if link_bw and host_cap > 0:
                 tiers.append(Tier("host_dram", host_cap, link_bw, granule_bytes=64, channel="pcie"))
-            out.append(Device(name=g, tiers=tuple(tiers), kind="gpu"))
+            out.append(
+                Device(name=g, tiers=tuple(tiers), kind="gpu", fixed_s=float(gp.kernel_launch_s))
+            )
         return tuple(out)
     for c in hw.devices_of_kind("cpu"):
         drams = [n for n, d in hw.memories_of(c).items() if d.kind == "dram"]

@@ -388,7 +388,7 @@ class StackDistanceCounter:
             raise ValueError(
                 f"reference out of range 0..{self.key_space - 1}: {lo if lo < 0 else hi}"
             )
-        if r.dtype.byteorder not in "=|":
+        if not r.dtype.isnative:
             r = r.astype(r.dtype.newbyteorder("="))
         o = self._empty_out if out is None else out
         if out is not None and (out.shape != r.shape or out.dtype != np.int64):

@@ -320,9 +320,12 @@ class _TableAcc:
             c = np.diff(np.append(starts, n))
             u = s[starts]
             self.counts[u] += c
-        if self.sd is not None:
-            self.sd.update(idx)
         return u, c
+
+
+def _run_sd_jobs(jobs: list[tuple[StackDistanceCounter, np.ndarray]]) -> None:
+    for counter, refs in jobs:
+        counter.update(refs)
 
 
 def _drop_pages(reader: TraceReader, i: int) -> None:
@@ -334,7 +337,7 @@ def _drop_pages(reader: TraceReader, i: int) -> None:
     stay valid (the pages are read again from the file if touched).
     """
     mm = getattr(getattr(reader, "_mm", None), "_mmap", None)
-    if mm is None or not hasattr(mm, "madvise") or i + 1 >= len(reader):
+    if mm is None or not hasattr(mm, "madvise") or i < 0 or i + 1 >= len(reader):
         return
     end = int(reader.index["pos"][i + 1]) // mmap.PAGESIZE * mmap.PAGESIZE
     if end > 0:
@@ -420,8 +423,13 @@ def profile_trace(
     loc_ushare = np.zeros(NUM_BINS)
     loc_ashare = np.zeros(NUM_BINS)
     loc_batches = 0
-    pool = ThreadPoolExecutor(max_workers=1) if overall is not None else None
-    pending: Future[None] | None = None
+    # Stack distances run on two worker threads (the numba kernel releases the GIL): one for the
+    # per-table streams, one for the overall stream, while this thread counts the next batch.
+    # Each stream is updated by one task at a time, in batch order, so the result does not depend
+    # on the timing.
+    pool = ThreadPoolExecutor(max_workers=2) if stack_distance else None
+    pending_tab: Future[None] | None = None
+    pending_all: Future[None] | None = None
     try:
         for bi in range(nb):
             batch = reader.batch(bi)
@@ -430,11 +438,14 @@ def profile_trace(
             uh = np.zeros(NUM_BINS, dtype=np.float64)
             ah = np.zeros(NUM_BINS, dtype=np.float64)
             parts = []
+            sd_jobs: list[tuple[StackDistanceCounter, np.ndarray]] = []
             for t in range(T):
                 acc = accs[t]
                 acc.add_bags(lengths[t] if b else np.zeros(0, dtype=np.int64))
                 idx = batch.table_indices(t)
                 u, c = acc.add_indices(idx)
+                if acc.sd is not None and len(idx):
+                    sd_jobs.append((acc.sd, idx))
                 if overall is not None and len(idx):
                     new = u[acc.gid[u] == 0]
                     if len(new):
@@ -445,17 +456,21 @@ def profile_trace(
                     k = reuse_bin(c)
                     uh += np.bincount(k, minlength=NUM_BINS)
                     ah += np.bincount(k, weights=c.astype(np.float64), minlength=NUM_BINS)
-            if parts:
-                gids = np.concatenate(parts)
-                np.subtract(gids, 1, out=gids)
-                if pending is not None:
-                    pending.result()
-                # The overall stream runs on a second core (the numba kernel releases the GIL)
-                # while this thread goes on with the next batch; one update at a time, in batch
-                # order, so the result does not depend on the timing.
-                assert pool is not None and overall is not None
-                pending = pool.submit(overall.update, gids)
-            _drop_pages(reader, bi)
+            if pool is not None:
+                for fut in (pending_tab, pending_all):
+                    if fut is not None:
+                        fut.result()
+                _drop_pages(reader, bi - 1)  # the workers are done with the earlier batches
+                pending_tab = pool.submit(_run_sd_jobs, sd_jobs) if sd_jobs else None
+                if parts:
+                    gids = np.concatenate(parts)
+                    np.subtract(gids, 1, out=gids)
+                    assert overall is not None
+                    pending_all = pool.submit(overall.update, gids)
+                else:
+                    pending_all = None
+            else:
+                _drop_pages(reader, bi)
             if progress is not None:
                 progress(bi + 1, nb)
             n_b = float(ah.sum())
@@ -466,8 +481,9 @@ def profile_trace(
                 loc_ushare += uh / u_b
                 loc_ashare += ah / n_b
                 loc_batches += 1
-        if pending is not None:
-            pending.result()
+        for fut in (pending_tab, pending_all):
+            if fut is not None:
+                fut.result()
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -41,7 +41,7 @@ import functools
 import math
 from collections import deque
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numba
@@ -205,11 +205,6 @@ class DramParams:
     def peak_bw_Bps(self) -> float:
         """Aggregate data-bus peak over all channels, bytes/s."""
         return self.channels * self.peak_bw_per_channel_Bps
-
-    @property
-    def capacity_bytes(self) -> float:
-        """Addressable bytes are unbounded in the model (rows are not wrapped); see the system."""
-        return float("inf")
 
     def latency_s(self, kind: Literal["hit", "closed", "conflict"]) -> float:
         """Unloaded read latency to the end of the burst: hit CL, closed tRCD+CL, conflict +tRP."""
@@ -493,9 +488,7 @@ def channel_times(p: DramParams, c: ChunkCounts) -> np.ndarray:
     a_r = acts.sum(axis=(2, 3))  # [C, R]
     a_rg = acts.sum(axis=3)  # [C, R, G]
     am1 = np.maximum(a_r - 1, 0)
-    g = np.maximum(
-        (am1 // 4) * p.tFAW + (am1 % 4) * p.tRRD_S, np.maximum(am1 * p.tRRD_S, 0)
-    ).astype(np.float64)
+    g = np.maximum((am1 // 4) * p.tFAW + (am1 % 4) * p.tRRD_S, am1 * p.tRRD_S).astype(np.float64)
     g = np.maximum(g, (np.maximum(a_rg - 1, 0) * p.tRRD_L).max(axis=2))
     rank_closed = closed_b.sum(axis=(2, 3)) > 0
     t_act_r = (g + p.tRCD + p.CL + np.where(rank_closed, 0, p.tRP)) * tck + tb
@@ -515,15 +508,6 @@ def channel_times(p: DramParams, c: ChunkCounts) -> np.ndarray:
     )
     out = np.maximum(np.maximum(t_bus, t_bg), np.maximum(t_act, t_bank))
     return np.where(n_ch > 0, out, 0.0)
-
-
-@dataclass
-class _RankState:
-    act_hist: list[float] = field(default_factory=list)  # last four activate times
-    last_act: float = -1e300
-    next_act: float = -1e300  # earliest next activate under tRRD_S and tFAW
-    last_act_bg: list[float] = field(default_factory=list)
-    last_col_bg: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -571,13 +555,14 @@ class Dram:
         self._f_col = [-1e300] * nbk
         self._f_pre = [-1e300] * nbk
         g = params.bank_groups
-        self._ranks = [
-            _RankState(last_act_bg=[-1e300] * g, last_col_bg=[-1e300] * g)
-            for _ in range(params.channels * params.ranks)
-        ]
+        nrk = params.channels * params.ranks
+        self._f_hist: list[list[float]] = [[] for _ in range(nrk)]  # last four activates
+        self._f_next_act = [-1e300] * nrk  # earliest next activate (tRRD_S, tFAW) per rank
+        self._f_labg = [-1e300] * (nrk * g)  # last activate per (rank, bank group)
+        self._f_lcbg = [-1e300] * (nrk * g)  # last read per (rank, bank group)
         per_rank = params.banks_per_rank
-        self._f_rank_of = [self._ranks[b // per_rank] for b in range(nbk)]
-        self._f_bg_of = [(b % per_rank) // params.banks_per_group for b in range(nbk)]
+        self._f_rank_idx = [b // per_rank for b in range(nbk)]
+        self._f_rbg_of = [b // params.banks_per_group for b in range(nbk)]
         self._chan = [_ChannelState() for _ in range(params.channels)]
 
     # ----- public API -----
@@ -663,7 +648,8 @@ class Dram:
         t_ras, t_rtp, t_ccd_s, t_ccd_l = p.tRAS * tck, p.tRTP * tck, p.tCCD_S * tck, p.tCCD_L * tck
         t_burst = p.tBURST_s
         open_row, act_t, last_col_b, pre_ready = self._f_open, self._f_act, self._f_col, self._f_pre
-        rank_of, bg_of = self._f_rank_of, self._f_bg_of
+        rank_of, rbg_of = self._f_rank_idx, self._f_rbg_of
+        lcbg, labg, next_act, hists = self._f_lcbg, self._f_labg, self._f_next_act, self._f_hist
         inf = math.inf
         while queues:
             now = float(env.now)
@@ -674,12 +660,10 @@ class Dram:
                 col_common = x
             for b, q in queues.items():
                 seq, row = q[0]
-                rk = rank_of[b]
-                bg = bg_of[b]
                 o = open_row[b]
                 if o == row:
                     t = act_t[b] + t_rcd
-                    x = rk.last_col_bg[bg] + t_ccd_l
+                    x = lcbg[rbg_of[b]] + t_ccd_l
                     if x > t:
                         t = x
                     if col_common > t:
@@ -696,8 +680,8 @@ class Dram:
                             pre = now
                         pre_ready[b] = pre + t_rp
                         open_row[b] = -1
-                    t = rk.next_act
-                    x = rk.last_act_bg[bg] + t_rrd_l
+                    t = next_act[rank_of[b]]
+                    x = labg[rbg_of[b]] + t_rrd_l
                     if x > t:
                         t = x
                     if pre_ready[b] > t:
@@ -713,24 +697,22 @@ class Dram:
                 now = float(env.now)
             self.commands += 1
             b = best_b
-            rk = rank_of[b]
-            bg = bg_of[b]
             if best_is_act:
-                hist = rk.act_hist
+                r = rank_of[b]
+                hist = hists[r]
                 hist.append(now)
                 if len(hist) > 4:
                     del hist[0]
-                rk.last_act = now
-                rk.last_act_bg[bg] = now
+                labg[rbg_of[b]] = now
                 nxt = now + t_rrd_s
                 if len(hist) >= 4 and hist[-4] + t_faw > nxt:
                     nxt = hist[-4] + t_faw
-                rk.next_act = nxt
+                next_act[r] = nxt
                 act_t[b] = now
                 open_row[b] = queues[b][0][1]
                 self.activates += 1
             else:
-                rk.last_col_bg[bg] = now
+                lcbg[rbg_of[b]] = now
                 st.last_col = now
                 last_col_b[b] = now
                 st.bus_free = now + t_cl + t_burst

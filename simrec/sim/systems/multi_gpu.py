@@ -15,14 +15,17 @@ What the model covers
 * **Per batch** (data-parallel samples, model-parallel embeddings, ``B/G`` samples per GPU):
   1. every GPU runs one fused gather kernel for its HBM lookups (calibrated efficiency vs row size,
      :mod:`simrec.sim.components.gpu`) while its PCIe link brings its host-band rows (TLP overhead
-     per row); the GPU's embedding time is the longer of the two;
+     per row) and, when host DRAM parameters are given, the host socket's
+     :class:`~simrec.sim.components.dram.Dram` reads those rows (GPUs of one socket share its
+     channels); the GPU's embedding time is the longest of the three;
   2. the pooled (or, for row-wise bands, partial) embeddings go through one all-to-all on the
      network (:mod:`simrec.sim.components.network`), with the largest per-pair message of any GPU;
   3. each GPU runs the bottom MLP, interaction and top MLP of its ``B/G`` samples (three kernels).
 * **Load**: as for every system (:mod:`simrec.sim.results`).
 
-What it leaves out: dynamic UVM caches (LRU/LFU), host DRAM bandwidth and PCIe switch sharing (each
-GPU's link is its own), overlap of the bottom MLP with the embedding stage, gradient traffic
+What it leaves out: dynamic UVM caches (LRU/LFU), PCIe switch/root-complex sharing (each GPU's
+link is its own), host DRAM row-buffer state between a table's bands (host rows are laid out as
+the whole table), overlap of the bottom MLP with the embedding stage, gradient traffic
 (inference only), and a fine (per-request) granularity: this system is transaction-level only.
 """
 
@@ -37,7 +40,7 @@ import numpy as np
 import simpy
 
 from simrec.errors import ConfigError
-from simrec.sim.components.dram import unique_first
+from simrec.sim.components.dram import Dram, DramParams, unique_first
 from simrec.sim.components.gpu import Gpu, GpuParams
 from simrec.sim.components.network import Network, NetworkParams
 from simrec.sim.components.pcie import PcieLink, PcieParams
@@ -80,6 +83,8 @@ class MultiGpuSystem:
         host_names: list[str] | None = None,
         name: str = "multi_gpu",
         mode: str = "fast",
+        host_drams: list[DramParams] | None = None,
+        gpu_host: list[int] | None = None,
     ) -> None:
         if mode != "fast":
             raise ConfigError(
@@ -114,6 +119,16 @@ class MultiGpuSystem:
         self.plan = plan
         self.gpu_names = gpu_names or [f"gpu{i}" for i in range(len(gpus))]
         self.host_names = host_names or ["host"]
+        self.host_drams = host_drams or []
+        self.gpu_host = gpu_host or [0] * len(gpus)
+        if self.host_drams and (
+            len(self.gpu_host) != len(gpus) or max(self.gpu_host) >= len(self.host_drams)
+        ):
+            raise ConfigError(
+                "every GPU needs the index of the host DRAM that serves it",
+                where="gpu_host",
+                fix="give one host DRAM index per GPU",
+            )
         self.name = name
         self.mode = mode
 
@@ -154,6 +169,24 @@ class MultiGpuSystem:
         net = hw.network_params()
         hosts = [n for n, d in hw.memories().items() if d.kind == "dram"]
         cap = sum(hw.capacity_of(n) for n in hosts)
+        # the host DRAM of each GPU: pcie link -> (switch ->) cpu -> its attached dram
+        gpu_host = []
+        for n in names:
+            lk = next(
+                lk
+                for lk in hw.links.values()
+                if lk.kind == "pcie" and n in (getattr(lk, "endpoints", None) or [])
+            )
+            other = [e for e in lk.endpoints if e != n][0]
+            seen = set()
+            while hw.device(other).kind == "switch" and other not in seen:
+                seen.add(other)
+                other = getattr(hw.device(other), "attached_to", None) or other
+            drams = [
+                m for m, d in hw.memories().items() if d.kind == "dram" and d.attached_to == other
+            ]
+            gpu_host.append(hosts.index(drams[0]) if drams else -1)
+        host_drams = [hw.params(h) for h in hosts] if hosts and min(gpu_host) >= 0 else None
         return cls(
             gpus,
             net,
@@ -166,6 +199,8 @@ class MultiGpuSystem:
             host_names=hosts,
             name=hw.name,
             mode=mode,
+            host_drams=host_drams,
+            gpu_host=gpu_host if host_drams else None,
         )
 
     # ------------------------------------------------------------------ placement
@@ -299,7 +334,16 @@ class MultiGpuSystem:
             PcieLink(env, p, f"{n}.pcie") for p, n in zip(self.pcie, self.gpu_names, strict=True)
         ]
         net = Network(env, self.network)
+        hdram = [
+            Dram(env, p, "fast", n) for p, n in zip(self.host_drams, self.host_names, strict=False)
+        ]
         rb = self._row_bytes(header)
+        if hdram:
+            burst = self.host_drams[0].burst_bytes
+            nb_host = np.maximum(1, np.ceil(rb / burst).astype(np.int64))
+            stride = nb_host * burst
+            base = np.concatenate([[0], np.cumsum(header.rows * stride)[:-1]])
+            base = (base + 4095) // 4096 * 4096
         dims = np.array([s.dim for s in header.tables])
         # GPUs producing pooled or partial outputs per table (for the all-to-all volume)
         out_dims = np.zeros(G)
@@ -312,10 +356,11 @@ class MultiGpuSystem:
         counters = {"hbm_bytes": 0.0, "pcie_bytes": 0.0, "alltoall_bytes": 0.0}
         model = self.model
 
-        def split(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-            """Per GPU: seconds of HBM gather and bytes over PCIe."""
+        def split(batch: Batch) -> tuple[np.ndarray, np.ndarray, list[list[Any]]]:
+            """Per GPU: seconds of HBM gather, bytes over PCIe, host DRAM reads."""
             hbm_s = np.zeros(G)
             pcie_b = np.zeros(G)
+            host_reads: list[list[Any]] = [[] for _ in range(G)]
             for t, s in enumerate(shards):
                 idx = batch.table_indices(t)
                 if len(idx) == 0:
@@ -329,18 +374,23 @@ class MultiGpuSystem:
                 for k in np.nonzero(counts)[0].tolist():
                     gk = int(s.gpu[k])
                     if s.host[k]:
-                        rows = idx if len(s.starts) == 1 else idx[band == k]
-                        pcie_b[gk] += len(unique_first(rows)) * wire_per_row[t]
+                        rows = unique_first(idx if len(s.starts) == 1 else idx[band == k])
+                        pcie_b[gk] += len(rows) * wire_per_row[t]
+                        if hdram:
+                            addr = rows * int(stride[t]) + int(base[t])
+                            host_reads[gk].append((addr, int(nb_host[t])))
                     else:
                         gp = self.gpus[gk]
                         bw = gp.gather_eff(rb[t]) * gp.hbm.peak_bw_Bps
                         hbm_s[gk] += counts[k] * rb[t] / bw
                         counters["hbm_bytes"] += counts[k] * rb[t]
             counters["pcie_bytes"] += float(pcie_b.sum())
-            return hbm_s, pcie_b
+            return hbm_s, pcie_b, host_reads
 
-        def gpu_embedding(k: int, hbm_s: float, pcie_b: float) -> Generator[Any, Any, None]:
-            procs = []
+        def gpu_embedding(
+            k: int, hbm_s: float, pcie_b: float, reads: list[Any]
+        ) -> Generator[Any, Any, None]:
+            procs = [env.process(hdram[self.gpu_host[k]].read(a, nb)) for a, nb in reads]
             if hbm_s > 0:
                 procs.append(env.process(gpus[k].kernel(self.gpus[k].kernel_launch_s + hbm_s)))
             if pcie_b > 0:
@@ -356,12 +406,14 @@ class MultiGpuSystem:
 
         def serve(batch: Batch) -> Generator[Any, Any, None]:
             t0 = float(env.now)
-            hbm_s, pcie_b = split(batch)
+            hbm_s, pcie_b, reads = split(batch)
             breakdown["embedding_hbm"] += float(hbm_s.max())
             breakdown["embedding_pcie"] += float(
                 max(self.pcie[k].transfer_time_s(pcie_b[k]) for k in range(G))
             )
-            yield env.all_of([env.process(gpu_embedding(k, hbm_s[k], pcie_b[k])) for k in range(G)])
+            yield env.all_of(
+                [env.process(gpu_embedding(k, hbm_s[k], pcie_b[k], reads[k])) for k in range(G)]
+            )
             t1 = float(env.now)
             breakdown["embedding"] += t1 - t0
             msg = batch.batch_size / G * 4.0 * float(out_dims.max())
@@ -381,6 +433,10 @@ class MultiGpuSystem:
         util = {g.name: g.stream.stats().utilisation for g in gpus}
         for lk in links:
             util[lk.dirs["down"].name] = lk.dirs["down"].stats().utilisation
+        for d in hdram:
+            u = d.stats()["channel_utilisation"]
+            util[d.name] = float(np.mean(u)) if u else 0.0
+        counters["host_dram_bursts"] = sum(d.bursts for d in hdram)
         return SimResult.build(
             system=self.name,
             kind=self.kind,

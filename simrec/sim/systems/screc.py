@@ -10,9 +10,11 @@ What the model covers
      counts over ``profile_batches`` batches;
   2. tables to devices by longest-processing-time on lookups (most lookups first onto the device
      with the fewest);
-  3. per device, TT format (``tt_policy="auto"``) for the tables with the most lookups per TT byte
-     while their TT cores fit the on-chip SRAM left after the cores' buffers and while the TT cores'
-     estimated time stays below the device's estimated cold-row time; rank ``tt_rank``;
+  3. per device, TT format (``tt_policy="auto"``, rank ``tt_rank``) for the tables with the most
+     estimated raw-path time per TT byte, while their TT cores fit the on-chip SRAM left after the
+     cores' buffers and the TT cores' time stays below the raw-path time they remove. The raw-path
+     time comes from the SRAM/DDR4 fill of step 4 with leave-one-out hit counts (a row seen c times
+     in the profile predicts c - 1 hits), so rows seen once do not count as covered;
   4. per device, raw rows by access count per byte, hottest first, into the SRAM left over, then
      DDR4 (``ddr_fraction`` of its capacity), the rest on NAND (``sharding="statistical"``); or, as
      the ablation, the lowest-index rows of every table first (``sharding="index"``).
@@ -66,6 +68,7 @@ __all__ = [
     "Placement",
     "table_statistics",
     "default_placement",
+    "PlanPlacement",
     "ScrecSystem",
 ]
 
@@ -177,12 +180,217 @@ class TablePlacement:
 
 
 @dataclass
+class _Ctx:
+    lanes: int
+    sram_bpc: int
+    burst: int
+    page: int
+    tt: Any
+
+
+@dataclass
+class _Work:
+    """One device's share of one batch."""
+
+    lookups: int = 0
+    sram_rows: int = 0
+    sram_cycles: float = 0.0
+    pool_cycles: float = 0.0
+    tt_macs: float = 0.0
+    ddr: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    nand: list[np.ndarray] = field(default_factory=list)
+
+    def add_raw(
+        self,
+        tier: np.ndarray,
+        local: np.ndarray,
+        row_bytes: int,
+        dim: int,
+        ddr_base: int,
+        nand_base: int,
+        c: _Ctx,
+    ) -> None:
+        """Raw lookups with their tier codes and local rows."""
+        self.lookups += len(tier)
+        self.pool_cycles += len(tier) * math.ceil(dim / c.lanes)
+        k_s = int(np.count_nonzero(tier == SRAM))
+        if k_s:
+            self.sram_rows += k_s
+            self.sram_cycles += k_s * math.ceil(row_bytes / c.sram_bpc)
+        sel = tier == DDR
+        if sel.any():
+            nb = max(1, -(-row_bytes // c.burst))
+            self.ddr.setdefault(nb, []).append(ddr_base + local[sel] * (nb * c.burst))
+        sel = tier == NAND
+        if sel.any():
+            self.nand.append((nand_base + local[sel] * row_bytes) // c.page)
+
+    def add_tt(self, shape: TTShape, local: np.ndarray, c: _Ctx) -> None:
+        self.lookups += len(local)
+        self.tt_macs += c.tt.chunk_macs(shape, local)
+
+
+@dataclass
 class Placement:
-    """The whole placement: one :class:`TablePlacement` per table, and per-device summaries."""
+    """The default plan: one :class:`TablePlacement` per table, and per-device summaries."""
 
     tables: list[TablePlacement]
     n_devices: int
     summary: list[dict[str, float]]
+
+    @property
+    def num_tables(self) -> int:
+        return len(self.tables)
+
+    def out_bytes_per_sample(self, j: int) -> int:
+        """Pooled-vector bytes device ``j`` returns per sample."""
+        return sum(tp.dim for tp in self.tables if tp.device == j) * _FP32
+
+    def collect(self, batch: Batch, works: list[_Work], c: _Ctx) -> None:
+        """Split ``batch`` into per-device work."""
+        for t, tp in enumerate(self.tables):
+            idx = batch.table_indices(t)
+            if len(idx) == 0:
+                continue
+            w = works[tp.device]
+            if tp.tt is not None:
+                w.add_tt(tp.tt, np.asarray(idx, dtype=np.int64), c)
+                continue
+            tier, local = tp.classify(idx)
+            w.add_raw(tier, local, tp.row_bytes, tp.dim, tp.ddr_base_byte, tp.nand_base_byte, c)
+
+
+_TIER_NAMES = {
+    "sram": SRAM,
+    "bram": SRAM,
+    "uram": SRAM,
+    "onchip": SRAM,
+    "dram": DDR,
+    "ddr": DDR,
+    "ddr4": DDR,
+    "nand": NAND,
+    "ssd": NAND,
+}
+
+
+class PlanPlacement:
+    """A :class:`simrec.shard.plan.Plan` (e.g. from the MIP) as the SCRec system's placement.
+
+    Devices are the plan's devices in order (device ``j`` of the system is the plan's ``j``-th);
+    tiers ``sram``/``dram``/``nand`` (aliases: bram, uram, onchip, ddr, ddr4, ssd) map to on-chip
+    SRAM, DDR4 and NAND; a band whose codec is ``tt`` is served by the TT cores with its cores
+    indexed by the band's local rows (shape resolved over the (table, device, tier) local space).
+    Lookups go through the plan's vectorised :class:`~simrec.shard.remap.Remapper`. A table split
+    over several devices returns one partial pooled vector per device. Codecs other than raw and TT
+    are rejected.
+    """
+
+    def __init__(
+        self,
+        plan: Any,
+        header: TraceHeader,
+        perms: dict[str, np.ndarray] | None = None,
+        ddr_burst: int = 64,
+        page_bytes: int = 8192,
+    ) -> None:
+        from simrec.shard.remap import Remapper
+
+        self.plan = plan
+        self.remap = Remapper(plan, perms)
+        self.n_devices = len(self.remap.devices)
+        names = [s.name for s in header.tables]
+        if [t.name for t in plan.tables] != names:
+            raise ConfigError(
+                "the plan's tables do not match the trace's tables (names and order)",
+                where="plan.tables",
+                fix="make the plan for this trace",
+            )
+        self.tier_code = []
+        for tn in self.remap.tiers:
+            if tn.lower() not in _TIER_NAMES:
+                raise ConfigError(
+                    f"tier {tn!r} is not a SmartSSD tier",
+                    where="plan.tables.bands.tier",
+                    fix="use sram, dram or nand",
+                )
+            self.tier_code.append(_TIER_NAMES[tn.lower()])
+        self.row_bytes = [int(math.ceil(s.bytes_per_row)) for s in header.tables]
+        self.dims = [s.dim for s in header.tables]
+        self.tt: dict[tuple[int, int, int], TTShape] = {}
+        ddr_used = [0] * self.n_devices
+        nand_used = [0] * self.n_devices
+        self.ddr_base: dict[tuple[int, int], int] = {}
+        self.nand_base: dict[tuple[int, int], int] = {}
+        out = [0] * self.n_devices
+        dcode = {n: i for i, n in enumerate(self.remap.devices)}
+        tcode = {n: i for i, n in enumerate(self.remap.tiers)}
+        for t, tpl in enumerate(plan.tables):
+            space = self.remap.tables[t].space
+            held = set()
+            for b in tpl.bands:
+                codec = tpl.band_codec(b)
+                key = (t, dcode[b.device], tcode[b.tier])
+                held.add(dcode[b.device])
+                if codec.kind == "tt":
+                    self.tt[key] = TTShape.from_spec(codec, space[key[1:]], tpl.dim)
+                elif codec.kind != "raw":
+                    raise ConfigError(
+                        f"codec {codec.kind!r} is not modelled by the SCRec system",
+                        where=f"table {tpl.name!r}",
+                        fix="use raw or tt bands",
+                    )
+            nb = max(1, -(-self.row_bytes[t] // ddr_burst))
+            for (dj, ti), n_rows in sorted(space.items()):
+                if (t, dj, ti) in self.tt:
+                    continue
+                if self.tier_code[ti] == DDR:
+                    self.ddr_base[(t, dj)] = ddr_used[dj]
+                    ddr_used[dj] += n_rows * nb * ddr_burst
+                elif self.tier_code[ti] == NAND:
+                    self.nand_base[(t, dj)] = nand_used[dj]
+                    nand_used[dj] += -(-n_rows * self.row_bytes[t] // page_bytes) * page_bytes
+            for dj in held:
+                out[dj] += tpl.dim * _FP32
+        self._out = out
+        self.summary = [
+            {"ddr4_bytes": float(ddr_used[j]), "nand_bytes": float(nand_used[j])}
+            for j in range(self.n_devices)
+        ]
+
+    @property
+    def num_tables(self) -> int:
+        return len(self.plan.tables)
+
+    def out_bytes_per_sample(self, j: int) -> int:
+        return self._out[j] if j < len(self._out) else 0
+
+    def collect(self, batch: Batch, works: list[_Work], c: _Ctx) -> None:
+        """Split ``batch`` into per-device work through the remapper."""
+        for t in range(self.num_tables):
+            idx = batch.table_indices(t)
+            if len(idx) == 0:
+                continue
+            dev, tier, local = self.remap.remap(t, idx)
+            for dj in np.unique(dev).tolist():
+                m = dev == dj
+                tiers = tier[m]
+                loc = local[m]
+                for ti in np.unique(tiers).tolist():
+                    mm = tiers == ti
+                    shape = self.tt.get((t, dj, ti))
+                    if shape is not None:
+                        works[dj].add_tt(shape, loc[mm], c)
+                    else:
+                        code = np.full(int(mm.sum()), self.tier_code[ti], dtype=np.int8)
+                        works[dj].add_raw(
+                            code,
+                            loc[mm],
+                            self.row_bytes[t],
+                            self.dims[t],
+                            self.ddr_base.get((t, dj), 0),
+                            self.nand_base.get((t, dj), 0),
+                            c,
+                        )
 
 
 def table_statistics(
@@ -260,13 +468,17 @@ def _fill_statistical(
     dens = cnt / sz
     # only the rows that can fit need ordering: at most sram / min(size) + ddr / min(slot) rows
     k = int(sram_bytes // sz.min() + ddr_bytes // dsz.min()) + 1
-    cand = np.arange(len(dens)) if k >= len(dens) else np.argpartition(-dens, k)[: k + 1]
+    if k >= len(dens):
+        cand = np.arange(len(dens))
+    else:  # the k + 1 densest rows, ties at the cut taken in table order, then hotness order
+        v = -np.partition(-dens, k)[k]
+        gt = np.flatnonzero(dens > v)
+        cand = np.r_[gt, np.flatnonzero(dens == v)[: k + 1 - len(gt)]]
     order = cand[np.lexsort((cand, -dens[cand]))]  # ties: table order, then hotness order
     n_sram = int(np.searchsorted(np.cumsum(sz[order]), sram_bytes, side="right"))
     rest = order[n_sram:]
     n_ddr = int(np.searchsorted(np.cumsum(dsz[rest]), ddr_bytes, side="right"))
     tier_of = np.full(len(rid), NAND, dtype=np.int8)
-    assert n_sram + n_ddr <= len(order) or len(order) == len(dens)
     tier_of[order[:n_sram]] = SRAM
     tier_of[rest[:n_ddr]] = DDR
     starts = np.r_[0, np.cumsum([len(ids[t]) for t in raw])]
@@ -333,7 +545,11 @@ def default_placement(header: TraceHeader, batches: Iterable[Batch], cfg: ScrecC
             fill = _fill_statistical(mine, ids, counts, row_bytes, slot, sram_left, ddr_bytes)
             raw_t = {}
             for t in mine:
-                hit_s, hit_d = fill[t][3], fill[t][4]
+                # leave-one-out hits: a placed row seen c times predicts c - 1 future hits, so
+                # rows seen once (most of a long-tailed table) do not count as covered
+                ptier = fill[t][1]
+                hit_s = fill[t][3] - int(np.count_nonzero(ptier == SRAM))
+                hit_d = fill[t][4] - int(np.count_nonzero(ptier == DDR))
                 cold = lookups[t] - hit_s - hit_d
                 raw_t[t] = cold / cold_rate + hit_d / _ddr_row_rate(dev, slot[t])
             remaining = sum(raw_t.values())
@@ -426,7 +642,7 @@ class ScrecSystem:
         self.mode = mode
         self.model = model
         self.name = name
-        self.placement: Placement | None = None
+        self.placement: Placement | PlanPlacement | None = None
         self.devices_report: list[dict[str, Any]] = []
 
     def simulate(
@@ -435,7 +651,7 @@ class ScrecSystem:
         header: TraceHeader,
         load: LoadSpec | None = None,
         source: str | None = None,
-        placement: Placement | None = None,
+        placement: Placement | PlanPlacement | None = None,
     ) -> SimResult:
         """Place (unless ``placement`` is given), then run the batches; returns a SimResult.
 
@@ -445,12 +661,19 @@ class ScrecSystem:
         wall0 = time.perf_counter()
         cfg = self.cfg
         pl = placement if placement is not None else default_placement(header, batches, cfg)
-        if len(pl.tables) != header.num_tables:
+        if pl.num_tables != header.num_tables:
             raise ConfigError(
-                f"the placement has {len(pl.tables)} tables, the trace {header.num_tables}",
+                f"the placement has {pl.num_tables} tables, the trace {header.num_tables}",
                 path=source,
                 where="placement",
                 fix="build the placement from this trace",
+            )
+        if pl.n_devices > cfg.n_devices:
+            raise ConfigError(
+                f"the placement uses {pl.n_devices} devices but the system has {cfg.n_devices}",
+                path=source,
+                where="placement",
+                fix="give n_devices at least as large as the plan's device count",
             )
         self.placement = pl
         env = simpy.Environment()
@@ -471,8 +694,6 @@ class ScrecSystem:
                 procs.append(env.process(down.serve(nbytes / up_bw)))
             yield env.all_of(procs)
 
-        by_dev = [[t for t, tp in enumerate(pl.tables) if tp.device == j] for j in range(len(devs))]
-        out_bytes = [sum(pl.tables[t].dim for t in ts) * _FP32 for ts in by_dev]
         lanes = cfg.device.cores.emb.lanes
         tt_spec = cfg.device.cores.tt
         page = cfg.device.nand.page_bytes
@@ -484,38 +705,20 @@ class ScrecSystem:
         )
         n = len(devs)
 
-        def device_stage(j: int, batch: Batch) -> Generator[Any, Any, dict[str, float]]:
+        ctx = _Ctx(
+            lanes=lanes,
+            sram_bpc=cfg.device.sram_bytes_per_cycle,
+            burst=burst,
+            page=page,
+            tt=tt_spec,
+        )
+
+        def device_stage(j: int, batch: Batch, w: _Work) -> Generator[Any, Any, dict[str, float]]:
             d = devs[j]
-            n_look = 0
-            sram_cycles = 0.0
-            sram_rows = 0
-            pool_cycles = 0.0
-            tt_macs = 0.0
-            ddr_groups: dict[int, list[np.ndarray]] = {}
-            nand_pages: list[np.ndarray] = []
-            for t in by_dev[j]:
-                idx = batch.table_indices(t)
-                if len(idx) == 0:
-                    continue
-                n_look += len(idx)
-                tp = pl.tables[t]
-                if tp.tt is not None:
-                    tt_macs += tt_spec.chunk_macs(tp.tt, idx)
-                    continue
-                tier, local = tp.classify(idx)
-                pool_cycles += len(idx) * math.ceil(tp.dim / lanes)
-                k_s = int(np.count_nonzero(tier == SRAM))
-                if k_s:
-                    sram_rows += k_s
-                    sram_cycles += k_s * math.ceil(tp.row_bytes / cfg.device.sram_bytes_per_cycle)
-                sel = tier == DDR
-                if sel.any():
-                    nb = max(1, -(-tp.row_bytes // burst))
-                    starts = tp.ddr_base_byte + local[sel] * (nb * burst)
-                    ddr_groups.setdefault(nb, []).append(starts)
-                sel = tier == NAND
-                if sel.any():
-                    nand_pages.append((tp.nand_base_byte + local[sel] * tp.row_bytes) // page)
+            n_look = w.lookups
+            sram_cycles, sram_rows = w.sram_cycles, w.sram_rows
+            pool_cycles, tt_macs = w.pool_cycles, w.tt_macs
+            ddr_groups, nand_pages = w.ddr, w.nand
             t0 = float(env.now)
             times: dict[str, float] = {}
             yield env.process(from_host(d, n_look * cfg.index_bytes))
@@ -538,14 +741,16 @@ class ScrecSystem:
                 k2 = "ddr4" if key.startswith("ddr4") else key
                 times[k2] = max(times.get(k2, 0.0), float(pr.value))
             t1 = float(env.now)
-            yield env.process(to_host(d, batch.batch_size * out_bytes[j]))
+            yield env.process(to_host(d, batch.batch_size * pl.out_bytes_per_sample(j)))
             times["to_host"] = float(env.now) - t1
             times["embedding"] = float(env.now) - t0
             return times
 
         def serve_batch(batch: Batch) -> Generator[Any, Any, None]:
             t0 = float(env.now)
-            procs = [env.process(device_stage(j, batch)) for j in range(n)]
+            works = [_Work() for _ in range(n)]
+            pl.collect(batch, works, ctx)
+            procs = [env.process(device_stage(j, batch, works[j])) for j in range(n)]
             bottom = []
             if model is not None and cfg.mlp_on == "fpga":
                 share = -(-batch.batch_size // n)
@@ -588,8 +793,9 @@ class ScrecSystem:
         counters: dict[str, float] = {}
         for j, d in enumerate(devs):
             u = d.utilisation(end) if end > 0 else dict.fromkeys(d.utilisation(0.0), 0.0)
+            summ = pl.summary[j] if j < len(pl.summary) else {}
             self.devices_report.append(
-                {"name": d.name, "utilisation": u, "placement": pl.summary[j], **d.counters}
+                {"name": d.name, "utilisation": u, "placement": summ, **d.counters}
             )
             for k, v in u.items():
                 util[f"{d.name}.{k}"] = v

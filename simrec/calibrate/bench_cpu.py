@@ -1,0 +1,447 @@
+"""CPU microbenchmarks for calibration: bandwidth, latency, gathers, embedding-bag, GEMM.
+
+Every benchmark is timed ``reps`` times after one warm-up (which also faults in the pages) and is
+returned as a :class:`Measurement` holding every repetition, the median and the spread
+``(max - min) / median``; the fit uses medians, the noise check uses spreads.
+
+* ``seq_read`` / ``seq_copy``: ``np.add.reduce`` / ``np.copyto`` over a buffer far larger than the
+  LLC, split in equal contiguous chunks over ``threads`` Python threads (numpy releases the GIL).
+* ``chase``: dependent loads over one random cyclic permutation of 64 B-strided slots (a compiled
+  numba loop; each load's address is the previous load's value), ns per load at several sizes.
+* ``gather``: ``np.take(table, idx, axis=0, out=...)`` of uniformly random rows of 64/256/512 B from
+  a table far larger than the LLC, at 1..``threads`` threads (rows/s).
+* ``embedding_bag``: ``torch.nn.functional.embedding_bag`` (torch's own intra-op threads) or
+  simrec's numba embedding-bag (:func:`simrec.functional.embedding_bag.embedding_bag`, nogil) split
+  over bags on Python threads; sum pooling, fp32.
+* ``sgemm``: ``np.matmul`` of float32 square matrices (the BLAS's own threads), FLOP/s.
+
+What it leaves out: hardware counters (no perf in VMs), NUMA placement control, huge pages, and
+frequency pinning; a loaded or throttling machine shows up as spread, which the caller checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import platform
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+
+from simrec.calibrate.heldout import Workload, make_batch, zipf_cdf
+
+__all__ = [
+    "Measurement",
+    "machine_info",
+    "torch_available",
+    "measure",
+    "seq_read",
+    "seq_copy",
+    "chase",
+    "gather",
+    "sgemm",
+    "EmbeddingRunner",
+    "measure_workload",
+    "run_cpu_benchmarks",
+]
+
+MiB = 2**20
+
+
+@dataclass
+class Measurement:
+    """One benchmark point: ``times_s`` per repetition, ``work`` units per repetition (bytes,
+    rows, loads, FLOPs or batches, named by ``unit``), ``params`` saying what was run."""
+
+    name: str
+    unit: str
+    work: float
+    times_s: list[float]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def median_s(self) -> float:
+        return float(np.median(self.times_s))
+
+    @property
+    def spread(self) -> float:
+        """``(max - min) / median`` of the repetitions."""
+        m = self.median_s
+        return float((max(self.times_s) - min(self.times_s)) / m) if m > 0 else 0.0
+
+    @property
+    def rate(self) -> float:
+        """``work / median time`` (units per second)."""
+        return self.work / self.median_s
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(median_s=self.median_s, spread=self.spread, rate=self.rate)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Measurement:
+        return cls(d["name"], d["unit"], d["work"], list(d["times_s"]), dict(d.get("params", {})))
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _cache_sizes() -> dict[str, int]:
+    """Per-level cache size in bytes (the largest instance per level) from sysfs."""
+    out: dict[str, int] = {}
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    for d in sorted(base.glob("index*")) if base.exists() else []:
+        level = _read(str(d / "level")).strip()
+        typ = _read(str(d / "type")).strip()
+        size = _read(str(d / "size")).strip()
+        if not level or typ == "Instruction" or not size:
+            continue
+        mult = {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1], 1)
+        val = int(size.rstrip("KMG")) * mult
+        out[f"L{level}"] = max(out.get(f"L{level}", 0), val)
+    return out
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, clock, SIMD flags, caches, memory, load average, software versions, date."""
+    cpuinfo = _read("/proc/cpuinfo")
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            fields.setdefault(k.strip(), v.strip())
+    flags = set(fields.get("flags", "").split())
+    mem = 0
+    for line in _read("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            mem = int(line.split()[1]) * 1024
+    vendor = fields.get("vendor_id", "")
+    family = int(fields.get("cpu family", "0") or 0)
+    # peak FP32 FLOP/cycle/core: an [assumption] from the ISA flags and vendor (only the product
+    # with the fitted efficiency enters the model, so this choice does not change predictions)
+    if "avx512f" in flags and vendor == "GenuineIntel":
+        fpc = 64.0
+    elif "avx2" in flags and "fma" in flags:
+        fpc = 32.0  # 2 x 256-bit FMA; AMD Zen 4 runs AVX-512 on 256-bit units (also 32)
+    elif "avx" in flags:
+        fpc = 16.0
+    else:
+        fpc = 8.0
+    info: dict[str, Any] = {
+        "date_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "hostname": platform.node(),
+        "cpu_model": fields.get("model name", platform.processor() or "unknown"),
+        "vendor": vendor,
+        "cpu_family": family,
+        "cores": _cores(),
+        "cpu_mhz": float(fields.get("cpu MHz", "0") or 0),
+        "flops_per_cycle": fpc,
+        "simd_width_bits": 512 if "avx512f" in flags else 256 if "avx" in flags else 128,
+        "flags_simd": sorted(f for f in flags if f.startswith(("avx", "fma", "sse4"))),
+        "caches": _cache_sizes(),
+        "memory_bytes": mem,
+        "hypervisor": "hypervisor" in flags,
+        "loadavg": [float(x) for x in _read("/proc/loadavg").split()[:3]] or [0.0, 0.0, 0.0],
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+    }
+    if torch_available():
+        import torch
+
+        info["torch"] = torch.__version__
+    return info
+
+
+def measure(
+    name: str,
+    unit: str,
+    work: float,
+    fn: Callable[[], Any],
+    reps: int,
+    params: dict[str, Any] | None = None,
+    warmup: int = 1,
+) -> Measurement:
+    """Time ``fn()`` ``reps`` times after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return Measurement(name, unit, float(work), times, dict(params or {}))
+
+
+def _chunks(n: int, k: int) -> list[slice]:
+    return [slice(i * n // k, (i + 1) * n // k) for i in range(k)]
+
+
+@contextlib.contextmanager
+def _pool(threads: int) -> Iterator[ThreadPoolExecutor]:
+    ex = ThreadPoolExecutor(max_workers=threads)
+    try:
+        yield ex
+    finally:
+        ex.shutdown()
+
+
+def seq_read(nbytes: int, threads: int, reps: int) -> Measurement:
+    """Sequential read bandwidth (bytes/s) of ``np.add.reduce`` over ``nbytes`` on ``threads``."""
+    a = np.full(nbytes // 4, 1.0, dtype=np.float32)
+    sl = _chunks(a.size, threads)
+    with _pool(threads) as ex:
+        m = measure(
+            f"seq_read_t{threads}",
+            "bytes",
+            a.nbytes,
+            lambda: list(ex.map(lambda s: np.add.reduce(a[s]), sl)),
+            reps,
+            {"bytes": a.nbytes, "threads": threads},
+        )
+    return m
+
+
+def seq_copy(nbytes: int, threads: int, reps: int) -> Measurement:
+    """Copy bandwidth (bytes read + written per second) of ``np.copyto`` on ``threads``."""
+    a = np.full(nbytes // 4, 1.0, dtype=np.float32)
+    b = np.empty_like(a)
+    sl = _chunks(a.size, threads)
+    with _pool(threads) as ex:
+        m = measure(
+            f"seq_copy_t{threads}",
+            "bytes",
+            2 * a.nbytes,
+            lambda: list(ex.map(lambda s: np.copyto(b[s], a[s]), sl)),
+            reps,
+            {"bytes": a.nbytes, "threads": threads},
+        )
+    return m
+
+
+@numba.njit(cache=True, nogil=True)
+def _chase_kernel(nxt: np.ndarray, steps: int) -> int:  # pragma: no cover - compiled
+    p = 0
+    for _ in range(steps):
+        p = nxt[p]
+    return p
+
+
+def chase(nbytes: int, steps: int, reps: int, seed: int = 0) -> Measurement:
+    """Dependent-load latency (s per load) over a random cycle through ``nbytes`` of 64 B slots."""
+    slots = max(2, nbytes // 64)
+    stride = 8  # int64 elements per 64 B
+    perm = np.random.default_rng(seed).permutation(slots)
+    nxt = np.zeros(slots * stride, dtype=np.int64)
+    # one cycle: perm[0] -> perm[1] -> ... -> perm[-1] -> perm[0], each slot at 64 B spacing
+    nxt[perm * stride] = np.roll(perm, -1) * stride
+    _chase_kernel(nxt, 10)
+    return measure(
+        f"chase_{nbytes}",
+        "loads",
+        steps,
+        lambda: _chase_kernel(nxt, steps),
+        reps,
+        {"bytes": slots * 64, "steps": steps, "seed": seed},
+    )
+
+
+def gather(
+    row_bytes: int, threads: int, table_bytes: int, lookups: int, reps: int, seed: int = 0
+) -> Measurement:
+    """Random row gather throughput (rows/s) with ``np.take`` on ``threads`` threads."""
+    dim = row_bytes // 4
+    rows = table_bytes // row_bytes
+    table = np.full((rows, dim), 0.5, dtype=np.float32)
+    idx = np.random.default_rng([seed, row_bytes]).integers(0, rows, lookups, dtype=np.int64)
+    out = np.empty((lookups, dim), dtype=np.float32)
+    sl = _chunks(lookups, threads)
+    with _pool(threads) as ex:
+        return measure(
+            f"gather_{row_bytes}B_t{threads}",
+            "rows",
+            lookups,
+            lambda: list(ex.map(lambda s: np.take(table, idx[s], axis=0, out=out[s]), sl)),
+            reps,
+            {"row_bytes": row_bytes, "threads": threads, "table_bytes": rows * row_bytes},
+        )
+
+
+def sgemm(n: int, reps: int) -> Measurement:
+    """float32 ``n x n`` matrix product with the BLAS's own threads (FLOP/s)."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    c = np.empty((n, n), dtype=np.float32)
+    return measure(
+        f"sgemm_{n}", "flops", 2.0 * n**3, lambda: np.matmul(a, b, out=c), reps, {"n": n}
+    )
+
+
+class EmbeddingRunner:
+    """Runs sum-pooled fp32 embedding-bag batches with ``impl`` (``torch`` or ``numba``) on
+    ``threads`` threads."""
+
+    def __init__(self, impl: str, threads: int):
+        if impl not in ("torch", "numba"):
+            raise ValueError(f"unknown embedding-bag implementation {impl!r}")
+        self.impl = impl
+        self.threads = threads
+        if impl == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
+            self._torch = torch
+        else:
+            from simrec.functional.embedding_bag import embedding_bag
+
+            self._bag = embedding_bag
+            self._ex = ThreadPoolExecutor(max_workers=threads)
+
+    def prepare(self, table: np.ndarray, batches: list[tuple[np.ndarray, np.ndarray]]) -> list[Any]:
+        """Convert batches to what :meth:`run` takes (torch tensors, or per-thread slices)."""
+        if self.impl == "torch":
+            t = self._torch
+            return [(t.from_numpy(i), t.from_numpy(o)) for i, o in batches]
+        out = []
+        for idx, offs in batches:
+            b = offs.size - 1
+            parts = []
+            for s in _chunks(b, self.threads):
+                lo, hi = int(offs[s.start]), int(offs[s.stop])
+                parts.append((idx[lo:hi], offs[s.start : s.stop + 1] - lo))
+            out.append(parts)
+        return out
+
+    def table(self, table: np.ndarray) -> Any:
+        return self._torch.from_numpy(table) if self.impl == "torch" else table
+
+    def run(self, table: Any, batch: Any) -> None:
+        if self.impl == "torch":
+            idx, offs = batch
+            self._torch.nn.functional.embedding_bag(
+                idx, table, offs, mode="sum", include_last_offset=True
+            )
+        else:
+            list(self._ex.map(lambda p: self._bag(table, p[0], p[1], "sum"), batch))
+
+    def close(self) -> None:
+        if self.impl == "numba":
+            self._ex.shutdown()
+
+
+def measure_workload(runner: EmbeddingRunner, w: Workload, reps: int) -> Measurement:
+    """Embedding-bag time per batch of workload ``w`` (its ``nbatches`` batches cycled once per
+    repetition); ``params`` holds the workload and the distinct rows per batch."""
+    table = np.full((w.rows, w.dim), 0.01, dtype=np.float32)
+    cdf = zipf_cdf(w.rows, w.alpha) if w.dist == "zipf" else None
+    raw = [make_batch(w, i, cdf) for i in range(w.nbatches)]
+    uniq = [int(np.unique(i).size) for i, _ in raw]
+    prepared = runner.prepare(table, raw)
+    tab = runner.table(table)
+
+    def once() -> None:
+        for b in prepared:
+            runner.run(tab, b)
+
+    m = measure(
+        w.name,
+        "batches",
+        w.nbatches,
+        once,
+        reps,
+        {"workload": w.to_dict(), "impl": runner.impl, "threads": runner.threads, "unique": uniq},
+    )
+    return m
+
+
+def cpu_calibration_workloads(quick: bool = False) -> list[Workload]:
+    """Embedding-bag calibration points: dims 16/64/128 at pooling 32, batch 4096, on an
+    L2-resident table (2,048 rows: compute-bound) and on a table far beyond the LLC (DRAM-bound)."""
+    big = (64 if quick else 256) * MiB
+    b = 1024 if quick else 4096
+    out = []
+    for d in (16, 64, 128):
+        out.append(Workload(f"cal_d{d}_l32_b{b}_l2", 2048, d, 32, b, nbatches=2))
+        out.append(Workload(f"cal_d{d}_l32_b{b}_dram", big // (4 * d), d, 32, b, nbatches=2))
+    return out
+
+
+def run_cpu_benchmarks(
+    quick: bool = False,
+    impl: str = "torch",
+    threads: int | None = None,
+    reps: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run every CPU microbenchmark; returns ``{"machine", "impl", "threads", "quick",
+    "measurements": [Measurement.to_dict()...]}``."""
+    say = log or (lambda s: None)
+    info = machine_info()
+    nthr = threads or info["cores"]
+    reps = reps or (3 if quick else 5)
+    big = (64 if quick else 512) * MiB
+    gtab = (64 if quick else 512) * MiB
+    nlook = (2**18) if quick else (2**21)
+    ms: list[Measurement] = []
+
+    def add(m: Measurement) -> None:
+        ms.append(m)
+        say(f"{m.name}: {m.rate:.4g} {m.unit}/s (spread {m.spread:.1%})")
+
+    thread_list = sorted({1, nthr})
+    for t in thread_list:
+        add(seq_read(big, t, reps))
+    add(seq_copy(big, nthr, reps))
+    sizes = [32 * 2**10, 1 * MiB, 16 * MiB, big] if not quick else [32 * 2**10, big]
+    for s in sizes:
+        add(chase(s, (2**18) if quick else (2**21), reps))
+    for rb in (64, 256, 512):
+        for t in thread_list:
+            add(gather(rb, t, gtab, nlook, reps))
+    add(sgemm(512 if quick else 1536, reps))
+    runner = EmbeddingRunner(impl, nthr)
+    try:
+        for w in cpu_calibration_workloads(quick):
+            add(measure_workload(runner, w, reps))
+    finally:
+        runner.close()
+    info["loadavg_after"] = [float(x) for x in _read("/proc/loadavg").split()[:3]] or [0.0] * 3
+    return {
+        "kind": "simrec-cpu-calibration",
+        "version": 1,
+        "quick": quick,
+        "impl": impl,
+        "threads": nthr,
+        "reps": reps,
+        "machine": info,
+        "measurements": [m.to_dict() for m in ms],
+    }

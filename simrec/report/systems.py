@@ -1,0 +1,214 @@
+"""Systems to compare: a hardware YAML (``cpu_dram``/``multi_gpu`` models) or the SCRec model.
+
+A *system spec* is what ``simrec report --hw`` and ``simrec sweep`` take:
+
+* a hardware YAML path or preset name (``hwconfigs/cpu_dram.yaml``, ``multi_gpu``): simulated by
+  :func:`simrec.sim.cli.simulate` (``multi_gpu`` when it has GPUs, else ``cpu_dram``), priced with
+  its own ``energy:`` blocks;
+* ``screc`` or ``screc:KEY=VALUE,...`` (keys of :class:`~simrec.sim.systems.screc.ScrecConfig`,
+  e.g. ``screc:n_devices=8,tt_rank=16``): the SCRec model with SmartSSDs priced by
+  ``simrec/energy/smartssd.yaml`` and, for whole-server energy, the host of the ``cpu_dram``
+  preset (``host=PATH`` picks another host YAML).
+
+:func:`run_system` simulates one spec on one trace and estimates its energy and cost.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simrec.energy import EnergyEstimate, estimate_energy, smartssd_table, table_from_hw
+from simrec.errors import ConfigError
+
+__all__ = [
+    "SystemSpec",
+    "SystemRun",
+    "parse_system",
+    "run_system",
+    "screc_fields",
+    "device_cost",
+    "PLANNERS",
+]
+
+#: Planners each system kind accepts (the sweep's ``planners`` axis).
+PLANNERS: dict[str, tuple[str, ...]] = {
+    "cpu_dram": ("default",),
+    "multi_gpu": ("table", "row"),
+    "screc": ("statistical", "index"),
+}
+
+
+def screc_fields() -> list[str]:
+    """The :class:`ScrecConfig` fields a spec may set (``device`` is not settable here)."""
+    from simrec.sim.systems.screc import ScrecConfig
+
+    return [f.name for f in fields(ScrecConfig) if f.name not in ("device", "host_cpu")]
+
+
+def closest(word: str, options: list[str]) -> str:
+    """``"did you mean 'x'?"`` text (or the list of valid options)."""
+    m = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+    if m:
+        return f"did you mean {m[0]!r}?"
+    return "valid: " + ", ".join(sorted(options))
+
+
+@dataclass
+class SystemSpec:
+    """One system to simulate (see the module docstring)."""
+
+    name: str
+    kind: str  # "hw" or "screc"
+    hw: Any  # SystemConfig: the system (hw) or the host (screc)
+    screc: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    hw_data: dict[str, Any] | None = None  # the raw YAML tree (for sweeps)
+
+    @property
+    def sim_kind(self) -> str:
+        """``cpu_dram``, ``multi_gpu`` or ``screc``."""
+        if self.kind == "screc":
+            return "screc"
+        return "multi_gpu" if self.hw.devices_of_kind("gpu") else "cpu_dram"
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _screc_overrides(items: dict[str, Any], where: str) -> dict[str, Any]:
+    ok = screc_fields()
+    for k in items:
+        if k not in ok and k != "host":
+            raise ConfigError(
+                f"unknown SCRec parameter {k!r}",
+                where=where,
+                fix=closest(k, ok + ["host"]),
+            )
+    return dict(items)
+
+
+def parse_system(arg: str, name: str | None = None) -> SystemSpec:
+    """A :class:`SystemSpec` from a ``--hw`` argument."""
+    from simrec.hw import load_hw
+
+    if arg == "screc" or arg.startswith("screc:"):
+        over: dict[str, Any] = {}
+        body = arg[len("screc:") :] if ":" in arg else ""
+        for part in filter(None, body.split(",")):
+            if "=" not in part:
+                raise ConfigError(
+                    f"cannot read {part!r} in {arg!r}",
+                    where="--hw",
+                    fix="write screc:KEY=VALUE,KEY=VALUE (e.g. screc:n_devices=8)",
+                )
+            k, v = part.split("=", 1)
+            over[k.strip()] = _parse_value(v.strip())
+        over = _screc_overrides(over, f"--hw {arg}")
+        host_arg = over.pop("host", "cpu_dram")
+        host = load_hw(str(host_arg))
+        return SystemSpec(name or arg.replace(":", "_"), "screc", host, over, arg)
+    cfg = load_hw(arg)
+    return SystemSpec(name or cfg.name, "hw", cfg, {}, str(getattr(cfg, "_source", None) or arg))
+
+
+def device_cost(spec: SystemSpec, prices: dict[str, float] | None) -> tuple[float, str]:
+    """(cost, model) of a system: Σ price per device kind when ``prices`` is given, else the
+    number of devices (host devices + SmartSSDs for SCRec)."""
+    kinds: list[str] = [d.kind for d in spec.hw.devices.values()]
+    if spec.kind == "screc":
+        kinds += ["smartssd"] * int(spec.screc.get("n_devices", 4))
+    if not prices:
+        return float(len(kinds)), "device count (no prices given)"
+    missing = sorted({k for k in kinds if k not in prices})
+    if missing:
+        raise ConfigError(
+            f"no price for device kind(s) {', '.join(missing)}",
+            where="prices",
+            fix="give a price for every device kind in the sweep spec's `prices:`",
+        )
+    return float(sum(prices[k] for k in kinds)), "sum of prices per device (sweep spec)"
+
+
+@dataclass
+class SystemRun:
+    """A simulated system: its spec, :class:`SimResult`, energy estimate and cost."""
+
+    spec: SystemSpec
+    trace: str
+    planner: str
+    result: Any
+    energy: EnergyEstimate
+    cost: float
+    cost_model: str
+
+    def model_name(self) -> str:
+        """The simulator model that produced the timing numbers."""
+        r = self.result
+        return f"simrec.sim.systems.{r.kind} ({r.mode} mode, {r.load} load)"
+
+
+def run_system(
+    spec: SystemSpec,
+    trace: str | Path,
+    planner: str = "default",
+    mode: str = "fast",
+    model: str | None = None,
+    load: Any | None = None,
+    prices: dict[str, float] | None = None,
+) -> SystemRun:
+    """Simulate ``spec`` on ``trace`` with ``planner``; estimate energy and cost."""
+    from simrec.sim.cli import simulate
+    from simrec.trace.format import read_trace
+    from simrec.workloads.dlrm import get_model
+
+    kind = spec.sim_kind
+    ok = PLANNERS[kind]
+    if planner == "default":
+        planner = ok[0]
+    if planner not in ok:
+        raise ConfigError(
+            f"planner {planner!r} does not apply to {spec.name} ({kind})",
+            where="planners",
+            fix=f"{kind} takes: {', '.join(ok)}",
+        )
+    if kind == "screc":
+        from simrec.sim.systems.screc import ScrecConfig, ScrecSystem
+
+        kw = {k: v for k, v in spec.screc.items()}
+        kw["sharding"] = planner
+        try:
+            cfg = ScrecConfig(**kw)
+        except TypeError as e:
+            raise ConfigError(str(e), where=spec.source, fix="check the SCRec parameters") from None
+        reader = read_trace(trace)
+        m = get_model(model) if model else None
+        res = ScrecSystem(cfg, mode=mode, model=m, name=spec.name).simulate(  # type: ignore[arg-type]
+            reader, reader.header, load, source=str(trace)
+        )
+        table = smartssd_table(cfg.n_devices).merged(table_from_hw(spec.hw))
+        est = estimate_energy(res, table, spec.hw, n_devices=cfg.n_devices)
+    else:
+        sharding = planner if kind == "multi_gpu" else "table"
+        res = simulate(spec.hw, trace, mode=mode, model=model, sharding=sharding, load=load)
+        res.system = spec.name
+        est = estimate_energy(res, table_from_hw(spec.hw), spec.hw)
+    cost, cost_model = device_cost(spec, prices)
+    return SystemRun(spec, str(trace), planner, res, est, cost, cost_model)
+
+
+def spec_to_json(spec: SystemSpec) -> str:
+    """A canonical JSON text of a spec (for sweep point ids)."""
+    return json.dumps(
+        {"name": spec.name, "kind": spec.kind, "screc": spec.screc, "source": spec.source},
+        sort_keys=True,
+    )
