@@ -9,12 +9,14 @@ Prints medians (and min..max) of several runs:
 
 (a) embedding-bag sum pooling, fp32, uniform random indices: simrec's numpy/numba kernel vs
     ``torch.nn.functional.embedding_bag`` (CPU, torch's default thread count) on the same arrays,
-    in the same process, and the ratio simrec / torch (issue #7 target: <= 3);
+    in the same process, timed alternately so both see the same load; the ratio is the median of
+    the per-repeat ratios simrec / torch (issue #7 target: <= 3);
 (b) TT row reconstruction at d = 64 (q = 4·4·4, p = 200·220·250 for a 10,131,227-row table),
     ranks 8/16/32, rows/s with and without first-stage prefix reuse, against the MAC-count bound
     of this machine: rows/s <= (measured float32 GEMM FLOP/s) / (2 · MACs per row);
 (c) the address remapper: (table, row) -> (device, tier, local) lookups/s for a 10M-row table
-    with a hotness permutation and four bands.
+    with a hotness permutation and four bands;
+(d) index reordering (Rec-AD/EL-Rec) on a generated Zipf trace: TT prefix reuse before/after.
 
 The GEMM rate is the median of a 2048 x 2048 x 2048 float32 ``np.matmul`` (BLAS, all cores).
 Without torch installed, (a) reports the simrec figures only.
@@ -48,6 +50,30 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float, float]:
     return statistics.median(ts), min(ts), max(ts)
 
 
+def timed_pair(
+    a: Callable[[], object], b: Callable[[], object], repeats: int
+) -> tuple[tuple[float, float, float], tuple[float, float, float], float]:
+    """Time ``a`` and ``b`` alternately (so both see the same machine load): (median, min, max)
+    of each, and the median of the per-repeat ratios a / b."""
+    a()
+    b()
+    ta, tb = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a()
+        t1 = time.perf_counter()
+        b()
+        t2 = time.perf_counter()
+        ta.append(t1 - t0)
+        tb.append(t2 - t1)
+    ratio = statistics.median(x / y for x, y in zip(ta, tb, strict=True))
+    return (
+        (statistics.median(ta), min(ta), max(ta)),
+        (statistics.median(tb), min(tb), max(tb)),
+        ratio,
+    )
+
+
 def bench_embedding_bag(quick: bool) -> None:
     try:
         import torch
@@ -66,17 +92,22 @@ def bench_embedding_bag(quick: bool) -> None:
         table = rng.standard_normal((rows, dim), dtype=np.float32)
         idx = rng.integers(0, rows, batch * pool)
         off = np.arange(0, batch * pool + 1, pool, dtype=np.int64)
-        ours = timed(lambda t=table, i=idx, o=off: embedding_bag(t, i, o), repeats)
-        line = f"    {dim:>4} {pool:>3} {batch:>6}  {ours[0] * 1e3:>10.2f}"
+
+        def run_ours(t=table, i=idx, o=off) -> object:
+            return embedding_bag(t, i, o)
+
         if torch is not None:
             tt, ti, to = torch.from_numpy(table), torch.from_numpy(idx), torch.from_numpy(off)
 
             def run_torch(tt=tt, ti=ti, to=to) -> object:
                 return torch.nn.functional.embedding_bag(ti, tt, to, include_last_offset=True)
 
-            theirs = timed(run_torch, repeats)
-            line += f" {theirs[0] * 1e3:>10.2f} {ours[0] / theirs[0]:>6.2f}"
+            ours, theirs, ratio = timed_pair(run_ours, run_torch, repeats)
+            line = f"    {dim:>4} {pool:>3} {batch:>6}  {ours[0] * 1e3:>10.2f}"
+            line += f" {theirs[0] * 1e3:>10.2f} {ratio:>6.2f}"
         else:
+            ours = timed(run_ours, repeats)
+            line = f"    {dim:>4} {pool:>3} {batch:>6}  {ours[0] * 1e3:>10.2f}"
             line += f" {'-':>10} {'-':>6}"
         line += f"  {batch * pool / ours[0] / 1e6:8.1f}"
         line += f"   (simrec min..max {ours[1] * 1e3:.2f}..{ours[2] * 1e3:.2f} ms)"
@@ -157,6 +188,37 @@ def bench_remap(quick: bool) -> None:
           f" (median; {n / hi / 1e6:.1f}..{n / lo / 1e6:.1f})")  # fmt: skip
 
 
+def bench_reorder(quick: bool) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from simrec.functional.reorder import reorder_rows, reuse_report
+    from simrec.trace.format import TableSpec, TraceHeader, TraceWriter, read_trace
+
+    rows, b, pool = (100_000, 512, 4) if quick else (1_000_000, 2048, 4)
+    batches = 10 if quick else 20
+    p = suggested_tt_shapes(rows)
+    rng = np.random.default_rng(SEED)
+    relabel = rng.permutation(rows)  # hot ids scattered over the id space
+    print(f"(d) index reordering, Zipf(1.1) over {rows:,} rows (TT p {p}), {batches} batches of "
+          f"{b} x {pool} lookups: unique rows / unique TT prefixes per batch")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "z.trc"
+        hdr = TraceHeader(tables=[TableSpec(name="t", rows=rows, dim=64)], batch_size=b)
+        with TraceWriter(path, hdr) as w:
+            for _ in range(batches):
+                z = np.minimum(rng.zipf(1.1, b * pool), rows) - 1
+                w.write_batch(np.arange(0, b * pool + 1, pool), relabel[z])
+        reader = read_trace(path)
+        for method in ("degree", "rcm", "frequency"):
+            t0 = time.perf_counter()
+            perm = reorder_rows(reader, 0, method)  # type: ignore[arg-type]
+            dt = time.perf_counter() - t0
+            rep = reuse_report(reader, 0, perm, p[-1], method)
+            print(f"    {method:<9} before {rep.ratio_before:5.2f}  after {rep.ratio_after:5.2f}"
+                  f"  (ordering took {dt:.2f} s)")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
@@ -165,6 +227,7 @@ def main() -> None:
     bench_embedding_bag(args.quick)
     bench_tt(args.quick)
     bench_remap(args.quick)
+    bench_reorder(args.quick)
 
 
 if __name__ == "__main__":

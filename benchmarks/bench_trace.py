@@ -177,7 +177,7 @@ def main() -> None:
             f"(prefix only; full N=1e6 would take ~{n / naive_rate:.0f} s and slow down as the "
             f"stack grows); Fenwick / naive = {fen / naive_rate:.0f}x"
         )
-        report("(c) profile_trace with stack distances", nl, "lookups",
+        report("(c) profile_trace + SD (2 streams per lookup)", nl, "lookups",
                timed(lambda: profile_trace(tr, stack_distance=True), max(2, repeat - 2)))  # fmt: skip
         (tmp / "ab.trc").unlink()
 

@@ -608,11 +608,11 @@ def test_pt_bad_tuple(tmp_path: Path, make, needle: str) -> None:
 
 @pytest.mark.torch
 def test_pt_not_a_torch_file(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
     src = tmp_path / "x.pt.gz"
     src.write_bytes(gzip.compress(b"hello"))
     with pytest.raises(ConvertError, match="not a torch-saved file"):
         convert("dlrm-datasets", src, tmp_path / "o.trc")
-    torch = pytest.importorskip("torch")
     pickled = tmp_path / "obj.pt"
     torch.save((torch.tensor([1]), datetime.date(2020, 1, 1)), pickled)  # not weights-only
     with pytest.raises(ConvertError, match="other than tensors"):

@@ -89,3 +89,41 @@ def test_bad_inputs():
         model_size([1, 2], 4, [QuantSpec()])
     with pytest.raises(ConfigError, match="not the embedding dim"):
         model_size([1000], 16, TTSpec(ranks=[2, 2], q_shapes=[2, 2, 2]))
+
+
+def test_cli_model_size(repo_dir):
+    import json
+
+    import click
+    from click.testing import CliRunner
+
+    from simrec.cli import SimrecGroup
+    from simrec.functional.cli import size_command
+
+    @click.group(cls=SimrecGroup)
+    def g() -> None:
+        pass
+
+    g.add_command(size_command)
+    run = CliRunner().invoke
+    r = run(g, ["model-size", "--dataset", "kaggle", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["embedding_bytes"] == 2_160_804_928  # 33,762,577 x 16 x 4
+    r = run(g, ["model-size", "--dataset", "kaggle", "--codec", "int4-table", "--json"])
+    assert round(json.loads(r.output)["embedding_payload_bytes"] / 1e9, 2) == 0.27  # DQRM
+    r = run(g, ["model-size", "--dataset", "kaggle", "--tt-largest", "7", "--json"])
+    assert round(json.loads(r.output)["compression_vs_fp32"], 1) == 221.9  # data.md §4
+    r = run(g, ["model-size", "--dataset", "tb-hash10m", "--codec", "int8"])
+    assert r.exit_code == 0 and "3.5371 GB" in r.output  # FBGEMM INT8 row-wise, data.md §6
+    r = run(g, ["model-size", "--rows", "100,200", "--dim", "8", "--codec", "tt:4"])
+    assert r.exit_code == 0 and "tt" in r.output
+    r = run(g, ["model-size", "--dataset", "kaggle", "--codec", "zip"])
+    assert r.exit_code == 2 and "not a codec" in r.output
+    r = run(g, ["model-size"])
+    assert r.exit_code == 2 and "exactly one" in r.output
+    r = run(g, ["model-size", "--rows", "100", "--dim", "17", "--codec", "tt:4"])
+    assert r.exit_code == 2 and "does not factor" in r.output
+    trc = repo_dir / "traces" / "criteo_sample.trc"
+    if trc.exists():
+        r = run(g, ["model-size", "--trace", str(trc), "--json"])
+        assert json.loads(r.output)["tables"][0]["name"] == "C1"

@@ -117,3 +117,46 @@ def test_infeasible_model_is_actionable(app: click.Group, tmp_path) -> None:
     assert code == 2
     assert "shortfall" in stderr and "Fix:" in stderr
     assert not out.exists()
+
+
+def _small_trace(path, tables: int = 6, batches: int = 3, batch: int = 64) -> None:
+    from simrec.trace.format import TableSpec, TraceHeader, TraceWriter
+
+    rng = np.random.default_rng(7)
+    rows = rng.integers(1_000, 50_000, tables)
+    dims = rng.choice([16, 32, 64], tables)
+    specs = tuple(
+        TableSpec(name=f"t{i}", rows=int(r), dim=int(d))
+        for i, (r, d) in enumerate(zip(rows, dims, strict=True))
+    )
+    with TraceWriter(path, TraceHeader(tables=specs, batch_size=batch)) as w:
+        for _ in range(batches):
+            lengths = rng.integers(0, 8, tables * batch)
+            offsets = np.concatenate([[0], np.cumsum(lengths)])
+            idx = [
+                (rng.zipf(1.1, int(lengths[t * batch : (t + 1) * batch].sum())) - 1) % rows[t]
+                for t in range(tables)
+            ]
+            w.write_batch(offsets, np.concatenate(idx))
+
+
+def test_verify_replays_the_plan_in_the_simulator(app: click.Group, tmp_path) -> None:
+    path = tmp_path / "v.trc"
+    _small_trace(path)
+    code, stdout, _ = _run(
+        app, "shard", "--hw", "multi_gpu", "--trace", str(path), "--solve", "--time-limit", "2",
+        "--verify", "--json",
+    )  # fmt: skip
+    assert code == 0, stdout
+    v = json.loads(stdout)["verify"]
+    assert v["system"] == "multi_gpu" and v["batches"] == 3
+    assert v["predicted_s"] == pytest.approx(json.loads(stdout)["makespan_s"])
+    # the planner's cost model and the DES agree on the embedding stage within 25 %
+    assert abs(v["error"]) < 0.25
+
+
+def test_verify_needs_a_plan_reading_simulator(app: click.Group, tmp_path) -> None:
+    path = tmp_path / "v.trc"
+    _small_trace(path, tables=2, batches=1)
+    code, _, stderr = _run(app, "shard", "--hw", "cpu_dram", "--trace", str(path), "--verify")
+    assert code == 2 and "--verify" in stderr

@@ -132,6 +132,19 @@ def test_core_template_choice_trades_speed_for_reserved_sram() -> None:
     assert res.opts.for_device(0).templates[int(res.assignment.template[0])].name == "plain"
 
 
+def test_packing_bound_proves_an_output_bound_optimum() -> None:
+    # 5 tables whose cost is only the pooled-vector transfer (1 s each) on 2 devices: some device
+    # carries 3 of them, so 3 s is optimal; the LP relaxation (2.5 s) cannot prove it.
+    tabs = tuple(_flat(f"t{i}", 0.0) for i in range(5))
+    dev = Device("d", (Tier("m", 1e9, 1e9),), output_Bps=16.0)  # batch 1 x 16 B at 16 B/s
+    p = ShardProblem(tabs, (dev, Device("e", dev.tiers, output_Bps=16.0)), 1)
+    assert trivial_bound(build_options(p)) == pytest.approx(3.0)
+    res = solve(p, strategy="lns", time_limit=10)
+    assert res.evaluation.makespan_s == pytest.approx(3.0)
+    assert res.record.lp_bound == pytest.approx(2.5)
+    assert res.record.bound == pytest.approx(3.0) and res.record.status == "Optimal"
+
+
 # ---- properties on random instances ----------------------------------------------------------------
 
 

@@ -127,7 +127,18 @@ def _random_trace(tmp_path: Path, seed: int, rows=(7, 300, 50_000), nb=3, b=64, 
     return write_bags(tmp_path / f"r{seed}.trc", list(rows), batches), batches, list(rows)
 
 
-def test_random_trace_against_numpy(tmp_path: Path):
+@pytest.mark.parametrize(
+    ("per_table_min", "dense_ratio"),
+    [(2048, 4), (0, 4), (0, 0), (0, 10**9), (2048, 0), (2048, 10**9)],
+    ids=["default", "per-table", "per-table-sort", "per-table-bincount", "sort", "bincount"],
+)
+def test_random_trace_against_numpy(tmp_path: Path, monkeypatch, per_table_min, dense_ratio):
+    """Every counting strategy (whole batch or table by table; bincount or sort) agrees with
+    Counter/numpy on the raw bags."""
+    import simrec.trace.stats as stats
+
+    monkeypatch.setattr(stats, "_PER_TABLE_MIN", per_table_min)
+    monkeypatch.setattr(stats, "_DENSE_RATIO", dense_ratio)
     path, batches, rows = _random_trace(tmp_path, 3)
     p = profile_trace(path, keep_counts=True)
     for t, tp in enumerate(p.tables):
@@ -401,3 +412,15 @@ def test_progress_callback(hand_trace: Path):
     calls: list[tuple[int, int]] = []
     profile_trace(hand_trace, stack_distance=False, progress=lambda d, n: calls.append((d, n)))
     assert calls == [(1, 2), (2, 2)]
+
+
+def test_counts_widen_to_int64(hand_trace: Path, monkeypatch):
+    """Per-row counts start as int32 and widen before they could overflow; same results."""
+    import simrec.trace.stats as stats
+
+    want = profile_trace(hand_trace, keep_counts=True)
+    monkeypatch.setattr(stats, "_INT32_LOOKUPS", 3)
+    got = profile_trace(hand_trace, keep_counts=True)
+    for a, b in zip(want.tables, got.tables, strict=True):
+        assert a.scalars() == b.scalars()
+        assert a.counts.tolist() == b.counts.tolist()

@@ -56,6 +56,7 @@ __all__ = [
     "fit_gpu",
     "predict_gpu",
     "check_noise",
+    "cpu_fit_inputs",
     "H100_BF16_PEAK",
     "PCIE5_X16_RAW",
 ]
@@ -277,7 +278,7 @@ def predict_cpu_gather(f: CpuFit, row_bytes: int, rows: int, lookups: int, seed:
     hw = SystemConfig.from_dict(cpu_system_dict(f))
     p = hw.params("dram0")
     nb = max(1, -(-row_bytes // p.burst_bytes))
-    n = int(min(lookups, 2**18))  # the model's time is linear in the count: scale a sample
+    n = int(min(lookups, 2**16))  # the model's time is linear in the count: scale a sample
     idx = np.random.default_rng([seed, row_bytes]).integers(0, rows, n, dtype=np.int64)
     addr = unique_first(idx) * (nb * p.burst_bytes)
     open_row = np.full(p.total_banks, -1, dtype=np.int64)
@@ -297,6 +298,19 @@ def _cpu_resid_points(
     nthr = data["threads"]
     gathers = [m for m in ms if m["name"].startswith("gather_") and m["params"]["threads"] == nthr]
     return bags, gathers
+
+
+def cpu_fit_inputs(data: dict[str, Any]) -> set[str]:
+    """Names of the measurements the CPU fit uses (the noise check looks at these): the
+    all-thread sequential read and gathers, the largest pointer chase and the embedding-bag runs."""
+    ms = data["measurements"]
+    n = data["threads"]
+    chases = [m for m in ms if m["name"].startswith("chase_")]
+    names = {f"seq_read_t{n}"} | {m["name"] for m in ms if m["unit"] == "batches"}
+    names |= {f"gather_{rb}B_t{n}" for rb in (64, 256, 512)}
+    if chases:
+        names.add(max(chases, key=lambda m: m["params"]["bytes"])["name"])
+    return names
 
 
 def fit_cpu(data: dict[str, Any], refine: bool = True, iters: int = 15) -> CpuFit:

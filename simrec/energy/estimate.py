@@ -41,8 +41,8 @@ from typing import Any
 
 import pandas as pd
 
-from simrec.errors import ConfigError
 from simrec.energy.table import STATIC, EnergyTable
+from simrec.errors import ConfigError
 
 __all__ = ["Usage", "EnergyEstimate", "estimate_energy", "usages_for"]
 
@@ -186,7 +186,9 @@ def _multi_gpu(res: Any, cfg: Any) -> list[Usage]:
     pcie = [n for n, lk in cfg.links.items() if lk.kind == "pcie" and set(lk.endpoints) & set(gpus)]
     fabric = [n for n, lk in cfg.links.items() if lk.kind == "nvlink"]
     if not fabric:
-        fabric = [n for n, lk in cfg.links.items() if set(getattr(lk, "members", None) or ()) & set(gpus)]
+        fabric = [
+            n for n, lk in cfg.links.items() if set(getattr(lk, "members", None) or ()) & set(gpus)
+        ]
     boundary = {n: "device" for n in gpus + hbms}
     out = _statics(cfg, boundary, t)
     for g in gpus:
@@ -220,7 +222,9 @@ def _screc(res: Any, n_devices: int, host_cfg: Any | None) -> list[Usage]:
         out += [Usage((f"{s}.{p}",), STATIC, t, "device", "sim_time_s") for s in ssds]
     g = _need
     out += [
-        Usage(parts("ssd"), "page_read", g(c, "nand_page_reads", "screc"), "device", "nand_page_reads"),
+        Usage(
+            parts("ssd"), "page_read", g(c, "nand_page_reads", "screc"), "device", "nand_page_reads"
+        ),
         Usage(parts("ddr4"), "activate", g(c, "ddr_rows", "screc"), "device", "ddr_rows"),
         Usage(parts("ddr4"), "read_burst", g(c, "ddr4_bursts", "screc"), "device", "ddr4_bursts"),
         Usage(parts("sram"), "row_read", g(c, "sram_rows", "screc"), "device", "sram_rows"),

@@ -169,14 +169,20 @@ def table_from_hw(cfg: Any) -> EnergyTable:
             continue
         kind = str(dev.kind)
 
-        def put(action: str, value: float | None, unit: str, key: str, est: str = "hw YAML") -> None:
+        def put(
+            action: str,
+            value: float | None,
+            unit: str,
+            key: str,
+            est: str = "hw YAML",
+            _n: str = name,
+            _k: str = kind,
+            _en: Any = en,
+        ) -> None:
             if value is None:
                 return
-            t.add(
-                EnergyEntry(
-                    name, kind, action, float(value), unit, est, _src(en, key, origin or None)
-                )
-            )
+            src = _src(_en, key, origin or None)
+            t.add(EnergyEntry(_n, _k, action, float(value), unit, est, src))
 
         put(STATIC, en.static_power, "W", "static_power")
         if kind == "cpu":
@@ -253,8 +259,12 @@ def load_component_table(path: str | Path, prefix: str, kind_prefix: str) -> Ene
             v, unit = _quantity(e["value"], where, p)
             want = "W" if action == STATIC else None
             if want and unit != want:
-                raise ConfigError(f"static power must be in W, got {e['value']!r}", path=p, where=where)
-            t.add(EnergyEntry(comp, kind, str(action), v, unit, str(e["estimator"]), str(e["source"])))
+                raise ConfigError(
+                    f"static power must be in W, got {e['value']!r}", path=p, where=where
+                )
+            t.add(
+                EnergyEntry(comp, kind, str(action), v, unit, str(e["estimator"]), str(e["source"]))
+            )
     return t
 
 

@@ -1,7 +1,8 @@
 """Embedding-bag in numpy: gather rows and pool them per bag (sum / mean / max).
 
 The pooling loop is a fused gather + reduce compiled with numba (one pass, no intermediate
-``[n, dim]`` copy). The input is one table's CSR slice of a ``.trc`` batch: ``indices`` and ``offsets`` of length
+``[n, dim]`` copy), with bags spread over threads like torch's CPU kernel; each bag's rows are
+summed in order by one thread, so results do not depend on the thread count. The input is one table's CSR slice of a ``.trc`` batch: ``indices`` and ``offsets`` of length
 ``b + 1`` (bag s is ``indices[offsets[s]:offsets[s+1]]``), as ``Batch.table_indices(t)`` and
 ``Batch.table_offsets(t)`` return them. Semantics follow ``torch.nn.functional.embedding_bag``
 with ``include_last_offset=True``:
@@ -57,52 +58,59 @@ def _check(offsets: np.ndarray, n: int, mode: str, weights: np.ndarray | None) -
             )
 
 
-@numba.njit(cache=True, nogil=True)
-def _bag_kernel(
-    table: np.ndarray,
-    idx: np.ndarray,
-    offsets: np.ndarray,
-    weights: np.ndarray,
-    mode: int,
-    out: np.ndarray,
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _bag_sum(
+    table: np.ndarray, idx: np.ndarray, offsets: np.ndarray, mean: bool, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    """Fused gather + pool; ``mode`` 0 = sum, 1 = mean, 2 = max; ``weights`` empty = unweighted."""
-    b = offsets.size - 1
+    """Unweighted sum (or mean) pooling; bags in parallel, rows of a bag summed in order."""
     d = table.shape[1]
-    weighted = weights.size > 0
-    for s in range(b):
+    for s in numba.prange(offsets.size - 1):
+        lo = offsets[s]
+        hi = offsets[s + 1]
+        for k in range(lo, hi):
+            r = idx[k]
+            for j in range(d):
+                out[s, j] += table[r, j]
+        if mean and hi > lo:
+            inv = np.float32(hi - lo)
+            for j in range(d):
+                out[s, j] /= inv
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _bag_wsum(
+    table: np.ndarray, idx: np.ndarray, offsets: np.ndarray, w: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Per-sample-weighted sum pooling."""
+    d = table.shape[1]
+    for s in numba.prange(offsets.size - 1):
+        for k in range(offsets[s], offsets[s + 1]):
+            r = idx[k]
+            wk = w[k]
+            for j in range(d):
+                out[s, j] += table[r, j] * wk
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _bag_max(
+    table: np.ndarray, idx: np.ndarray, offsets: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Element-wise max pooling (empty bags stay 0)."""
+    d = table.shape[1]
+    for s in numba.prange(offsets.size - 1):
         lo = offsets[s]
         hi = offsets[s + 1]
         if hi == lo:
             continue
-        if mode == 2:
-            r = idx[lo]
+        r = idx[lo]
+        for j in range(d):
+            out[s, j] = table[r, j]
+        for k in range(lo + 1, hi):
+            r = idx[k]
             for j in range(d):
-                out[s, j] = table[r, j]
-            for k in range(lo + 1, hi):
-                r = idx[k]
-                for j in range(d):
-                    v = table[r, j]
-                    if v > out[s, j]:
-                        out[s, j] = v
-        else:
-            for k in range(lo, hi):
-                r = idx[k]
-                if weighted:
-                    w = weights[k]
-                    for j in range(d):
-                        out[s, j] += table[r, j] * w
-                else:
-                    for j in range(d):
-                        out[s, j] += table[r, j]
-            if mode == 1:
-                inv = np.float32(hi - lo)
-                for j in range(d):
-                    out[s, j] /= inv
-
-
-_MODES = {"sum": 0, "mean": 1, "max": 2}
-_NO_WEIGHTS = np.zeros(0, dtype=np.float32)
+                v = table[r, j]
+                if v > out[s, j]:
+                    out[s, j] = v
 
 
 def _pool(
@@ -112,10 +120,13 @@ def _pool(
     mode: str,
     weights: np.ndarray | None,
 ) -> np.ndarray:
-    b = offsets.size - 1
-    out = np.zeros((b, table.shape[1]), dtype=np.float32)
-    w = _NO_WEIGHTS if weights is None else np.ascontiguousarray(weights, dtype=np.float32)
-    _bag_kernel(table, idx, offsets, w, _MODES[mode], out)
+    out = np.zeros((offsets.size - 1, table.shape[1]), dtype=np.float32)
+    if mode == "max":
+        _bag_max(table, idx, offsets, out)
+    elif weights is not None:
+        _bag_wsum(table, idx, offsets, np.ascontiguousarray(weights, dtype=np.float32), out)
+    else:
+        _bag_sum(table, idx, offsets, mode == "mean", out)
     return out
 
 

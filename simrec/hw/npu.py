@@ -13,7 +13,7 @@ What it leaves out: the Cube unit and L0A/L0B/L0C (embedding look-ups do not use
 UB conflicts, L2 hit modelling (every GM read pays the HBM path), and frequency scaling.
 
 **Plugging into the schema.** Until :data:`simrec.hw.schema.Device` lists :class:`NpuDevice`,
-:func:`load_npu_hw` validates a file with :class:`NpuSystemConfig` (the system model with ``npu``
+:func:`load_npu_hw` validates a file with :func:`npu_system_class` (the system model with ``npu``
 added to the device union); once it is listed, ``simrec.hw.load_hw`` reads NPU files directly and
 :func:`load_npu_hw` gives the same result.
 """
@@ -21,13 +21,14 @@ added to the device union); once it is listed, ``simrec.hw.load_hw`` reads NPU f
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, create_model, model_validator
 
 from simrec.errors import ConfigError
-from simrec.hw.schema import (
+from simrec.hw.schema import (  # only names defined before schema.py's Device union
     Bandwidth,
     Bytes,
     Count,
@@ -35,16 +36,16 @@ from simrec.hw.schema import (
     Energy0,
     FieldError,
     Frequency,
-    Power0,
     PositiveNumber,
-    SystemConfig,
+    Power0,
     Time0,
     _Base,
     _EnergyBase,
-    _list_to_mapping,
     _problem,
 )
-from simrec.hw.schema import Device as _BaseDevice
+
+if TYPE_CHECKING:
+    from simrec.hw.schema import SystemConfig
 
 __all__ = [
     "DmaEngine",
@@ -53,7 +54,7 @@ __all__ = [
     "GlobalMemory",
     "NpuEnergy",
     "NpuDevice",
-    "NpuSystemConfig",
+    "npu_system_class",
     "load_npu_hw",
     "npu_device",
 ]
@@ -188,22 +189,24 @@ class NpuDevice(DeviceBase):
         )
 
 
-NpuDeviceUnion = Annotated[
-    Union[(*get_args(get_args(_BaseDevice)[0]), NpuDevice)],  # noqa: UP007 - built at runtime
-    Field(discriminator="kind"),
-]
+@cache
+def npu_system_class() -> type:
+    """:class:`~simrec.hw.schema.SystemConfig` whose devices may also be ``kind: npu`` (built on
+    first use, so that schema.py may import this module to list :class:`NpuDevice` itself)."""
+    from simrec.hw.schema import Device, SystemConfig, _list_to_mapping
 
+    union = Annotated[
+        Union[(*get_args(get_args(Device)[0]), NpuDevice)],  # noqa: UP007 - built at runtime
+        Field(discriminator="kind"),
+    ]
 
-def _devices_or_pass(v: Any) -> Any:
-    return _list_to_mapping(v, "devices")
-
-
-class NpuSystemConfig(SystemConfig):
-    """:class:`~simrec.hw.schema.SystemConfig` whose devices may also be ``kind: npu``."""
-
-    devices: Annotated[  # type: ignore[assignment]
-        dict[str, NpuDeviceUnion], BeforeValidator(_devices_or_pass)
-    ] = Field(min_length=1)
+    devices = Annotated[
+        dict[str, union],  # type: ignore[valid-type]
+        BeforeValidator(lambda v: _list_to_mapping(v, "devices")),
+    ]
+    return create_model(
+        "NpuSystemConfig", __base__=SystemConfig, devices=(devices, Field(min_length=1))
+    )
 
 
 def _validate(data: dict, marks: dict, fname: str) -> SystemConfig:
@@ -213,7 +216,7 @@ def _validate(data: dict, marks: dict, fname: str) -> SystemConfig:
 
     _normalise_lists(data, marks)
     try:
-        cfg = NpuSystemConfig.model_validate(data)
+        cfg = npu_system_class().model_validate(data)
     except ValidationError as e:
         raise _to_config_error(e, data, marks, fname) from None
     except FieldError as e:
@@ -226,6 +229,8 @@ def _validate(data: dict, marks: dict, fname: str) -> SystemConfig:
 def load_npu_hw(path: str | os.PathLike[str] | SystemConfig) -> SystemConfig:
     """Load a hardware file (or preset name, e.g. ``ascend910``) that may hold ``npu`` devices,
     with the loader's file/line/fix errors. A ``SystemConfig`` is returned unchanged."""
+    from simrec.hw.schema import SystemConfig
+
     if isinstance(path, SystemConfig):
         return path
     from simrec.hw.load import _load_tree, _resolve_arg

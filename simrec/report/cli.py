@@ -110,9 +110,7 @@ def report_command(
     check_same_shape(list(traces))
     specs = [parse_system(s, n) for n, s in map(split_named, hws)]
     load = LoadSpec(max_batches=max_batches)
-    runs = [
-        run_system(sp, t, mode=mode, model=model, load=load) for t in traces for sp in specs
-    ]
+    runs = [run_system(sp, t, mode=mode, model=model, load=load) for t in traces for sp in specs]
     rep = build_report(runs, baseline)
     paths = write_report(rep, out, title)
     if as_json:

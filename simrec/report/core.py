@@ -132,7 +132,9 @@ def build_report(runs: list[SystemRun], baseline: str | None = None) -> Report:
         for q in ("mean", "p50", "p95", "p99"):
             m.append((f"latency_{q}_s", res.latency_s[q], "s", tmodel))
         for k, v in res.breakdown_s.items():
-            m.append((f"stage_{k}_s_per_sample", v / res.samples if res.samples else 0.0, "s", tmodel))
+            m.append(
+                (f"stage_{k}_s_per_sample", v / res.samples if res.samples else 0.0, "s", tmodel)
+            )
         m += [
             ("device_j_per_sample", est.device_j_per_sample, "J/sample", emodel),
             ("server_j_per_sample", est.server_j_per_sample, "J/sample", emodel),

@@ -41,7 +41,9 @@ def to_png(fig: Any) -> bytes:
 
 def _labels(summary: pd.DataFrame) -> list[str]:
     many = summary["trace"].nunique() > 1
-    return [f"{s}\n{t}" if many else str(s) for s, t in zip(summary.system, summary.trace)]
+    return [
+        f"{s}\n{t}" if many else str(s) for s, t in zip(summary.system, summary.trace, strict=True)
+    ]
 
 
 def breakdown_figure(summary: pd.DataFrame, stages: tuple[str, ...]) -> bytes:
@@ -101,7 +103,7 @@ def utilisation_figure(util: pd.DataFrame, top: int = 12) -> bytes:
     groups = list(util.groupby(["trace", "system"], sort=False))
     n = max(1, len(groups))
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 1, 3.6), squeeze=False)
-    for ax, ((trace, system), g) in zip(axes[0], groups, strict=False):
+    for ax, ((_trace, system), g) in zip(axes[0], groups, strict=False):
         g = g.sort_values("utilisation", ascending=False).head(top)[::-1]
         ax.barh(g["component"], g["utilisation"] * 100, color="tab:orange")
         ax.set_xlim(0, 100)

@@ -251,7 +251,9 @@ def load_mapping(path: str | os.PathLike[str]) -> NpuMapping:
                 fix=f"use a listed table and one of {', '.join(STRATEGIES)}",
             )
         parts.append(
-            Part(idx[q["table"]], int(q["rows"][0]), int(q["rows"][1]), int(q["core"]), q["strategy"])
+            Part(
+                idx[q["table"]], int(q["rows"][0]), int(q["rows"][1]), int(q["core"]), q["strategy"]
+            )
         )
     return NpuMapping(
         d.get("kind", "file"), int(d["cores"]), parts, names, float(d.get("estimate_s") or math.nan)
@@ -268,7 +270,10 @@ def npu_tables_from_trace(reader: Any, buckets: int = DEFAULT_BUCKETS) -> tuple[
     h = reader.header
     nt = h.num_tables if hasattr(h, "num_tables") else len(h.tables)
     counts = [np.zeros(min(buckets, max(1, s.rows)), dtype=np.float64) for s in h.tables]
-    bounds = [(np.arange(len(c) + 1, dtype=np.int64) * s.rows) // len(c) for c, s in zip(counts, h.tables, strict=True)]
+    bounds = [
+        (np.arange(len(c) + 1, dtype=np.int64) * s.rows) // len(c)
+        for c, s in zip(counts, h.tables, strict=True)
+    ]
     nb = 0
     bags = 0.0
     for batch in reader:
@@ -358,6 +363,7 @@ def symmetric_mapping(
             parts.append(Part(t, 0, tables[t].rows, c, strategy))
     else:
         raise ConfigError(f"unknown baseline {by!r}", where="baseline", fix="use count or rows")
+    parts.sort(key=lambda q: (q.table, q.lo))
     m = NpuMapping(f"symmetric-{by}", n, parts, tuple(t.name for t in tables))
     m.validate(tables, p)
     m.estimate_s = estimate(m, tables, p)[1]
@@ -466,7 +472,7 @@ def greedy_mapping(tables: tuple[NpuTable, ...], p: NpuParams, max_rounds: int =
     opts = _options(tables, p, levels)
     level = dict.fromkeys(range(len(tables)), 1)
 
-    def build() -> tuple[list[tuple[_Opt, int]], float]:
+    def build() -> tuple[list[tuple[_Opt, int]], tuple[float, ...]]:
         items, alt = [], {}
         for t in range(len(tables)):
             k = level[t]
@@ -478,18 +484,19 @@ def greedy_mapping(tables: tuple[NpuTable, ...], p: NpuParams, max_rounds: int =
                     (o for o in os_ if o.l1 == 0), key=lambda o: (o.cost, o.gm)
                 )
         assign, load = _lpt(items, alt, p.cores, p.l1_bytes)
-        gm = sum(o.gm for o, _ in assign)
-        return assign, max(float(load.max()), gm / p.gm_Bps)
+        gm = sum(o.gm for o, _ in assign) / p.gm_Bps
+        # compare plans by makespan, then by the sorted core loads (fewer cores at the top first)
+        key = (max(float(load.max()), gm), *sorted((float(v) for v in load), reverse=True))
+        return assign, key
 
-    assign, ms = build()
+    assign, key = build()
     for _ in range(max_rounds):
         loads: dict[int, float] = {}
         for o, c in assign:
             loads[c] = loads.get(c, 0.0) + o.cost
-        crit = max(loads, key=lambda c: loads[c])
-        cands = sorted(
-            ((o.cost, o.table) for o, c in assign if c == crit), reverse=True
-        )
+        top = max(loads.values())
+        crit = [c for c in loads if loads[c] >= top * (1 - 1e-9)]
+        cands = sorted({(o.cost, o.table) for o, c in assign if c in crit}, reverse=True)
         improved = False
         for _, t in cands:
             nxt = [k for k in levels[t] if k > level[t]]
@@ -497,9 +504,9 @@ def greedy_mapping(tables: tuple[NpuTable, ...], p: NpuParams, max_rounds: int =
                 continue
             old = level[t]
             level[t] = nxt[0]
-            a2, ms2 = build()
-            if ms2 < ms * (1 - 1e-9):
-                assign, ms, improved = a2, ms2, True
+            a2, key2 = build()
+            if key2 < key and key2[0] <= key[0] * (1 + 1e-12):
+                assign, key, improved = a2, key2, True
                 break
             level[t] = old
         if not improved:
@@ -507,6 +514,67 @@ def greedy_mapping(tables: tuple[NpuTable, ...], p: NpuParams, max_rounds: int =
     m = _to_mapping("greedy", assign, tables, p)
     m.record = {"levels": {tables[t].name: k for t, k in level.items() if k > 1}}
     return m
+
+
+class _WarmHiGHS:
+    """Built on first use (pulp is imported lazily): pulp's HiGHS interface that passes a start
+    solution to HiGHS before it runs."""
+
+    def __new__(cls, start: dict[str, float] | None, **kw: Any) -> Any:
+        import pulp
+
+        class _Solver(pulp.HiGHS):
+            def callSolver(self, lp: Any) -> None:  # noqa: N802 - PuLP's method name
+                if start:
+                    import highspy
+
+                    h = lp.solverModel
+                    col = [0.0] * h.getNumCol()
+                    for v in lp.variables():
+                        col[v.index] = float(start.get(v.name, 0.0))
+                    sol = highspy.HighsSolution()
+                    sol.col_value = col
+                    sol.value_valid = True
+                    h.setSolution(sol)
+                lp.solverModel.run()
+
+        return _Solver(**kw)
+
+
+def _start_values(
+    m: NpuMapping,
+    opts: dict[tuple[int, int, int], list[_Opt]],
+    x: dict[tuple[int, int, int, int, int], tuple[Any, _Opt]],
+    z: dict[tuple[int, int], Any],
+    Z: Any,
+    p: NpuParams,
+    tables: tuple[NpuTable, ...],
+    scale: float,
+) -> dict[str, float] | None:
+    """MIP variable values of mapping ``m`` (cores relabelled by decreasing load to satisfy the
+    symmetry cut), or None when ``m`` uses an option the MIP does not offer."""
+    load = np.zeros(p.cores)
+    picks = []
+    for t in range(len(tables)):
+        ps = m.parts_of(t)
+        k = len(ps)
+        for q, part in enumerate(ps):
+            os_ = opts.get((t, k, q))
+            if os_ is None:
+                return None
+            i = next((i for i, o in enumerate(os_) if o.strategy == part.strategy), None)
+            if i is None or (os_[i].lo, os_[i].hi) != (part.lo, part.hi):
+                return None
+            picks.append((t, k, q, i, part.core))
+            load[part.core] += os_[i].cost
+    relabel = {int(c): r for r, c in enumerate(np.argsort(-load, kind="stable"))}
+    vals: dict[str, float] = {}
+    for t, k, q, i, c in picks:
+        vals[x[t, k, q, i, relabel[c]][0].name] = 1.0
+        vals[z[t, k].name] = 1.0
+    gm = sum(x[key][1].gm for key in [(t, k, q, i, relabel[c]) for t, k, q, i, c in picks])
+    vals[Z.name] = max(float(load.max()), gm / p.gm_Bps) / scale
+    return vals
 
 
 def asymmetric_mapping(
@@ -540,7 +608,8 @@ def asymmetric_mapping(
             if best1 / (k // 2) <= avg * 0.999:
                 break
             ks.append(k)
-        levels[t] = ks
+        gk = greedy.record.get("levels", {}).get(tables[t].name, 1)
+        levels[t] = sorted(set(ks) | {k for k in levels0[t] if k <= gk})
     opts = _options(tables, p, levels)
 
     def nbin() -> int:
@@ -564,15 +633,13 @@ def asymmetric_mapping(
     }
     scale = ub if ub > 0 else 1.0
     prob = pulp.LpProblem("npu_mapping", pulp.LpMinimize)
-    Z = pulp.LpVariable("Z", lowBound=0, upBound=1.0 + 1e-6)
-    z = {
-        (t, k): pulp.LpVariable(f"z_{t}_{k}", cat="Binary") for t in levels for k in levels[t]
-    }
+    Z = prob.add_variable("Z", lowBound=0, upBound=1.0 + 1e-6)
+    z = {(t, k): prob.add_variable(f"z_{t}_{k}", cat="Binary") for t in levels for k in levels[t]}
     x: dict[tuple[int, int, int, int, int], tuple[pulp.LpVariable, _Opt]] = {}
     for (t, k, q), os_ in opts.items():
         for i, o in enumerate(os_):
             for c in range(p.cores):
-                x[t, k, q, i, c] = (pulp.LpVariable(f"x_{t}_{k}_{q}_{i}_{c}", cat="Binary"), o)
+                x[t, k, q, i, c] = (prob.add_variable(f"x_{t}_{k}_{q}_{i}_{c}", cat="Binary"), o)
     prob += Z
     for t in levels:
         prob += pulp.lpSum(z[t, k] for k in levels[t]) == 1
@@ -599,7 +666,9 @@ def asymmetric_mapping(
 
         with _stdout_to_stderr():
             if solver == "highs":
-                s = pulp.HiGHS(msg=False, timeLimit=time_limit, gapRel=gap, threads=1)
+                sv = _start_values(start, opts, x, z, Z, p, tables, scale)
+                rec["warm_start"] = sv is not None
+                s = _WarmHiGHS(sv, msg=False, timeLimit=time_limit, gapRel=gap, threads=1)
             elif solver == "cbc":
                 s = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=gap)
             else:

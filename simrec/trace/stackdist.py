@@ -368,11 +368,12 @@ class StackDistanceCounter:
         self._state[0] = live
         self._state[3] = 0
 
-    def update(self, refs: np.ndarray, out: np.ndarray | None = None) -> None:
-        """Account the references ``refs`` (keys in ``0..key_space-1``, checked).
+    def update(self, refs: np.ndarray, out: np.ndarray | None = None, check: bool = True) -> None:
+        """Account the references ``refs`` (keys in ``0..key_space-1``).
 
         If ``out`` (int64, same length) is given, the distance of each reference is stored there
-        (-1 for cold).
+        (-1 for cold). ``check=False`` skips the range check (a growable counter still grows);
+        pass it only for keys already known to be in range, the kernel does not check bounds.
         """
         r = np.asarray(refs)
         if r.dtype.kind not in "iu":
@@ -381,10 +382,11 @@ class StackDistanceCounter:
             r = r.reshape(-1)
         if r.size == 0:
             return
-        lo, hi = int(r.min()), int(r.max())
-        if hi >= self.key_space and self.growable and lo >= 0:
-            self._grow(hi + 1)
-        if lo < 0 or hi >= self.key_space:
+        if check or self.growable:
+            lo, hi = int(r.min()), int(r.max())
+            if hi >= self.key_space and self.growable and lo >= 0:
+                self._grow(hi + 1)
+        if check and (lo < 0 or hi >= self.key_space):
             raise ValueError(
                 f"reference out of range 0..{self.key_space - 1}: {lo if lo < 0 else hi}"
             )

@@ -24,10 +24,11 @@ in; ``docs/trace-stats.md`` has the full list):
   per table (the table's references in trace order) and overall (keys are (table, row) pairs, the
   stream is the trace order: batch by batch, table-major inside a batch, i.e. the CSR order).
 
-Memory: per table one ``int64`` count per row (allocated zeroed, so only touched pages cost RAM),
-the bag-size histogram, and for stack distances two ``int32`` per row (latest position, dense
-overall id) plus ``O(unique rows)``; nothing grows with the number of lookups. Counting uses ``np.bincount`` when a table's batch has at
-least ``rows / 4`` lookups and a sort otherwise; no Python loop touches individual lookups.
+Memory: per table one ``int32`` count per row (``int64`` once the table has 2^31 lookups;
+allocated zeroed, so only touched pages cost RAM), the bag-size histogram, and for stack distances
+two ``int32`` per row (latest position, dense overall id) plus ``O(unique rows)``; nothing grows
+with the number of lookups. Counting uses ``np.bincount`` when a table's batch has at least
+``rows / 4`` lookups and a sort otherwise; no Python loop touches individual lookups.
 
 Not covered: per-sample weights (ignored), dense features and labels, inter-batch arrival times, and
 any notion of time other than the order of lookups in the file.
@@ -49,7 +50,7 @@ import click
 import numpy as np
 
 from simrec.errors import SimrecError, atomic_output
-from simrec.trace.format import TraceReader
+from simrec.trace.format import Batch, TraceReader
 from simrec.trace.locality import NUM_BINS, LocalityHistogram, reuse_bin
 from simrec.trace.stackdist import DEFAULT_EXACT_LIMIT, StackDistanceCounter, StackDistanceHistogram
 
@@ -73,6 +74,10 @@ MRC_CSV_CAPACITIES: tuple[int, ...] = (1, 16, 256, 4096, 65536, 1048576)
 PROFILER = "simrec.trace.stats.profile_trace"
 #: A table's batch is counted with np.bincount when lookups >= rows / _DENSE_RATIO, else by sorting.
 _DENSE_RATIO = 4
+#: Batches with at least this many lookups per table (on average) are counted table by table.
+_PER_TABLE_MIN = 2048
+#: Per-row counts are int32 while a table has at most this many lookups, then int64.
+_INT32_LOOKUPS = 2**31 - 1
 
 
 def access_cdf(sorted_counts: np.ndarray, rows: int, x: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -280,52 +285,113 @@ class TraceProfile:
         return pd.DataFrame.from_records(recs)
 
 
-class _TableAcc:
-    """Running state of one table while streaming."""
+def _count(idx: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of ``idx`` (in ``0..space-1``), sorted, and how often each occurs."""
+    n = len(idx)
+    if n * _DENSE_RATIO >= space:
+        cb = np.bincount(idx, minlength=space)
+        u = np.flatnonzero(cb)
+        return u, cb[u]
+    srt = np.sort(idx)
+    starts = np.flatnonzero(np.concatenate([[True], srt[1:] != srt[:-1]]))
+    return srt[starts].astype(np.int64), np.diff(np.append(starts, n))
 
-    def __init__(self, rows: int, keep_sd: bool, exact_limit: int):
+
+class _Accumulator:
+    """Running state of a profile while streaming, vectorised over the tables of a batch.
+
+    Rows of all tables share one key space: the key of row ``r`` of table ``t`` is
+    ``base[t] + r``. Per key: the access count (int32 until some table has 2^31 lookups, then
+    int64) and, with stack distances, a dense overall id (0 = not seen yet).
+    """
+
+    def __init__(self, header: Any, stack_distance: bool, exact_limit: int):
+        rows = header.rows
+        self.T = header.num_tables
         self.rows = rows
-        self.counts = np.zeros(rows, dtype=np.int64)
-        self.bag_hist = np.zeros(1, dtype=np.int64)
-        self.nonempty = 0
+        self.base = np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64)
+        self.total_rows = int(rows.sum())
+        self.counts = np.zeros(self.total_rows, dtype=np.int32)
+        self.bag_hist = np.zeros((self.T, 1), dtype=np.int64)
+        self.nonempty = np.zeros(self.T, dtype=np.int64)
+        self.lookups = np.zeros(self.T, dtype=np.int64)
         self.samples = 0
-        self.lookups = 0
-        self.sd = StackDistanceCounter(rows, exact_limit=exact_limit) if keep_sd else None
-        self.gid: np.ndarray = np.zeros(0, dtype=np.int32)  # dense overall ids (stack distances)
+        self.sd: list[StackDistanceCounter] = []
+        self.overall: StackDistanceCounter | None = None
+        self.gid = np.zeros(0, dtype=np.int32)
+        self.next_id = 0
+        if stack_distance:
+            self.sd = [StackDistanceCounter(int(r), exact_limit=exact_limit) for r in rows]
+            # The overall stream is keyed by dense ids given to (table, row) pairs as they are
+            # first seen, so its state grows with the distinct pairs, not with the total rows.
+            self.overall = StackDistanceCounter(1 << 16, exact_limit=exact_limit, growable=True)
+            id_dtype = np.int32 if self.total_rows < 2**31 - 1 else np.int64
+            self.gid = np.zeros(self.total_rows, dtype=id_dtype)
 
     def add_bags(self, lengths: np.ndarray) -> None:
-        h = np.bincount(lengths)
-        self.samples += len(lengths)
-        self.nonempty += int(len(lengths) - h[0]) if len(h) else 0
-        if len(h) > len(self.bag_hist):
-            h[: len(self.bag_hist)] += self.bag_hist
-            self.bag_hist = h
-        else:
-            self.bag_hist[: len(h)] += h
+        """Bag-size histograms of a batch's ``[T, b]`` lengths, one bincount for all tables."""
+        T, b = lengths.shape
+        self.samples += b
+        if b == 0:
+            return
+        w = int(lengths.max()) + 1
+        key = (np.arange(T, dtype=np.int64)[:, None] * w + lengths).ravel()
+        h = np.bincount(key, minlength=T * w).reshape(T, w)
+        if w > self.bag_hist.shape[1]:
+            grown = np.zeros((T, w), dtype=np.int64)
+            grown[:, : self.bag_hist.shape[1]] = self.bag_hist
+            self.bag_hist = grown
+        self.bag_hist[:, :w] += h
+        self.nonempty += b - h[:, 0]
 
-    def add_indices(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Count ``idx`` into the totals; return this batch's distinct rows (sorted) and counts."""
-        n = len(idx)
-        self.lookups += n
-        if n == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        if n * _DENSE_RATIO >= self.rows:
-            cb = np.bincount(idx, minlength=self.rows)
-            self.counts += cb
-            u = np.flatnonzero(cb)
-            c = cb[u]
-        else:
-            s = np.sort(idx)
-            starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))
-            c = np.diff(np.append(starts, n))
-            u = s[starts]
-            self.counts[u] += c
+    def add_indices(self, batch: Batch, per_table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Count a batch's lookups; return its distinct keys (sorted) and their counts.
+
+        Large batches are counted table by table (``np.bincount`` for a table whose lookups are at
+        least ``rows / 4``, a sort otherwise); small ones in one go over the shared key space, so
+        the per-table Python overhead does not dominate batches of a few thousand lookups.
+        """
+        self.lookups += per_table
+        if int(self.lookups.max()) > _INT32_LOOKUPS and self.counts.dtype != np.int64:
+            self.counts = self.counts.astype(np.int64)
+        n = batch.num_lookups
+        if n >= _PER_TABLE_MIN * self.T:
+            us, cs = [], []
+            for t in np.flatnonzero(per_table):
+                u_t, c_t = _count(batch.table_indices(int(t)), int(self.rows[t]))
+                u_t = u_t + self.base[t]
+                self.counts[u_t] += c_t
+                us.append(u_t)
+                cs.append(c_t)
+            return np.concatenate(us), np.concatenate(cs)
+        u, c = _count(self.keys(batch.indices, per_table), self.total_rows)
+        self.counts[u] += c
         return u, c
 
+    def keys(self, indices: np.ndarray, per_table: np.ndarray) -> np.ndarray:
+        """Shared-key-space keys of a batch's lookups."""
+        k = indices.astype(np.int64)
+        k += np.repeat(self.base, per_table)
+        return k
 
-def _run_sd_jobs(jobs: list[tuple[StackDistanceCounter, np.ndarray]]) -> None:
+    def overall_refs(self, keys: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The batch's overall stream as dense ids (new pairs get the next ids, in key order)."""
+        new = u[self.gid[u] == 0]
+        if len(new):
+            self.gid[new] = np.arange(self.next_id + 1, self.next_id + 1 + len(new))
+            self.next_id += len(new)
+        g = self.gid[keys]
+        np.subtract(g, 1, out=g)
+        return g
+
+    def table_counts(self, t: int) -> np.ndarray:
+        lo = int(self.base[t])
+        return self.counts[lo : lo + int(self.rows[t])]
+
+
+def _run_sd_jobs(jobs: list[tuple[StackDistanceCounter, np.ndarray]], check: bool) -> None:
     for counter, refs in jobs:
-        counter.update(refs)
+        counter.update(refs, check=check)
 
 
 def _drop_pages(reader: TraceReader, i: int) -> None:
@@ -392,31 +458,24 @@ def profile_trace(
     reader = trace if isinstance(trace, TraceReader) else TraceReader(trace)
     h = reader.header
     T = h.num_tables
-    rows = h.rows
     nb = len(reader) if max_batches is None else min(max_batches, len(reader))
-    accs = []
-    for t, spec in enumerate(h.tables):
-        try:
-            accs.append(_TableAcc(spec.rows, stack_distance, exact_limit))
-        except MemoryError:
-            raise SimrecError(
-                f"cannot allocate the per-row arrays of a table with {spec.rows:,} rows",
-                path=reader.path,
-                where=f"table {spec.name!r} (table {t})",
-                fix=(
-                    "profile with --no-stack-distance (halves the memory), or convert the trace "
-                    "with fewer rows (e.g. `simrec trace convert --max-ind-range N`)"
-                ),
-            ) from None
-    overall = None
-    if stack_distance:
-        # The overall stream is keyed by dense ids given to (table, row) pairs in order of first
-        # sight, so its state grows with the distinct pairs, not with the sum of all table rows.
-        overall = StackDistanceCounter(1 << 16, exact_limit=exact_limit, growable=True)
-        id_dtype = np.int32 if int(rows.sum()) < 2**31 - 1 else np.int64
-        for acc in accs:
-            acc.gid = np.zeros(acc.rows, dtype=id_dtype)  # 1 + dense id, 0 = not seen yet
-    next_id = 0
+    try:
+        acc = _Accumulator(h, stack_distance, exact_limit)
+    except MemoryError:
+        big = int(np.argmax(h.rows))
+        raise SimrecError(
+            f"cannot allocate the per-row arrays for {int(h.rows.sum()):,} rows in all "
+            f"(largest table {h.tables[big].name!r} with {int(h.rows[big]):,} rows)",
+            path=reader.path,
+            where=f"table {h.tables[big].name!r} (table {big})",
+            fix=(
+                "profile with --no-stack-distance (a third of the memory), or convert the trace "
+                "with fewer rows (e.g. `simrec trace convert --max-ind-range N`)"
+            ),
+        ) from None
+    # The reader checks every index against its table's rows unless it was opened with
+    # verify=False; only then must the stack-distance counters check them again.
+    check = not reader.verify
 
     loc_n: list[int] = []
     loc_u: list[int] = []
@@ -428,62 +487,41 @@ def profile_trace(
     # Each stream is updated by one task at a time, in batch order, so the result does not depend
     # on the timing.
     pool = ThreadPoolExecutor(max_workers=2) if stack_distance else None
-    pending_tab: Future[None] | None = None
-    pending_all: Future[None] | None = None
+    pending: list[Future[None]] = []
     try:
         for bi in range(nb):
             batch = reader.batch(bi)
-            b = batch.batch_size
-            lengths = batch.lengths()
-            uh = np.zeros(NUM_BINS, dtype=np.float64)
-            ah = np.zeros(NUM_BINS, dtype=np.float64)
-            parts = []
-            sd_jobs: list[tuple[StackDistanceCounter, np.ndarray]] = []
-            for t in range(T):
-                acc = accs[t]
-                acc.add_bags(lengths[t] if b else np.zeros(0, dtype=np.int64))
-                idx = batch.table_indices(t)
-                u, c = acc.add_indices(idx)
-                if acc.sd is not None and len(idx):
-                    sd_jobs.append((acc.sd, idx))
-                if overall is not None and len(idx):
-                    new = u[acc.gid[u] == 0]
-                    if len(new):
-                        acc.gid[new] = np.arange(next_id + 1, next_id + 1 + len(new))
-                        next_id += len(new)
-                    parts.append(acc.gid[idx])
-                if len(c):
-                    k = reuse_bin(c)
-                    uh += np.bincount(k, minlength=NUM_BINS)
-                    ah += np.bincount(k, weights=c.astype(np.float64), minlength=NUM_BINS)
-            if pool is not None:
-                for fut in (pending_tab, pending_all):
-                    if fut is not None:
-                        fut.result()
-                _drop_pages(reader, bi - 1)  # the workers are done with the earlier batches
-                pending_tab = pool.submit(_run_sd_jobs, sd_jobs) if sd_jobs else None
-                if parts:
-                    gids = np.concatenate(parts)
-                    np.subtract(gids, 1, out=gids)
-                    assert overall is not None
-                    pending_all = pool.submit(overall.update, gids)
-                else:
-                    pending_all = None
-            else:
-                _drop_pages(reader, bi)
-            if progress is not None:
-                progress(bi + 1, nb)
-            n_b = float(ah.sum())
-            u_b = float(uh.sum())
-            loc_n.append(int(n_b))
-            loc_u.append(int(u_b))
-            if n_b:
+            acc.add_bags(batch.lengths())
+            per_table = batch.lookups_per_table()
+            n_b = u_b = 0
+            if batch.num_lookups:
+                u, c = acc.add_indices(batch, per_table)
+                k = reuse_bin(c)
+                uh = np.bincount(k, minlength=NUM_BINS)
+                ah = np.bincount(k, weights=c.astype(np.float64), minlength=NUM_BINS)
+                n_b, u_b = int(c.sum()), len(c)
                 loc_ushare += uh / u_b
                 loc_ashare += ah / n_b
                 loc_batches += 1
-        for fut in (pending_tab, pending_all):
-            if fut is not None:
-                fut.result()
+                if pool is not None:
+                    jobs = [(acc.sd[t], batch.table_indices(t)) for t in range(T) if per_table[t]]
+                    refs = acc.overall_refs(acc.keys(batch.indices, per_table), u)
+                    for fut in pending:
+                        fut.result()
+                    _drop_pages(reader, bi - 1)  # the workers are done with earlier batches
+                    assert acc.overall is not None
+                    pending = [
+                        pool.submit(_run_sd_jobs, jobs, check),
+                        pool.submit(acc.overall.update, refs, None, check),
+                    ]
+            if pool is None:
+                _drop_pages(reader, bi)
+            loc_n.append(n_b)
+            loc_u.append(u_b)
+            if progress is not None:
+                progress(bi + 1, nb)
+        for fut in pending:
+            fut.result()
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -500,11 +538,12 @@ def profile_trace(
 
     tables = []
     for t, spec in enumerate(h.tables):
-        acc = accs[t]
-        nzc = acc.counts[acc.counts > 0]
+        counts = acc.table_counts(t)
+        nzc = counts[counts > 0].astype(np.int64)
         sc = -np.sort(-nzc)
         cdf = access_cdf(sc, spec.rows, bp)
         top1, top10 = access_cdf(sc, spec.rows, [0.01, 0.10])
+        bag_hist = np.trim_zeros(acc.bag_hist[t], "b").copy()
         tp = TableProfile(
             name=spec.name,
             rows=spec.rows,
@@ -513,24 +552,22 @@ def profile_trace(
             bytes_per_row=spec.bytes_per_row,
             batch_size=h.batch_size,
             samples=acc.samples,
-            lookups=acc.lookups,
+            lookups=int(acc.lookups[t]),
             unique=len(nzc),
-            nonempty_bags=acc.nonempty,
-            pooling_max=int(np.flatnonzero(acc.bag_hist)[-1]) if acc.bag_hist.any() else 0,
-            pooling_p50=_percentile_from_hist(acc.bag_hist, 0.50),
-            pooling_p99=_percentile_from_hist(acc.bag_hist, 0.99),
+            nonempty_bags=int(acc.nonempty[t]),
+            pooling_max=len(bag_hist) - 1 if len(bag_hist) else 0,
+            pooling_p50=_percentile_from_hist(bag_hist, 0.50),
+            pooling_p99=_percentile_from_hist(bag_hist, 0.99),
             cdf_breakpoints=bp,
             cdf=cdf,
             top1pct_share=float(top1),
             top10pct_share=float(top10),
-            bag_size_hist=acc.bag_hist,
-            stack_distance=acc.sd.histogram() if acc.sd is not None else None,
-            counts=acc.counts if keep_counts else None,
+            bag_size_hist=bag_hist,
+            stack_distance=acc.sd[t].histogram() if acc.sd else None,
+            counts=counts.astype(np.int64) if keep_counts else None,
             sorted_counts=sc if (full_cdf or keep_counts) else None,
         )
         tables.append(tp)
-        if not keep_counts:
-            acc.counts = np.zeros(0, dtype=np.int64)
     return TraceProfile(
         path=str(reader.path),
         batches=nb,
@@ -541,7 +578,7 @@ def profile_trace(
         tables=tables,
         cdf_breakpoints=bp,
         locality=locality,
-        stack_distance=overall.histogram() if overall is not None else None,
+        stack_distance=acc.overall.histogram() if acc.overall is not None else None,
         provenance=dict(h.provenance),
     )
 

@@ -25,8 +25,11 @@ the SCRec paper's actual core microarchitecture and resource figures, which were
 (``screc.md`` §10 item 2): every per-core cost here is an [INF] estimate and a parameter.
 
 Sources for the KU15P budget: ``screc.md`` §1.2 gives the counts as [recall] from the Xilinx
-UltraScale+ selection guide (XMP103). We searched for the Kintex UltraScale+ table of XMP103 and
-found only its Artix page in the index, so the counts remain unverified; the device name
+UltraScale+ selection guide (XMP103); the Kintex page of XMP103 was not in our search index. The
+DSP, BRAM and URAM totals are corroborated by a routed Vivado utilization quoted in a public
+repository's design notes for an ``xcku15p-ffve1517-2-i`` design (denominators "727/984
+RAMB36E2", "75/128 URAM288", "1/1968 DSP48E2"); "~522K LUTs, 984 BRAMs, 1968 DSPs" also appears in
+a public SmartSSD (Smart-Infinity) summary. The FF count (2 per LUT) is unverified. The device name
 (``xcku15p-ffva1156-2LV-e``) is confirmed by SmartSSD netlist headers in public repositories.
 """
 
@@ -96,9 +99,9 @@ class FpgaResources:
         return {n: int(getattr(self, n)) for n in RESOURCE_NAMES}
 
 
-#: XCKU15P totals. [recall] screc.md §1.2 (Xilinx UltraScale+ selection guide XMP103, not verified
-#: against the guide, see module docstring): 522,720 CLB LUTs, 1,045,440 CLB FFs, 1,968 DSP48E2,
-#: 984 BRAM36 (34.6 Mib), 128 URAM (36 Mib).
+#: XCKU15P totals: 522,720 CLB LUTs, 1,045,440 CLB FFs, 1,968 DSP48E2, 984 BRAM36 (34.6 Mib),
+#: 128 URAM (36 Mib). screc.md §1.2 [recall]; DSP/BRAM/URAM corroborated by a Vivado utilization
+#: report of an xcku15p design (see the module docstring); LUTs by a SmartSSD summary; FFs unverified.
 KU15P_RESOURCES = FpgaResources(lut=522_720, ff=1_045_440, dsp=1_968, bram=984, uram=128)
 
 #: Resources the SmartSSD platform shell (``xilinx_u2_gen3x4_xdma_gc``: PCIe switch, XDMA, DDR4

@@ -78,7 +78,9 @@ class NpuSystem:
         return cls(dev.to_params(name=name), mapping, name=cfg.name)
 
     def _tables(self, header: TraceHeader) -> list[tuple[int, int, int, int]]:
-        return [(int(s.rows), int(s.dim), int(s.bytes_per_row), i) for i, s in enumerate(header.tables)]
+        return [
+            (int(s.rows), int(s.dim), int(s.bytes_per_row), i) for i, s in enumerate(header.tables)
+        ]
 
     def simulate(
         self,

@@ -4,8 +4,9 @@ What the model covers
 ---------------------
 * **Devices**: N :class:`~simrec.sim.components.smartssd.SmartSSD` (same parameters), working in
   parallel; each holds whole tables (table-wise model parallelism, screc.md §1.3).
-* **Placement** (the documented default plan, :func:`default_placement`; the MIP plan replaces it
-  when the planner issue lands):
+* **Placement**: a planner plan (:class:`PlanPlacement`: a :class:`simrec.shard.plan.Plan`, e.g. the
+  MIP's, read through its :class:`~simrec.shard.remap.Remapper`, with its per-device core counts),
+  or else the documented default plan (:func:`default_placement`):
   1. statistics from the trace (the Data Statistic Analyzer): per table the accessed rows and their
      counts over ``profile_batches`` batches;
   2. tables to devices by longest-processing-time on lookups (most lookups first onto the device
@@ -14,7 +15,8 @@ What the model covers
      estimated raw-path time per TT byte, while their TT cores fit the on-chip SRAM left after the
      cores' buffers and the TT cores' time stays below the raw-path time they remove. The raw-path
      time comes from the SRAM/DDR4 fill of step 4 with leave-one-out hit counts (a row seen c times
-     in the profile predicts c - 1 hits), so rows seen once do not count as covered;
+     in the profile predicts c - 1 hits, ``coverage_estimate``), so rows seen once do not count
+     as covered;
   4. per device, raw rows by access count per byte, hottest first, into the SRAM left over, then
      DDR4 (``ddr_fraction`` of its capacity), the rest on NAND (``sharding="statistical"``); or, as
      the ablation, the lowest-index rows of every table first (``sharding="index"``).
@@ -36,9 +38,10 @@ What the model covers
 What it leaves out
 ------------------
 Host-side remapping and dispatch CPU time, host DRAM, inter-batch caching in DDR4/SRAM (placement is
-static), accuracy effects of TT, the P2P link's contention with host traffic, and multi-device
-tables (a table lives on one device). The statistics come from the simulated trace itself by default
-(an oracle profile); give ``profile_batches`` to profile on a prefix.
+static), accuracy effects of TT, the P2P link's contention with host traffic, and (in the default
+plan) multi-device tables; a planner plan may split a table, and each holding device then returns a
+partial pooled vector. The statistics come from the simulated trace itself by default (an oracle
+profile); give ``profile_batches`` to profile on a prefix.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Generator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -92,6 +95,12 @@ class ScrecConfig:
         sharding: ``"statistical"`` (hottest rows to the fastest tier) or ``"index"`` (ablation).
         ddr_fraction: share of the DDR4 capacity used for rows.
         profile_batches: batches of the trace used for statistics (None: all).
+        coverage_estimate: how the TT choice predicts the hot tiers' hits: ``"leave_one_out"``
+            (a row seen c times counts c - 1 hits: the plan is made for batches it has not seen)
+            or ``"profile"`` (the profiled counts: right when the simulated batches are the
+            profiled ones).
+        plan_cores: use the per-device core counts of a planner plan (:class:`PlanPlacement`);
+            False is the "uniform core configuration" ablation (every device gets ``device.cores``).
         index_bytes: bytes per lookup index sent to a device (int32).
         host_uplink_bandwidth: aggregate bandwidth into the host that all devices share (the
             backplane switch's uplink or root-complex ports): PCIe Gen3 x16, 15.75 GB/s
@@ -107,6 +116,8 @@ class ScrecConfig:
     sharding: Literal["statistical", "index"] = "statistical"
     ddr_fraction: float = 1.0
     profile_batches: int | None = None
+    coverage_estimate: Literal["leave_one_out", "profile"] = "leave_one_out"
+    plan_cores: bool = True
     index_bytes: int = 4
     host_uplink_bandwidth: float | None = 15.75e9 * 0.8
 
@@ -121,6 +132,7 @@ class ScrecConfig:
             "mlp_on": (self.mlp_on, ("fpga", "host")),
             "tt_policy": (self.tt_policy, ("auto", "none")),
             "sharding": (self.sharding, ("statistical", "index")),
+            "coverage_estimate": (self.coverage_estimate, ("leave_one_out", "profile")),
         }
         for name, (v, ok) in checks.items():
             if v not in ok:
@@ -195,7 +207,9 @@ class _Work:
     lookups: int = 0
     sram_rows: int = 0
     sram_cycles: float = 0.0
+    pool_rows: int = 0
     pool_cycles: float = 0.0
+    tt_rows: int = 0
     tt_macs: float = 0.0
     ddr: dict[int, list[np.ndarray]] = field(default_factory=dict)
     nand: list[np.ndarray] = field(default_factory=list)
@@ -212,6 +226,7 @@ class _Work:
     ) -> None:
         """Raw lookups with their tier codes and local rows."""
         self.lookups += len(tier)
+        self.pool_rows += len(tier)
         self.pool_cycles += len(tier) * math.ceil(dim / c.lanes)
         k_s = int(np.count_nonzero(tier == SRAM))
         if k_s:
@@ -227,6 +242,7 @@ class _Work:
 
     def add_tt(self, shape: TTShape, local: np.ndarray, c: _Ctx) -> None:
         self.lookups += len(local)
+        self.tt_rows += len(local)
         self.tt_macs += c.tt.chunk_macs(shape, local)
 
 
@@ -352,6 +368,15 @@ class PlanPlacement:
             for dj in held:
                 out[dj] += tpl.dim * _FP32
         self._out = out
+        by_name = {d.name: d for d in plan.devices}
+        self.cores: list[tuple[int, int, int] | None] = []
+        for name in self.remap.devices:
+            dp = by_name.get(name)
+            c = dp.cores if dp is not None else None
+            if c is None or (c.memory_centric, c.compute_centric, c.mlp) == (0, 0, 0):
+                self.cores.append(None)
+            else:
+                self.cores.append((c.memory_centric, c.compute_centric, c.mlp))
         self.summary = [
             {"ddr4_bytes": float(ddr_used[j]), "nand_bytes": float(nand_used[j])}
             for j in range(self.n_devices)
@@ -548,8 +573,9 @@ def default_placement(header: TraceHeader, batches: Iterable[Batch], cfg: ScrecC
                 # leave-one-out hits: a placed row seen c times predicts c - 1 future hits, so
                 # rows seen once (most of a long-tailed table) do not count as covered
                 ptier = fill[t][1]
-                hit_s = fill[t][3] - int(np.count_nonzero(ptier == SRAM))
-                hit_d = fill[t][4] - int(np.count_nonzero(ptier == DDR))
+                loo = cfg.coverage_estimate == "leave_one_out"
+                hit_s = fill[t][3] - (int(np.count_nonzero(ptier == SRAM)) if loo else 0)
+                hit_d = fill[t][4] - (int(np.count_nonzero(ptier == DDR)) if loo else 0)
                 cold = lookups[t] - hit_s - hit_d
                 raw_t[t] = cold / cold_rate + hit_d / _ddr_row_rate(dev, slot[t])
             remaining = sum(raw_t.values())
@@ -677,7 +703,13 @@ class ScrecSystem:
             )
         self.placement = pl
         env = simpy.Environment()
-        devs = [SmartSSD(env, cfg.device, self.mode, f"ssd{j}") for j in range(cfg.n_devices)]
+        dev_params = [cfg.device] * cfg.n_devices
+        if cfg.plan_cores and isinstance(pl, PlanPlacement):
+            for j, cc in enumerate(pl.cores):
+                if cc is not None:
+                    cores = replace(cfg.device.cores, n_emb=cc[0], n_tt=cc[1], n_mlp=cc[2])
+                    dev_params[j] = replace(cfg.device, cores=cores)  # checks the FPGA budget
+        devs = [SmartSSD(env, dev_params[j], self.mode, f"ssd{j}") for j in range(cfg.n_devices)]
         up = Server(env, 1, "host_uplink")
         down = Server(env, 1, "host_downlink")
         up_bw = cfg.host_uplink_bandwidth
@@ -732,9 +764,9 @@ class ScrecSystem:
                 pages = np.concatenate(nand_pages)
                 parts["nand"] = env.process(d.read_cold_rows(pages))
             if tt_macs:
-                parts["tt"] = env.process(d.tt_macs(tt_macs))
+                parts["tt"] = env.process(d.tt_macs(tt_macs, w.tt_rows))
             if pool_cycles:
-                parts["pool"] = env.process(d.pool_cycles(pool_cycles))
+                parts["pool"] = env.process(d.pool_cycles(pool_cycles, w.pool_rows))
             if parts:
                 yield env.all_of(list(parts.values()))
             for key, pr in parts.items():

@@ -1,0 +1,301 @@
+"""``simrec calibrate`` (a click command the main group registers) and the ``--measure`` part of
+``simrec validate`` (:func:`measure_options` + :func:`validate_measure`).
+
+Errors are :class:`~simrec.errors.SimrecError`; the ``simrec`` group prints them as one paragraph
+and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from simrec.errors import SimrecError
+
+__all__ = ["calibrate_command", "measure_options", "validate_measure", "validate_measure_command"]
+
+DEFAULT_SPREAD = 0.25
+QUICK_SPREAD = 1.0
+
+
+def _say(quiet: bool) -> Callable[[str], None]:
+    return (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SimrecError(
+            f"cannot read the measurements ({e})",
+            path=path,
+            fix="give a JSON written by simrec calibrate or python3 -m simrec.calibrate.gpu_probe",
+        ) from None
+
+
+def _cuda_check() -> None:
+    from simrec.calibrate.gpu_probe import gpu_available
+
+    ok, why = gpu_available()
+    if ok:
+        return
+    if why.startswith("PyTorch is not installed"):
+        fix = (
+            "install a CUDA build of PyTorch (pip install torch) on a machine with an NVIDIA GPU, "
+            "or calibrate the CPU with --device cpu, or fit a probe run from elsewhere with "
+            "--from-json PROBE.json"
+        )
+    else:
+        fix = (
+            "no GPU is visible: check nvidia-smi and CUDA_VISIBLE_DEVICES, run where a GPU is, "
+            "or fit a probe run from elsewhere with --from-json PROBE.json"
+        )
+    raise SimrecError(f"--device cuda: {why}", where="--device cuda", fix=fix)
+
+
+@click.command("calibrate")
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="calibrate the CPU-DRAM model (cpu) or the multi-GPU model (cuda)",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="preset to write, e.g. hwconfigs/measured/NAME.yaml (NAME.calib.json is written beside)",
+)
+@click.option("--quick", is_flag=True, help="small sizes and few repetitions (a pipeline check)")
+@click.option(
+    "--impl",
+    type=click.Choice(["auto", "torch", "numba"]),
+    default="auto",
+    show_default=True,
+    help="CPU embedding-bag implementation to calibrate (auto: torch if installed)",
+)
+@click.option("--threads", type=int, default=None, help="CPU threads (default: all usable CPUs)")
+@click.option("--reps", type=int, default=None, help="repetitions per benchmark (default 5)")
+@click.option(
+    "--max-spread",
+    type=float,
+    default=None,
+    help=f"refuse to fit when a benchmark's (max-min)/median exceeds this "
+    f"(default {DEFAULT_SPREAD}; {QUICK_SPREAD} with --quick)",
+)
+@click.option(
+    "--from-json",
+    "from_json",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="fit saved measurements instead of measuring: a NAME.calib.json (cpu) or a gpu_probe "
+    "output (cuda)",
+)
+@click.option(
+    "--validate/--no-validate",
+    "do_validate",
+    default=False,
+    help="also run the held-out validation and record it in the preset",
+)
+@click.option("--json", "as_json", is_flag=True, help="print the fit (and validation) as JSON")
+@click.option("-q", "--quiet", is_flag=True, help="no progress lines on stderr")
+def calibrate_command(
+    device: str,
+    output: str,
+    quick: bool,
+    impl: str,
+    threads: int | None,
+    reps: int | None,
+    max_spread: float | None,
+    from_json: str | None,
+    do_validate: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Measure this machine and fit a hardware preset for the CPU-DRAM or multi-GPU model.
+
+    Microbenchmarks (sequential bandwidth, pointer-chase latency, random gathers of 64/256/512 B
+    rows at 1..all threads, embedding-bag, GEMM) feed a fit of the model parameters; the preset
+    records the machine, the date, every measurement and the fit residuals. A machine whose
+    repetitions vary by more than --max-spread gets no preset.
+    """
+    from simrec.calibrate import fit as F
+    from simrec.calibrate.bench_cpu import run_cpu_benchmarks, torch_available
+    from simrec.calibrate.preset import render_validation_table, write_cpu_preset, write_gpu_preset
+    from simrec.calibrate.validate import run_measure_validation
+
+    say = _say(quiet)
+    spread = max_spread if max_spread is not None else (QUICK_SPREAD if quick else DEFAULT_SPREAD)
+    out = Path(output)
+    if out.suffix not in (".yaml", ".yml"):
+        raise SimrecError(
+            "the preset must be a .yaml file", path=output, where="-o", fix="e.g. -o NAME.yaml"
+        )
+    summary: dict[str, Any] = {"preset": str(out), "device": device}
+    if device == "cuda":
+        if from_json is None:
+            _cuda_check()
+            from simrec.calibrate.gpu_probe import probe as run_probe
+
+            probe = run_probe("cuda", quick, reps or 5, log=say)
+        else:
+            probe = _read_json(from_json)
+            if probe.get("kind") == "simrec-calibration-record":
+                probe = probe.get("probe") or {}
+            if probe.get("kind") != "simrec-gpu-probe":
+                raise SimrecError(
+                    "not a GPU probe output",
+                    path=from_json,
+                    fix="give the JSON written by python3 -m simrec.calibrate.gpu_probe --out",
+                )
+        F.check_noise(
+            [{**m, "name": m["workload"]["name"]} for m in probe["calibration"]],
+            spread,
+            " (GPU calibration runs)",
+        )
+        fit = F.fit_gpu(probe)
+        write_gpu_preset(out, probe, fit, source=Path(from_json).name if from_json else None)
+        summary["fit"] = {k: v for k, v in fit.__dict__.items() if k != "residuals"}
+        summary["residuals"] = fit.residuals
+        say(
+            f"fit: launch {fit.kernel_launch_s * 1e6:.2f} us, gather efficiency "
+            f"{[(rb, round(e, 3)) for rb, e in fit.gather_efficiency]}, mlp "
+            f"{fit.mlp_efficiency:.3f}, pcie {fit.pcie_efficiency:.3f}"
+        )
+        if do_validate:
+            v = run_measure_validation(out, record=True, log=say)
+            summary["validation"] = v
+            for ln in render_validation_table(v):
+                say(ln)
+    else:
+        if from_json is not None:
+            data = _read_json(from_json)
+            data = data.get("benchmarks", data)
+            if data.get("kind") != "simrec-cpu-calibration":
+                raise SimrecError(
+                    "not CPU calibration measurements",
+                    path=from_json,
+                    fix="give a NAME.calib.json written by simrec calibrate --device cpu",
+                )
+        else:
+            use = impl
+            if use == "auto":
+                use = "torch" if torch_available() else "numba"
+            elif use == "torch" and not torch_available():
+                raise SimrecError(
+                    "--impl torch but PyTorch is not installed",
+                    where="--impl",
+                    fix="pip install torch==2.13.0, or use --impl numba",
+                )
+            data = run_cpu_benchmarks(quick, use, threads, reps, log=say)
+        used = F.cpu_fit_inputs(data)
+        check = [m for m in data["measurements"] if m["name"] in used]
+        try:
+            F.check_noise(check, spread)
+        except SimrecError as e:
+            la = data["machine"].get("loadavg")
+            e.message += f" (load average {la} at the start)"
+            raise
+        fit = F.fit_cpu(data, iters=8 if quick else 15)
+        write_cpu_preset(out, data, fit)
+        say(
+            f"fit: lookup_cycles {fit.lookup_cycles:.3g}, pool_efficiency "
+            f"{fit.pool_efficiency:.3g}, effective DRAM {fit.stream_Bps / 1e9:.3g} GB/s, tFAW "
+            f"{fit.tFAW_s * 1e9:.3g} ns, rms log residual {fit.rms_log_residual():.3f}"
+        )
+        summary["fit"] = {k: v for k, v in fit.__dict__.items() if k != "residuals"}
+        summary["residuals"] = fit.residuals
+        if do_validate:
+            v = run_measure_validation(out, quick=quick, threads=threads, record=True, log=say)
+            summary["validation"] = v
+            for ln in render_validation_table(v):
+                say(ln)
+    say(f"wrote {out} and {out.with_name(out.stem + '.calib.json')}")
+    if as_json:
+        from simrec.cli import echo_json
+
+        echo_json(summary)
+
+
+def measure_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options ``simrec validate`` needs for ``--measure`` (apply as a decorator)."""
+    opts = [
+        click.option(
+            "--measure",
+            is_flag=True,
+            help="measure held-out embedding workloads on this machine and compare with the "
+            "model built from --hw",
+        ),
+        click.option("--quick", is_flag=True, help="with --measure: the small CI set"),
+        click.option(
+            "--probe-json",
+            type=click.Path(dir_okay=False, exists=True),
+            default=None,
+            help="with --measure on a GPU preset: measured times from a gpu_probe run",
+        ),
+        click.option(
+            "--record",
+            is_flag=True,
+            help="with --measure: write the error into the measured preset (validated: true)",
+        ),
+        click.option(
+            "--json-out",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="with --measure: also write the result JSON here",
+        ),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def validate_measure(
+    hw: str,
+    quick: bool = False,
+    probe_json: str | None = None,
+    record: bool = False,
+    json_out: str | None = None,
+    as_json: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Body of ``simrec validate --measure --hw HW``: runs, prints the table (or JSON)."""
+    from simrec.calibrate.preset import render_validation_table
+    from simrec.calibrate.validate import run_measure_validation
+
+    v = run_measure_validation(
+        hw, quick=quick, probe_json=probe_json, record=record, json_out=json_out, log=_say(quiet)
+    )
+    if as_json:
+        from simrec.cli import echo_json
+
+        echo_json(v)
+    else:
+        for ln in render_validation_table(v):
+            click.echo(ln)
+    return v
+
+
+@click.command("validate-measure")
+@click.option("--hw", required=True, type=click.Path(dir_okay=False), help="hardware YAML")
+@measure_options
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@click.option("-q", "--quiet", is_flag=True)
+def validate_measure_command(
+    hw: str,
+    measure: bool,
+    quick: bool,
+    probe_json: str | None,
+    record: bool,
+    json_out: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Stand-alone form of ``simrec validate --measure`` (for tests and until it is wired)."""
+    validate_measure(hw, quick, probe_json, record, json_out, as_json, quiet)

@@ -1,0 +1,38 @@
+"""docs/cli.md is generated from click's help and must be current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_cli_reference_is_current():
+    from simrec.report.clidoc import render_cli_reference
+
+    want = render_cli_reference()
+    have = (REPO / "docs" / "cli.md").read_text()
+    assert have == want, "docs/cli.md is stale: run python -m simrec.report.clidoc > docs/cli.md"
+
+
+def test_cli_reference_lists_every_command_and_option():
+    import click
+
+    from simrec.cli import cli
+    from simrec.report.clidoc import render_cli_reference
+
+    text = render_cli_reference()
+
+    def walk(cmd: click.Command, path: list[str]) -> None:
+        assert f"### `{' '.join(path)}`" in text
+        for p in cmd.params:
+            if isinstance(p, click.Option):
+                assert p.opts[0] in text, (path, p.opts)
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                walk(sub, [*path, name])
+
+    walk(cli, ["simrec"])
+    for name in ("report", "sweep"):
+        assert f"### `simrec {name}`" in text
+    assert "--baseline" in text and "--scheduler" in text
