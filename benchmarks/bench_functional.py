@@ -8,7 +8,8 @@ Usage::
 Prints medians (and min..max) of several runs:
 
 (a) embedding-bag sum pooling, fp32, uniform random indices: simrec's numpy/numba kernel vs
-    ``torch.nn.functional.embedding_bag`` (CPU, torch's default thread count) on the same arrays,
+    ``torch.nn.functional.embedding_bag`` (CPU) on the same arrays, both with torch's default
+    thread count (simrec: ``embedding_bag(..., threads=N)``),
     in the same process, timed alternately so both see the same load; the ratio is the median of
     the per-repeat ratios simrec / torch (issue #7 target: <= 3);
 (b) TT row reconstruction at d = 64 (q = 4·4·4, p = 200·220·250 for a 10,131,227-row table),
@@ -83,8 +84,8 @@ def bench_embedding_bag(quick: bool) -> None:
     rows = 1_000_000 if quick else 4_000_000
     repeats = 5 if quick else 11
     configs = [(16, 1, 65_536), (16, 32, 8_192), (64, 32, 4_096), (128, 8, 8_192)]
-    threads = torch.get_num_threads() if torch is not None else 0
-    print(f"(a) embedding-bag sum, fp32, {rows:,} rows, uniform indices; torch threads {threads}")
+    threads = torch.get_num_threads() if torch is not None else os.cpu_count() or 1
+    print(f"(a) embedding-bag sum, fp32, {rows:,} rows, uniform indices; {threads} threads each")
     print(
         f"    {'D':>4} {'L':>3} {'B':>6}  {'simrec ms':>10} {'torch ms':>10} {'ratio':>6}  Mrows/s"
     )
@@ -94,7 +95,7 @@ def bench_embedding_bag(quick: bool) -> None:
         off = np.arange(0, batch * pool + 1, pool, dtype=np.int64)
 
         def run_ours(t=table, i=idx, o=off) -> object:
-            return embedding_bag(t, i, o)
+            return embedding_bag(t, i, o, threads=threads)
 
         if torch is not None:
             tt, ti, to = torch.from_numpy(table), torch.from_numpy(idx), torch.from_numpy(off)
@@ -128,7 +129,11 @@ def gemm_flops(quick: bool) -> float:
 
 
 def bench_tt(quick: bool) -> None:
-    print("(b) TT row reconstruction, d = 64 (q 4·4·4), 10,131,227 rows (p 200·220·250)")
+    nt = os.cpu_count() or 1
+    print(
+        f"(b) TT row reconstruction, d = 64 (q 4·4·4), 10,131,227 rows (p 200·220·250), "
+        f"{nt} threads"
+    )
     flops = gemm_flops(quick)
     rows = 10_131_227
     p = suggested_tt_shapes(rows)
@@ -146,8 +151,10 @@ def bench_tt(quick: bool) -> None:
         cores = TTCores.random(rows, p, q, [r, r], seed=SEED)
         macs = tt_macs_per_row(q, [r, r])
         bound = flops / (2 * macs)
-        med = timed(lambda c=cores: c.reconstruct(ids_uniform), repeats)[0]
-        med_reuse = timed(lambda c=cores: c.reconstruct(ids_skewed, prefix_reuse=True), repeats)[0]
+        med = timed(lambda c=cores: c.reconstruct(ids_uniform, threads=nt), repeats)[0]
+        med_reuse = timed(
+            lambda c=cores: c.reconstruct(ids_skewed, prefix_reuse=True, threads=nt), repeats
+        )[0]
         u = np.unique(ids_skewed)
         ratio = u.size / np.unique(u // p[-1]).size
         print(

@@ -169,6 +169,21 @@ def study(out_json: Path, img_dir: Path) -> dict:
                 )
         for name, tr in traces.items():
             res["gpu"][name] = gpu_batch_s(Path(tr))
+        # sensitivity to the one assumption that sets GM's per-row cost: the MTE2 issue cost
+        from dataclasses import replace
+
+        res["sensitivity"] = {}
+        for issue in (50e-9, 250e-9, 1000e-9):
+            p = replace(npu("ascend910"), mte2_issue_s=issue)
+            for name in (
+                "criteo-kaggle (alpha 1.05)",
+                "mels-2021 (64 tables, rows x100)",
+                "skew 8",
+            ):
+                c = compare(p, Path(traces[name]))
+                res["sensitivity"][f"{issue * 1e9:g} ns | {name}"] = c
+                print(f"mte2 issue {issue * 1e9:5g} ns  {name:<34} speedup {c['speedup']:6.2f}x  "
+                      f"asym {c['asym_batch_s'] * 1e6:8.1f} us", flush=True)  # fmt: skip
     for hw in ("ascend910", "ascend910b"):
         syn = res["synthetic"][hw]
         for k in ("sym_batch_s", "asym_batch_s"):

@@ -1,6 +1,7 @@
 """SCRec system simulation speed: simulated lookups per wall-clock second (default fast mode).
 
 Run: ``python benchmarks/bench_screc.py [--lookups 8000000] [--repeat 3]``. Prints medians.
+``--quick`` (CI) runs 1 M lookups, 1 repeat: a smoke run that finishes in seconds.
 
 Workload: a Zipf(1.05) trace (``simrec.trace.generate.gen_zipf``) of 64 tables x 1 M rows, dim 64
 fp32, batch 8192, pooling 4, seed 3; the SCRec system with 4 SmartSSDs, 1 % of each device's DDR4
@@ -26,7 +27,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--lookups", type=int, default=8_000_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="1 M lookups, 1 repeat (CI smoke run)")
     args = ap.parse_args()
+    if args.quick:
+        args.lookups, args.repeat = 1_000_000, 1
     batch, pooling, tables = 8192, 4, 64
     batches = max(1, args.lookups // (batch * pooling * tables))
     with tempfile.TemporaryDirectory() as d:

@@ -1,6 +1,6 @@
 """Sweep throughput: points per minute for a local process pool and a Dask LocalCluster.
 
-Run: ``python benchmarks/bench_sweep.py [--points 100] [--workers 2] [--no-dask]``.
+Run: ``python benchmarks/bench_sweep.py [--points 100] [--workers 2] [--no-dask | --only dask]``.
 
 Workload (issue 9): the SCRec preset (``screc``) on a ~1 M-lookup trace -- Zipf(1.1), 8 tables x
 1 M rows, dim 64, batch 512, pooling 20, 12 batches = 983,040 lookups, seed 0 -- swept over
@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=100)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-dask", action="store_true")
+    ap.add_argument("--only", choices=["local", "dask"], default=None, help="run one mode")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         trace = Path(d) / "zipf.trc"
@@ -47,6 +48,8 @@ def main() -> None:
         spec = parse_spec(_spec(trace, args.points))
         n = len(expand_points(spec))
         modes = ["local"] + ([] if args.no_dask else ["dask"])
+        if args.only:
+            modes = [args.only]
         for mode in modes:
             out = Path(d) / f"{mode}.parquet"
             t0 = time.perf_counter()

@@ -163,9 +163,10 @@ def hw_info(path: str, as_json: bool) -> None:
 
 
 def _register() -> None:
+    from simrec.functional.cli import size_command, validate_command
+    from simrec.sim.cli import simulate_command
     from simrec.trace.convert import convert_command, export_command
     from simrec.trace.generate import gen_command
-    from simrec.sim.cli import simulate_command
     from simrec.trace.stats import stats_command
 
     trace.add_command(gen_command, "gen")
@@ -173,6 +174,8 @@ def _register() -> None:
     trace.add_command(export_command, "export")
     trace.add_command(stats_command, "stats")
     cli.add_command(simulate_command, "simulate")
+    cli.add_command(validate_command, "validate")
+    cli.add_command(size_command, "model-size")
 
 
 _register()

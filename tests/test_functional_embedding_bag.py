@@ -70,6 +70,21 @@ def test_pool_rows_is_bit_identical_to_embedding_bag():
     )
 
 
+def test_threads_give_the_same_bits():
+    table, idx, off, w = _bags(11, rows=3000, dim=16, b=500, maxlen=30)
+    for mode, ww in (("sum", None), ("sum", w), ("mean", None), ("max", None)):
+        one = embedding_bag(table, idx, off, mode, ww)
+        for threads in (2, 3, 7):
+            assert np.array_equal(embedding_bag(table, idx, off, mode, ww, threads=threads), one)
+    assert np.array_equal(pool_rows(table[idx], off, threads=4), embedding_bag(table, idx, off))
+    # callable from several Python threads at once (the calibration benchmark does that)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as ex:
+        outs = list(ex.map(lambda _: embedding_bag(table, idx, off), range(8)))
+    assert all(np.array_equal(o, outs[0]) for o in outs)
+
+
 def test_bad_inputs():
     table, idx, off, w = _bags()
     with pytest.raises(SimrecError, match="only defined for mode 'sum'"):

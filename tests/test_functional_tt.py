@@ -84,6 +84,8 @@ def test_reconstruction_matches_reference_and_prefix_reuse():
     assert a.dtype == np.float32 and a.shape == (3000, 16)
     np.testing.assert_allclose(a, ref, rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(c.reconstruct(rows, prefix_reuse=True), a)
+    np.testing.assert_array_equal(c.reconstruct(rows, threads=3), a)
+    np.testing.assert_array_equal(c.reconstruct(rows, prefix_reuse=True, threads=2), a)
     # an independent check of the index convention: row i = (i1*p2 + i2)*p3 + i3,
     # column j = (j1*q2 + j2)*q3 + j3, entry = sum over ranks of G1 G2 G3
     i = 4321

@@ -307,7 +307,7 @@ def test_greedy_respects_l1_capacity():
 
 
 @settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     cores=st.integers(2, 4),
@@ -315,14 +315,19 @@ def test_greedy_respects_l1_capacity():
     seed=st.integers(0, 10_000),
     skew=st.floats(0.0, 3.0),
     dist=st.sampled_from(["uniform", "zipf"]),
+    gm_share=st.sampled_from([None, 1.0, 1.5]),
 )
-def test_asymmetric_never_slower_than_symmetric(tmp_path, cores, rows, seed, skew, dist):
+def test_asymmetric_never_slower_than_symmetric(tmp_path, cores, rows, seed, skew, dist, gm_share):
+    """Property over random small instances; ``gm_share`` (aggregate GM bandwidth in units of one
+    core's MTE2 rate) makes the shared global memory a bottleneck, which the MIP only bounds."""
     rng = np.random.default_rng(seed)
     share = (np.arange(1, len(rows) + 1, dtype=float) ** -skew)[rng.permutation(len(rows))]
     lookups = np.maximum(1, np.round(4000 * share / share.sum())).astype(int).tolist()
     tr = make_trace(tmp_path / f"p{seed}.trc", rows, lookups, dist=dist, seed=seed, batches=2)
     tables = npu_tables_from_trace(read_trace(tr))
     p = params(cores=cores)
+    if gm_share is not None:
+        p = replace(p, gm_Bps=gm_share * p.mte2_Bps)
     sym = symmetric_mapping(tables, p)
     asym = asymmetric_mapping(tables, p, time_limit=2)
     assert asym.estimate_s <= sym.estimate_s * (1 + 1e-12)  # the cost model
@@ -371,3 +376,34 @@ def test_estimate_matches_des_on_uncontended_mean_batch(tmp_path):
     core, ms = estimate(m, t, p)
     r = read_trace(tr)
     assert NpuSystem(p, m).simulate(r, r.header).sim_time_s == pytest.approx(ms, rel=1e-9)
+
+
+# ---- the CLI bodies (hooked into `simrec simulate` / `simrec shard` by the lead) --------------
+
+
+def test_cli_bodies(tmp_path, capsys):
+    from simrec.sim.systems.npu import has_npu, npu_shard_cli, simulate_npu_cli
+
+    assert has_npu("ascend910b") and not has_npu("cpu_dram")
+    tr = make_trace(tmp_path / "c.trc", [300_000, 500, 60], [2000, 300, 40], batches=2)
+    d = simulate_npu_cli("ascend910", tr, "both", None, as_json=True, time_limit=2)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["speedup_asymmetric_vs_symmetric"] == pytest.approx(
+        d["speedup_asymmetric_vs_symmetric"]
+    )
+    assert len(printed["cores"]) == 32
+    simulate_npu_cli("ascend910", tr, "symmetric", None, as_json=False, out=tmp_path / "o")
+    text = capsys.readouterr().out
+    assert "mapping     symmetric" in text and "t0 (GM)" in text
+    assert (tmp_path / "o" / "result.json").is_file()
+    plan = tmp_path / "plan.json"
+    d = npu_shard_cli("ascend910", tr, True, 2.0, 1e-3, "highs", str(plan), as_json=True)
+    out = json.loads(capsys.readouterr().out)
+    assert out["plan"] == str(plan) and out["makespan_s"] <= out["heuristics"]["symmetric-count"]
+    assert {"status", "objective_s", "bound_s", "gap", "solve_time_s"} <= set(out)
+    # the saved plan replays through `simulate --mapping FILE`
+    d2 = simulate_npu_cli("ascend910", tr, str(plan), None, as_json=True)
+    capsys.readouterr()
+    assert d2["mapping"] == "file"
+    npu_shard_cli("ascend910", tr, False, 2.0, 1e-3, "highs", None, as_json=False)
+    assert "Heuristic" in capsys.readouterr().out

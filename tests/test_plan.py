@@ -153,6 +153,10 @@ def test_runtime_hotness_permutation():
     assert r.remap("C", np.array([39]))[2].tolist() == [0]
     with pytest.raises(ConfigError, match="not a permutation"):
         Remapper(p, perms={"C": np.zeros(40, dtype=np.int64)})
+    with pytest.raises(ConfigError, match="not a permutation"):
+        Remapper(p, perms={"C": np.arange(40) - 1})
+    with pytest.raises(ConfigError, match="not a permutation"):
+        Remapper(p, perms={"C": np.arange(41)})
 
 
 def test_remap_batch_matches_per_table():

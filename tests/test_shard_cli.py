@@ -82,12 +82,26 @@ def test_trace_input(app: click.Group, tmp_path) -> None:
             n_b = int(lengths[8:].sum())
             idx = np.concatenate([rng.zipf(1.2, n_a) % 1000, rng.integers(0, 300, n_b)])
             w.write_batch(offsets, idx)
+    out = tmp_path / "plan.json"
     code, stdout, _ = _run(
-        app, "shard", "--hw", "cpu_dram", "--trace", str(path), "--solve", "--json"
+        app, "shard", "--hw", "cpu_dram", "--trace", str(path), "--solve", "--json", "-o", str(out)
     )
     assert code == 0, stdout
     d = json.loads(stdout)
     assert d["status"] == "Optimal"
+    from simrec.shard.plan import load_plan
+
+    # the plan ranks each table's touched rows by access count, hottest first
+    plan = load_plan(out, trace_header=hdr)
+    counts = np.zeros(1000, dtype=np.int64)
+    from simrec.trace.format import TraceReader
+
+    for b in TraceReader(path):
+        np.add.at(counts, b.table_indices(0), 1)
+    hot = plan.table("a").order.hot_rows
+    assert plan.table("a").order.kind == "hot_set"
+    assert sorted(hot) == sorted(np.flatnonzero(counts).tolist())
+    assert np.all(np.diff(counts[hot]) <= 0)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -286,3 +287,31 @@ def test_856_tables_8_devices_within_one_percent_in_120_s() -> None:
     assert r.gap <= 0.01
     assert r.solve_time_s <= 120
     _check_plan_invariants(res)
+
+
+def test_energy_weight_trades_time_for_energy() -> None:
+    # one 10-row table, 1 lookup: tier "hot" 1 s and 10 J per lookup, tier "cool" 2 s and 0 J
+    # (each tier can hold the whole table). lambda = 0 -> hot (1 s); lambda = 1 s/J -> cool (2 s)
+    t = _flat("t", 1.0)
+    tiers = (
+        Tier("hot", 1e9, 16.0, channel="a", energy_per_access_J=10.0),
+        Tier("cool", 1e9, 8.0, channel="b"),
+    )
+    dev = Device("d", tiers)
+    fast = solve(ShardProblem((t,), (dev,), 1), strategy="full", warm_start=False)
+    assert fast.evaluation.makespan_s == pytest.approx(1.0)
+    green = solve(
+        ShardProblem((t,), (dev,), 1, energy_weight=1.0), strategy="full", warm_start=False
+    )
+    assert green.evaluation.makespan_s == pytest.approx(2.0)
+    assert green.evaluation.energy_J == pytest.approx(0.0)
+    assert green.record.objective == pytest.approx(2.0)
+
+
+def test_same_inputs_give_the_same_plan(tmp_path) -> None:
+    p = _random_problem(9, tables=12, devices=3)
+    a = result_plan(solve(p, strategy="full", gap=1e-9)).model_dump(mode="json")
+    b = result_plan(solve(p, strategy="full", gap=1e-9)).model_dump(mode="json")
+    for d in (a, b):
+        d["solver"].pop("solve_time_s")  # the only field that measures the machine
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

@@ -224,3 +224,16 @@ def test_synthetic_tables_are_deterministic() -> None:
     assert a == b
     assert synthetic_tables(20, seed=4) != a
     assert all(math.isclose(t.cdf_c[-1], 1.0) for t in a)
+
+
+def test_profile_table_without_lookups_gets_a_flat_cdf() -> None:
+    prof = {
+        "batch_size": 8,
+        "batches": 2,
+        "tables": [
+            {"name": "a", "rows": 10, "dim": 4, "lookups": 0, "cdf_breakpoints": [0.0, 0.5, 1.0],
+             "cdf": [float("nan")] * 3},
+        ],
+    }  # fmt: skip
+    (t,), bs = tables_from_profile(prof)
+    assert bs == 8 and t.lookups_per_batch == 0.0 and t.cdf_c == (0.0, 0.5, 1.0)

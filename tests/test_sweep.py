@@ -208,3 +208,60 @@ def test_dask_local_cluster_gives_the_same_table(tmp_path):
         )
     assert counts["run"] == 3
     pd.testing.assert_frame_equal(local, dask_df)
+
+
+def test_nested_screc_fields_and_their_errors():
+    from simrec.report.systems import build_screc_config
+
+    cfg = build_screc_config({"device.cores.n_tt": 1, "tt_rank": 8})
+    assert cfg.device.cores.n_tt == 1 and cfg.tt_rank == 8
+    assert cfg.device.cores.n_emb == build_screc_config({}).device.cores.n_emb
+    with pytest.raises(ConfigError, match="n_tt"):
+        parse_spec({**SPEC, "parameters": {"screc.device.cores.n_ttt": [1]}})
+    pts = expand_points(parse_spec({**SPEC, "parameters": {"screc.device.cores.n_tt": [1, 2]}}))
+    assert len(pts) == 2 * 2 + 1  # two planners for screc; cpu_dram once
+
+
+def test_load_query_size_axis(tmp_path):
+    spec = parse_spec(
+        {
+            "systems": ["screc"],
+            "traces": [TRACE],
+            "parameters": {"load.query_size": [32, 64]},
+        }
+    )
+    df, _ = run_sweep(spec, tmp_path / "r.parquet", workers=1, progress=False)
+    assert list(df["param:load.query_size"]) == [32, 64]
+    assert (df.samples == 200).all()  # every sample is simulated, re-cut into queries
+    # smaller queries: lower per-query latency (the trace batches are 128 and 72 samples)
+    assert df.latency_p50_s.iloc[0] < df.latency_p50_s.iloc[1]
+    with pytest.raises(ConfigError, match="query_size"):
+        parse_spec({**SPEC, "parameters": {"load.querysize": [32]}})
+
+
+def test_screc_hardware_yaml_takes_yaml_and_screc_parameters(tmp_path):
+    screc_yaml = str(REPO / "hwconfigs" / "screc.yaml")
+    if not Path(screc_yaml).exists():
+        pytest.skip("no hwconfigs/screc.yaml")
+    spec = parse_spec(
+        {
+            "systems": {"yaml": screc_yaml},
+            "traces": [TRACE],
+            "parameters": {
+                "devices.ssd*.nand.read_latency": ["40 us", "75 us"],
+                "screc.tt_rank": [8, 16],
+            },
+        }
+    )
+    pts = expand_points(spec)
+    assert len(pts) == 4
+    assert all("read_latency: 40 us" in p.hw_yaml for p in pts if "40 us" in str(p.params))
+    df, counts = run_sweep(spec, tmp_path / "r.parquet", workers=1, progress=False)
+    assert counts["errors"] == 0, df.error.tolist()
+    assert (df.kind == "screc").all() and (df.device_j_per_sample > 0).all()
+    with pytest.raises(ConfigError, match="n_devices"):
+        from simrec.report.systems import parse_system, run_system
+
+        s = parse_system(screc_yaml)
+        s.screc["n_devices"] = 2
+        run_system(s, TRACE)

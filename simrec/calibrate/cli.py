@@ -137,6 +137,13 @@ def calibrate_command(
         raise SimrecError(
             "the preset must be a .yaml file", path=output, where="-o", fix="e.g. -o NAME.yaml"
         )
+    if not out.parent.is_dir():
+        raise SimrecError(
+            "the output folder does not exist",
+            path=output,
+            where="-o",
+            fix=f"create {out.parent} first (mkdir -p) or choose another path",
+        )
     summary: dict[str, Any] = {"preset": str(out), "device": device}
     if device == "cuda":
         if from_json is None:

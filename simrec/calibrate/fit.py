@@ -252,8 +252,11 @@ def _batches(w: Workload) -> tuple[Any, list[Any]]:
     return header, out
 
 
-def predict_system(system: Any, w: Workload, cache: dict[str, Any] | None = None) -> float:
-    """Model time per batch (s) of workload ``w`` on a built system (cpu_dram or multi_gpu)."""
+def predict_detail(
+    system: Any, w: Workload, cache: dict[str, Any] | None = None
+) -> tuple[float, dict[str, float]]:
+    """Model time per batch (s) of workload ``w`` on a built system (cpu_dram or multi_gpu),
+    and the system's per-stage breakdown per batch (s)."""
     if cache is not None and w.name in cache:
         header, batches = cache[w.name]
     else:
@@ -261,7 +264,13 @@ def predict_system(system: Any, w: Workload, cache: dict[str, Any] | None = None
         if cache is not None:
             cache[w.name] = (header, batches)
     res = system.simulate(batches, header)
-    return float(res.sim_time_s) / len(batches)
+    n = len(batches)
+    return float(res.sim_time_s) / n, {k: float(v) / n for k, v in res.breakdown_s.items()}
+
+
+def predict_system(system: Any, w: Workload, cache: dict[str, Any] | None = None) -> float:
+    """Model time per batch (s) of workload ``w`` on a built system (cpu_dram or multi_gpu)."""
+    return predict_detail(system, w, cache)[0]
 
 
 def predict_cpu(f: CpuFit, w: Workload, cache: dict[str, Any] | None = None) -> float:

@@ -59,12 +59,23 @@ def _comment(lines: list[str]) -> str:
 
 def render_validation_table(v: dict[str, Any]) -> list[str]:
     """The validation result as fixed-width text lines (also printed by the CLI)."""
-    out = [f"{'workload':34s} {'measured':>12s} {'predicted':>12s} {'error':>8s}"]
+    out = [
+        f"{'workload':34s} {'measured':>12s} {'predicted':>12s} {'error':>8s} {'cache':>6s} "
+        f"{'spread':>7s}"
+    ]
     for w in v["workloads"]:
+        c = w.get("cache_hit_estimate")
+        sp = w.get("spread")
         out.append(
             f"{w['name']:34s} {w['measured_s'] * 1e3:10.4f}ms {w['predicted_s'] * 1e3:10.4f}ms "
-            f"{w['error']:+8.1%}"
+            f"{w['error']:+8.1%} {'' if c is None else format(c, '6.0%')} "
+            f"{'' if sp is None else format(sp, '7.1%')}"
         )
+    out.append(
+        "(cache: estimated fraction of lookups on rows that fit the last-level cache (CPU) or "
+        "the L2 (GPU), which the models do not have; spread: (max - min) / median of the "
+        "repetitions)"
+    )
     out.append(
         f"geomean |error| over {len(v['workloads'])} held-out workloads: "
         f"{v['geomean_abs_error']:.1%}"

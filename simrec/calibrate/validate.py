@@ -61,6 +61,9 @@ def load_record(hw_path: str | Path) -> dict[str, Any] | None:
 
 def _gpu_rows(hw: Any, probe: dict[str, Any], say: Callable[[str], None]) -> list[dict[str, Any]]:
     from simrec.calibrate.fit import predict_gpu
+    from simrec.calibrate.whatif import cache_hit_estimate
+
+    l2 = float(probe.get("machine", {}).get("l2_bytes") or 50e6)
 
     def key(w: Workload) -> tuple[int, int, int, int, str]:
         return (w.rows, w.dim, w.pooling, w.batch, w.dist)
@@ -81,6 +84,7 @@ def _gpu_rows(hw: Any, probe: dict[str, Any], say: Callable[[str], None]) -> lis
                 "spread": float(m["spread"]),
                 "workload": w.to_dict(),
                 "unique_rows": m.get("unique_rows"),
+                "cache_hit_estimate": cache_hit_estimate(w, l2),
             }
         )
         say(f"{w.name}: measured {m['median_s'] * 1e3:.4f} ms, predicted {pred * 1e3:.4f} ms")
@@ -102,17 +106,24 @@ def _cpu_rows(
     say: Callable[[str], None],
 ) -> list[dict[str, Any]]:
     from simrec.calibrate.bench_cpu import EmbeddingRunner, measure_workload
-    from simrec.calibrate.fit import predict_system
+    from simrec.calibrate.fit import predict_detail
+    from simrec.calibrate.whatif import cache_hit_estimate
     from simrec.sim.systems.cpu_dram import CpuDramSystem
 
     system = CpuDramSystem.from_hw(hw)
+    llc = float(max(d.llc_size for d in hw.devices_of_kind("cpu").values()))
     runner = EmbeddingRunner(impl, threads)
     rows = []
     try:
         for w in workloads:
             m = measure_workload(runner, w, reps)
             meas = m.median_s / m.work
-            pred = predict_system(system, w)
+            pred, parts = predict_detail(system, w)
+            hit = cache_hit_estimate(w, llc)
+            # what-if (diagnostic): the DRAM reads thinned by the rows an LLC would hold
+            whatif = max(
+                parts.get("embedding_pool", 0.0), parts.get("embedding_dram", 0.0) * (1 - hit)
+            )
             rows.append(
                 {
                     "name": w.name,
@@ -122,6 +133,10 @@ def _cpu_rows(
                     "times_s": m.times_s,
                     "workload": w.to_dict(),
                     "unique_rows": m.params["unique"],
+                    "cache_hit_estimate": hit,
+                    "predicted_pool_s": parts.get("embedding_pool"),
+                    "predicted_dram_s": parts.get("embedding_dram"),
+                    "whatif_llc_s": whatif,
                 }
             )
             say(
@@ -231,6 +246,8 @@ def run_measure_validation(
         rows = _cpu_rows(hw, wls, impl, threads, reps, say)
         info["loadavg_after"] = machine_info()["loadavg"]
         out = summarise(rows)
+        wi = np.array([max(abs(r["whatif_llc_s"] / r["measured_s"] - 1), 1e-4) for r in rows])
+        out["whatif_llc_geomean_abs_error"] = float(np.exp(np.mean(np.log(wi))))
         out.update(
             device="cpu",
             machine=info,
@@ -241,6 +258,12 @@ def run_measure_validation(
             model="simrec.sim.systems.cpu_dram.CpuDramSystem",
         )
     out.update(hw=str(hw_path), quick=quick, kind="simrec-validation")
+    out["noisy_workloads"] = [r["name"] for r in out["workloads"] if r.get("spread", 0) > 0.25]
+    if out["noisy_workloads"]:
+        say(
+            f"warning: {len(out['noisy_workloads'])} workloads varied by more than 25 % across "
+            "repetitions; their errors include that noise (run on an idle machine)"
+        )
     if record:
         _record(hw_path, rec, out)
     if json_out is not None:

@@ -9,7 +9,9 @@ A spec is a YAML file::
     parameters:                                  # dotted path -> list of values
       screc.n_devices: [1, 2, 4]                 # ScrecConfig fields for screc systems
       screc.tt_rank: [8, 16]
+      screc.device.cores.n_tt: [1, 2]            # nested ScrecConfig fields (core mix)
       devices.dram*.channels: [4, 8]             # into a hardware YAML (fnmatch per level)
+      load.query_size: [64, 128]                 # samples per query (every system)
     sample: grid                                 # or {kind: random, n: 20, seed: 0}
     mode: fast                                   # simulator mode
     model: null                                  # DLRM model for the dense stage
@@ -37,9 +39,22 @@ import numpy as np
 import yaml
 
 from simrec.errors import ConfigError
-from simrec.report.systems import PLANNERS, SystemSpec, closest, parse_system, screc_fields
+from simrec.report.systems import PLANNERS, SystemSpec, check_screc_key, closest, parse_system
 
-__all__ = ["SweepSpec", "Point", "load_spec", "parse_spec", "expand_points", "apply_hw_params"]
+#: Load parameters a sweep may vary (``load.<key>``) for every system: ``query_size`` re-cuts the
+#: trace's samples into queries of that many samples (the batch-size axis; at most the trace's
+#: batch size), ``inflight`` is the number of queries in flight (throughput load).
+LOAD_KEYS = ("query_size", "inflight")
+
+__all__ = [
+    "LOAD_KEYS",
+    "SweepSpec",
+    "Point",
+    "load_spec",
+    "parse_spec",
+    "expand_points",
+    "apply_hw_params",
+]
 
 _TOP_KEYS = [
     "name",
@@ -218,7 +233,6 @@ def parse_spec(doc: Any, path: str = "", base: Path | None = None) -> SweepSpec:
     if not isinstance(params, dict):
         raise _err("parameters must be a mapping", path, "parameters", "path: [values]")
     trees = {s.name: yaml.safe_load(s.hw.to_yaml()) for s in systems if s.kind == "hw"}
-    sf = screc_fields()
     for pname, values in params.items():
         if not isinstance(values, list) or not values:
             raise _err(
@@ -227,16 +241,35 @@ def parse_spec(doc: Any, path: str = "", base: Path | None = None) -> SweepSpec:
                 f"parameters.{pname}",
                 "write e.g. [1, 2, 4]",
             )
-        if pname.startswith("screc."):
-            f = pname[len("screc.") :]
-            if f not in sf:
+        if pname.startswith("load."):
+            f = pname[len("load.") :]
+            if f not in LOAD_KEYS:
                 raise _err(
-                    f"unknown SCRec parameter {f!r}",
+                    f"unknown load parameter {f!r}",
                     path,
                     f"parameters.{pname}",
-                    closest(f, sf) + " (screc.<field of ScrecConfig>)",
+                    closest(f, list(LOAD_KEYS)) + " (load.query_size, load.inflight)",
                 )
-            if not any(s.kind == "screc" for s in systems):
+            if not all(isinstance(v, int) and v >= 1 for v in values):
+                raise _err(
+                    f"{pname} takes positive integers",
+                    path,
+                    f"parameters.{pname}",
+                    "e.g. [64, 128, 256]",
+                )
+            continue
+        if pname.startswith("screc."):
+            f = pname[len("screc.") :]
+            try:
+                check_screc_key(f, f"parameters.{pname}")
+            except ConfigError as e:
+                raise _err(
+                    e.message,
+                    path,
+                    f"parameters.{pname}",
+                    (e.fix or "") + " (screc.<field of ScrecConfig>, dotted for nested fields)",
+                ) from None
+            if not any(s.sim_kind == "screc" for s in systems):
                 raise _err(
                     f"parameter {pname!r} applies to no system (no screc system)",
                     path,
@@ -357,16 +390,25 @@ def expand_points(spec: SweepSpec) -> list[Point]:
             planners = list(dict.fromkeys(p for p in planners if p in PLANNERS[kind]))
             if not planners:
                 planners = [PLANNERS[kind][0]]
+        loads = [k for k in spec.parameters if k.startswith("load.")]
         if s.kind == "screc":
-            names = [k for k in spec.parameters if k.startswith("screc.")]
+            names = [k for k in spec.parameters if k.startswith("screc.")] + loads
         else:
             tree = spec.hw_trees[s.name]
-            names = [k for k in spec.parameters if not k.startswith("screc.") and _applies(tree, k)]
+            names = [
+                k
+                for k in spec.parameters
+                if not k.startswith(("screc.", "load.")) and _applies(tree, k)
+            ]
+            if kind == "screc":  # a hardware YAML with csd devices takes screc.* too
+                names += [k for k in spec.parameters if k.startswith("screc.")]
+            names += loads
         for combo in itertools.product(*(spec.parameters[k] for k in names)):
             params = tuple(zip(names, combo, strict=True))
             hw_yaml = None
             if s.kind == "hw":
-                hw_yaml = _hw_text(apply_hw_params(spec.hw_trees[s.name], dict(params), spec.path))
+                hw_params = {k: v for k, v in params if not k.startswith(("load.", "screc."))}
+                hw_yaml = _hw_text(apply_hw_params(spec.hw_trees[s.name], hw_params, spec.path))
             for trace in spec.traces:
                 for pl in planners:
                     pts.append(

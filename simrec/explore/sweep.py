@@ -49,7 +49,7 @@ def run_point(p: Point) -> dict[str, Any]:
     """Simulate one point; returns its row (a plain dict; never raises a SimrecError)."""
     from simrec.hw import loads_hw
     from simrec.report.systems import SystemSpec, parse_system, run_system
-    from simrec.sim.results import LoadSpec
+    from simrec.sim.results import LoadSpec, QuerySizes
 
     row: dict[str, Any] = {
         "point_id": p.point_id,
@@ -59,20 +59,28 @@ def run_point(p: Point) -> dict[str, Any]:
     }
     row.update({f"param:{k}": v for k, v in p.params})
     try:
+        params = dict(p.params)
         if p.kind == "screc":
             spec = parse_system(p.system_arg, p.system)
-            spec.screc.update({k[len("screc.") :]: v for k, v in p.params})
+            spec.screc.update({k[6:]: v for k, v in params.items() if k.startswith("screc.")})
             spec.name = p.system
         else:
             cfg = loads_hw(p.hw_yaml or "", f"{p.system_arg} with {dict(p.params)}")
-            spec = SystemSpec(p.system, "hw", cfg, {}, p.system_arg)
+            screc = {k[6:]: v for k, v in params.items() if k.startswith("screc.")}
+            spec = SystemSpec(p.system, "hw", cfg, screc, p.system_arg)
         run = run_system(
             spec,
             p.trace,
             planner=p.planner,
             mode=p.mode,
             model=p.model,
-            load=LoadSpec(max_batches=p.max_batches),
+            load=LoadSpec(
+                max_batches=p.max_batches,
+                inflight=int(params.get("load.inflight", 1)),
+                query_sizes=QuerySizes("fixed", size=int(params["load.query_size"]))
+                if "load.query_size" in params
+                else None,
+            ),
             prices=dict(p.prices) if p.prices else None,
         )
         r, e = run.result, run.energy

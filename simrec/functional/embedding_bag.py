@@ -1,8 +1,11 @@
 """Embedding-bag in numpy: gather rows and pool them per bag (sum / mean / max).
 
 The pooling loop is a fused gather + reduce compiled with numba (one pass, no intermediate
-``[n, dim]`` copy), with bags spread over threads like torch's CPU kernel; each bag's rows are
-summed in order by one thread, so results do not depend on the thread count. The input is one table's CSR slice of a ``.trc`` batch: ``indices`` and ``offsets`` of length
+``[n, dim]`` copy, GIL released); ``threads=N`` spreads the bags over N threads like torch's CPU
+kernel. Each bag's rows are summed in order by one thread, so results do not depend on the thread
+count.
+
+The input is one table's CSR slice of a ``.trc`` batch: ``indices`` and ``offsets`` of length
 ``b + 1`` (bag s is ``indices[offsets[s]:offsets[s+1]]``), as ``Batch.table_indices(t)`` and
 ``Batch.table_offsets(t)`` return them. Semantics follow ``torch.nn.functional.embedding_bag``
 with ``include_last_offset=True``:
@@ -20,6 +23,8 @@ What it leaves out: ``padding_idx``, ``max_norm`` and gradients.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numba
@@ -58,13 +63,13 @@ def _check(offsets: np.ndarray, n: int, mode: str, weights: np.ndarray | None) -
             )
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _bag_sum(
     table: np.ndarray, idx: np.ndarray, offsets: np.ndarray, mean: bool, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    """Unweighted sum (or mean) pooling; bags in parallel, rows of a bag summed in order."""
+    """Unweighted sum (or mean) pooling; the rows of a bag are summed in order."""
     d = table.shape[1]
-    for s in numba.prange(offsets.size - 1):
+    for s in range(offsets.size - 1):
         lo = offsets[s]
         hi = offsets[s + 1]
         for k in range(lo, hi):
@@ -77,13 +82,13 @@ def _bag_sum(
                 out[s, j] /= inv
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _bag_wsum(
     table: np.ndarray, idx: np.ndarray, offsets: np.ndarray, w: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
     """Per-sample-weighted sum pooling."""
     d = table.shape[1]
-    for s in numba.prange(offsets.size - 1):
+    for s in range(offsets.size - 1):
         for k in range(offsets[s], offsets[s + 1]):
             r = idx[k]
             wk = w[k]
@@ -91,13 +96,13 @@ def _bag_wsum(
                 out[s, j] += table[r, j] * wk
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _bag_max(
     table: np.ndarray, idx: np.ndarray, offsets: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
     """Element-wise max pooling (empty bags stay 0)."""
     d = table.shape[1]
-    for s in numba.prange(offsets.size - 1):
+    for s in range(offsets.size - 1):
         lo = offsets[s]
         hi = offsets[s + 1]
         if hi == lo:
@@ -113,20 +118,62 @@ def _bag_max(
                     out[s, j] = v
 
 
+_EXECUTOR: tuple[ThreadPoolExecutor, int] | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    """A shared pool with at least ``threads`` workers (grown on demand)."""
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None or _EXECUTOR[1] < threads:
+            pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="simrec-bag")
+            _EXECUTOR = (pool, threads)
+        return _EXECUTOR[0]
+
+
+def _pool_range(
+    table: np.ndarray,
+    idx: np.ndarray,
+    offsets: np.ndarray,
+    mode: str,
+    weights: np.ndarray | None,
+    out: np.ndarray,
+) -> None:
+    if mode == "max":
+        _bag_max(table, idx, offsets, out)
+    elif weights is not None:
+        _bag_wsum(table, idx, offsets, weights, out)
+    else:
+        _bag_sum(table, idx, offsets, mode == "mean", out)
+
+
 def _pool(
     table: np.ndarray,
     idx: np.ndarray,
     offsets: np.ndarray,
     mode: str,
     weights: np.ndarray | None,
+    threads: int = 1,
 ) -> np.ndarray:
-    out = np.zeros((offsets.size - 1, table.shape[1]), dtype=np.float32)
-    if mode == "max":
-        _bag_max(table, idx, offsets, out)
-    elif weights is not None:
-        _bag_wsum(table, idx, offsets, np.ascontiguousarray(weights, dtype=np.float32), out)
-    else:
-        _bag_sum(table, idx, offsets, mode == "mean", out)
+    b = offsets.size - 1
+    out = np.zeros((b, table.shape[1]), dtype=np.float32)
+    w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float32)
+    if threads <= 1 or b < 2 * threads:
+        _pool_range(table, idx, offsets, mode, w, out)
+        return out
+    # split the bags into contiguous ranges, one per thread (the kernels release the GIL); each
+    # bag is still pooled by one thread in order, so the bits do not depend on ``threads``
+    cuts = np.linspace(0, b, threads + 1).astype(np.int64)
+    jobs = [
+        _executor(threads).submit(
+            _pool_range, table, idx, offsets[lo : hi + 1], mode, w, out[lo:hi]
+        )
+        for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True)
+        if hi > lo
+    ]
+    for j in jobs:
+        j.result()
     return out
 
 
@@ -136,6 +183,7 @@ def pool_rows(
     mode: Mode = "sum",
     weights: np.ndarray | None = None,
     out_dtype: np.dtype | type | None = None,
+    threads: int = 1,
 ) -> np.ndarray:
     """Pool already-gathered ``rows`` [n, d] into bags given by ``offsets`` [b+1] -> [b, d].
 
@@ -146,7 +194,7 @@ def pool_rows(
     _check(offsets, n, mode, weights)
     out_dtype = np.dtype(out_dtype or rows.dtype)
     r = np.ascontiguousarray(rows, dtype=np.float32)
-    out = _pool(r, np.arange(n, dtype=np.int64), offsets, mode, weights)
+    out = _pool(r, np.arange(n, dtype=np.int64), offsets, mode, weights, threads)
     return out.astype(out_dtype, copy=False)
 
 
@@ -156,8 +204,13 @@ def embedding_bag(
     offsets: np.ndarray,
     mode: Mode = "sum",
     per_sample_weights: np.ndarray | None = None,
+    threads: int = 1,
 ) -> np.ndarray:
-    """Pooled embeddings [b, dim] of the bags ``offsets`` over ``indices`` into ``table``."""
+    """Pooled embeddings [b, dim] of the bags ``offsets`` over ``indices`` into ``table``.
+
+    ``threads`` > 1 splits the bags over that many threads (same result bit for bit). The default,
+    one thread, is safe to call from several Python threads at once (the kernel releases the GIL).
+    """
     if table.ndim != 2:
         raise SimrecError(
             f"the table has shape {table.shape}, not [rows, dim]", where="embedding_bag", fix="2-D"
@@ -184,9 +237,9 @@ def embedding_bag(
     _check(offs, idx.size, mode, w)
     if table.dtype == np.float16:  # accumulate in float32: widen the gathered rows first
         rows = np.take(table, idx, axis=0).astype(np.float32)
-        out = _pool(rows, np.arange(idx.size, dtype=np.int64), offs, mode, w)
+        out = _pool(rows, np.arange(idx.size, dtype=np.int64), offs, mode, w, threads)
     else:
-        out = _pool(table, np.ascontiguousarray(idx, dtype=np.int64), offs, mode, w)
+        out = _pool(table, np.ascontiguousarray(idx, dtype=np.int64), offs, mode, w, threads)
     return out.astype(table.dtype, copy=False)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
@@ -286,16 +287,19 @@ class TTCores:
             )
         return r
 
-    def reconstruct(self, rows: np.ndarray, prefix_reuse: bool = False) -> np.ndarray:
+    def reconstruct(
+        self, rows: np.ndarray, prefix_reuse: bool = False, threads: int = 1
+    ) -> np.ndarray:
         """Rows ``rows`` as float32 [n, dim], by a chain of batched GEMMs.
 
         With ``prefix_reuse`` the product of all cores but the last is computed once per distinct
         prefix (i1..i[d-1]) and shared by the rows that have it; the result is identical.
+        ``threads`` > 1 splits the rows of the 3-core kernels over threads (same bits).
         """
         r = self._check_rows(rows)
         p = self.p_shapes
         if len(p) == 3:
-            return self._reconstruct3(r, prefix_reuse)
+            return self._reconstruct3(r, prefix_reuse, threads)
         if prefix_reuse and len(p) > 1:
             prefix, last = np.divmod(r, p[-1])
             uniq, inv = np.unique(prefix, return_inverse=True)
@@ -308,7 +312,7 @@ class TTCores:
         part = self._chain(digits[:-1], len(p) - 1)
         return self._last(part, digits[-1])
 
-    def _reconstruct3(self, r: np.ndarray, prefix_reuse: bool) -> np.ndarray:
+    def _reconstruct3(self, r: np.ndarray, prefix_reuse: bool, threads: int = 1) -> np.ndarray:
         """Three cores (the TT-Rec default): two compiled stages, stage 1 once per distinct
         (i1, i2) prefix with ``prefix_reuse``, stage 2 once per row."""
         p2, p3 = self.p_shapes[1], self.p_shapes[2]
@@ -321,9 +325,34 @@ class TTCores:
         i1, i2 = np.divmod(uniq, p2)
         q1, q2 = self.q_shapes[0], self.q_shapes[1]
         head = np.empty((uniq.size, q1 * q2, self.ranks[1]), dtype=np.float32)
-        _tt_stage1(self._slabs[0], self._slabs[1], i1, i2, q1, head)
         out = np.empty((r.size, self.dim), dtype=np.float32)
-        _tt_stage2(head, inv, self._last_t, last, out)
+        s0, s1, lt = self._slabs[0], self._slabs[1], self._last_t
+        if threads <= 1 or r.size < 64 * threads:
+            _tt_stage1(s0, s1, i1, i2, q1, head)
+            _tt_stage2(head, inv, lt, last, out)
+            return out
+        # the kernels release the GIL: split rows (and prefixes) into contiguous ranges
+        with ThreadPoolExecutor(max_workers=threads) as ex:
+            c1 = np.linspace(0, uniq.size, threads + 1).astype(np.int64).tolist()
+            list(
+                ex.map(
+                    lambda k: _tt_stage1(
+                        s0, s1, i1[c1[k] : c1[k + 1]], i2[c1[k] : c1[k + 1]], q1,
+                        head[c1[k] : c1[k + 1]],
+                    ),
+                    range(threads),
+                )
+            )  # fmt: skip
+            c2 = np.linspace(0, r.size, threads + 1).astype(np.int64).tolist()
+            list(
+                ex.map(
+                    lambda k: _tt_stage2(
+                        head, inv[c2[k] : c2[k + 1]], lt, last[c2[k] : c2[k + 1]],
+                        out[c2[k] : c2[k + 1]],
+                    ),
+                    range(threads),
+                )
+            )  # fmt: skip
         return out
 
     def _chain(self, digits: np.ndarray, ncores: int) -> np.ndarray:

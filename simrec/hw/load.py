@@ -40,7 +40,10 @@ def preset_dir() -> Path:
     env = os.environ.get("SIMREC_HWCONFIGS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "hwconfigs"
+    # A source checkout (editable install) has hwconfigs/ beside the package; an installed wheel
+    # does not, so fall back to ./hwconfigs of the current directory (e.g. a clone's root).
+    beside = Path(__file__).resolve().parents[2] / "hwconfigs"
+    return beside if beside.is_dir() else Path.cwd() / "hwconfigs"
 
 
 def list_presets() -> list[str]:

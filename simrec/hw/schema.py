@@ -65,6 +65,7 @@ __all__ = [
     "GatherPoint",
     "GpuDevice",
     "SwitchDevice",
+    "CsdDevice",
     "PcieLink",
     "NvlinkLink",
     "NetworkLink",
@@ -680,8 +681,217 @@ class SwitchDevice(DeviceBase):
     energy: SwitchEnergy = SwitchEnergy()
 
 
+class CsdEnergy(_EnergyBase):
+    """Energy of a computational-storage device. Only ``static_power`` (whole device) and
+    ``source`` live here; the per-action SmartSSD energies (NAND page read, DDR4, SRAM, MACs, PCIe
+    bits) are in ``simrec/energy/smartssd.yaml``, which the SCRec energy estimate reads."""
+
+
+class CsdNand(_Base):
+    """NAND array of a CSD, in MQSim's terms (``Flash_Channel_Count``, ``Chip_No_Per_Channel``,
+    ``Die_No_Per_Chip``, ``Plane_No_Per_Die``, ``Page_Capacity``, ``Page_Read_Latency``,
+    ``Page_Program_Latency``, ``Channel_Transfer_Rate``, ``Flash_Channel_Width``)."""
+
+    channels: Count
+    chips_per_channel: Count
+    dies_per_chip: Count
+    planes_per_die: Count
+    page_size: Bytes
+    read_latency: Time = Field(description="tR, page array read")
+    program_latency: Time = Field(description="tPROG (writes are not simulated)")
+    channel_transfer_rate: TransferRate
+    channel_width_bits: Count = Field(description="data width of one flash channel")
+    min_transfer: Bytes = Field(description="smallest unit moved over the channel per read")
+    independent_planes: bool = Field(
+        True, description="planes serve reads independently (False: one read per die at a time)"
+    )
+
+
+class CsdController(_Base):
+    """The SSD controller's NVMe read path for one cold row."""
+
+    read_iops: PositiveNumber = Field(description="random read commands per second")
+    latency: Time0 = Field(description="fixed firmware latency per command")
+    lba_size: Bytes = Field(description="NVMe read unit per cold row (LBA format)")
+    read_cache: _unit("bytes", positive=False) = Field(  # type: ignore[valid-type]
+        description="controller DRAM read cache (0 disables it)"
+    )
+
+
+class CsdFpga(_Base):
+    """The FPGA part: resource totals, what the platform shell keeps, and the kernel clock."""
+
+    part: str
+    luts: Count
+    ffs: Count
+    dsps: Count
+    brams: Count = Field(description="BRAM36 blocks")
+    urams: Count = Field(description="UltraRAM blocks")
+    shell_luts: Annotated[int, Strict(), Field(ge=0)] = 0
+    shell_ffs: Annotated[int, Strict(), Field(ge=0)] = 0
+    shell_dsps: Annotated[int, Strict(), Field(ge=0)] = 0
+    shell_brams: Annotated[int, Strict(), Field(ge=0)] = 0
+    shell_urams: Annotated[int, Strict(), Field(ge=0)] = 0
+    clock: Frequency = Field(description="kernel clock")
+
+
+class CsdDram(_Base):
+    """The FPGA's own DRAM (same fields and timing set as a ``dram`` device, minus ``attached_to``:
+    it belongs to the CSD that holds it)."""
+
+    standard: Literal["DDR4", "DDR5"]
+    data_rate: TransferRate
+    channels: Count
+    ranks_per_channel: Count
+    bank_groups: Count
+    banks_per_group: Count
+    bus_width_bits: Count
+    burst_length: Count
+    row_buffer_size: Bytes
+    capacity: Bytes
+    timing: DramTiming
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tck(cls, data: Any) -> Any:
+        return _inject_tck(data)
+
+
+_Count0 = Annotated[int, Strict(), Field(ge=0)]
+
+
+class CsdCores(_Base):
+    """Core configuration of the FPGA (SCRec's memory-centric EMB, compute-centric TT-EMB and MLP
+    cores, :mod:`simrec.sim.components.fpga`). Per-core resource costs are the [INF] defaults of
+    that module; a mix that exceeds the FPGA after the shell is rejected."""
+
+    memory_centric: _Count0
+    compute_centric: _Count0
+    mlp: _Count0
+    emb_lanes: Count = Field(description="fp32 adders per EMB core")
+    sram_bytes_per_cycle: Count = Field(description="on-chip read width per EMB core")
+    tt_mac_units: Count
+    tt_dsp_per_mac: PositiveNumber = 1.0
+    tt_efficiency: Fraction = 1.0
+    tt_prefix_reuse: bool = False
+    mlp_mac_units: Count
+    mlp_efficiency: Fraction = 0.8
+
+
+class CsdDevice(DeviceBase):
+    """A SmartSSD-like computational storage device: NVMe SSD (controller + NAND) and an FPGA with
+    its own DRAM and on-chip SRAM, joined by a private P2P link; the host reaches it over the
+    ``pcie`` link that names it. Simulated by :class:`simrec.sim.components.smartssd.SmartSSD`
+    (``SystemConfig.params(name)`` gives its ``SmartSSDParams``)."""
+
+    kind: Literal["csd"] = "csd"
+    capacity: Bytes = Field(description="SSD user capacity")
+    nand: CsdNand
+    controller: CsdController
+    p2p_bandwidth: Bandwidth = Field(description="SSD->FPGA ceiling for pipelined row reads")
+    fpga: CsdFpga
+    ddr: CsdDram
+    cores: CsdCores
+    energy: CsdEnergy = CsdEnergy()
+
+    @model_validator(mode="after")
+    def _check_cores(self) -> CsdDevice:
+        try:
+            self.to_params()
+        except ConfigError as e:
+            raise _problem(e.message, e.fix) from None
+        return self
+
+    def to_params(
+        self,
+        name: str = "csd",
+        host_bandwidth: float = 3.94e9,
+        host_efficiency: float = 0.8,
+        host_latency: float = 1e-6,
+    ) -> Any:
+        """The simulator's :class:`~simrec.sim.components.smartssd.SmartSSDParams`; the host-link
+        numbers come from the device's pcie link (:meth:`SystemConfig.params` passes them)."""
+        from simrec.sim.components.dram import DramParams
+        from simrec.sim.components.fpga import (
+            CoreConfig,
+            EmbCoreSpec,
+            FpgaDevice,
+            FpgaResources,
+            MlpCoreSpec,
+            TTCoreSpec,
+        )
+        from simrec.sim.components.nand import NandParams
+        from simrec.sim.components.smartssd import SmartSSDParams
+
+        n, f, d, c, k = self.nand, self.fpga, self.ddr, self.cores, self.controller
+        nand = NandParams(
+            channels=n.channels,
+            chips_per_channel=n.chips_per_channel,
+            dies_per_chip=n.dies_per_chip,
+            planes_per_die=n.planes_per_die,
+            page_bytes=int(n.page_size),
+            t_read_s=n.read_latency,
+            t_prog_s=n.program_latency,
+            channel_transfer_rate=n.channel_transfer_rate,
+            channel_width_bytes=max(1, n.channel_width_bits // 8),
+            min_transfer_bytes=int(n.min_transfer),
+            independent_planes=n.independent_planes,
+        )
+        fpga = FpgaDevice(
+            name=f.part,
+            total=FpgaResources(f.luts, f.ffs, f.dsps, f.brams, f.urams),
+            shell=FpgaResources(
+                f.shell_luts, f.shell_ffs, f.shell_dsps, f.shell_brams, f.shell_urams
+            ),
+            clock_hz=f.clock,
+        )
+        cores = CoreConfig(
+            n_emb=c.memory_centric,
+            n_tt=c.compute_centric,
+            n_mlp=c.mlp,
+            emb=EmbCoreSpec(lanes=c.emb_lanes),
+            tt=TTCoreSpec(
+                mac_units=c.tt_mac_units,
+                dsp_per_mac=c.tt_dsp_per_mac,
+                efficiency=c.tt_efficiency,
+                prefix_reuse=c.tt_prefix_reuse,
+            ),
+            mlp=MlpCoreSpec(mac_units=c.mlp_mac_units, efficiency=c.mlp_efficiency),
+        )
+        ddr = DramParams(
+            channels=d.channels,
+            ranks=d.ranks_per_channel,
+            bank_groups=d.bank_groups,
+            banks_per_group=d.banks_per_group,
+            tCK_s=d.timing.tCK,
+            **d.timing.cycle_dict(),
+            burst_length=d.burst_length,
+            bus_bytes=d.bus_width_bits // 8,
+            row_bytes=int(d.row_buffer_size),
+            data_rate=2,
+            name=f"{name}.ddr",
+        )
+        return SmartSSDParams(
+            nand=nand,
+            ssd_capacity_bytes=self.capacity,
+            lba_bytes=int(k.lba_size),
+            controller_iops=k.read_iops,
+            controller_latency_s=k.latency,
+            ssd_cache_bytes=k.read_cache,
+            p2p_peak_bandwidth=self.p2p_bandwidth,
+            ddr=ddr,
+            ddr_capacity_bytes=d.capacity,
+            fpga=fpga,
+            cores=cores,
+            sram_bytes_per_cycle=c.sram_bytes_per_cycle,
+            host_link_bandwidth=host_bandwidth,
+            host_link_efficiency=host_efficiency,
+            host_link_latency_s=host_latency,
+        )
+
+
 Device = Annotated[
-    CpuDevice | DramDevice | HbmDevice | GpuDevice | SwitchDevice,
+    CpuDevice | DramDevice | HbmDevice | GpuDevice | SwitchDevice | CsdDevice,
     Field(discriminator="kind"),
 ]
 DEVICE_KINDS: dict[str, type[DeviceBase]] = {
@@ -690,6 +900,7 @@ DEVICE_KINDS: dict[str, type[DeviceBase]] = {
     "hbm": HbmDevice,
     "gpu": GpuDevice,
     "switch": SwitchDevice,
+    "csd": CsdDevice,
 }
 MEMORY_KINDS = ("dram", "hbm")
 PROCESSOR_KINDS = ("cpu", "gpu")
@@ -1038,15 +1249,55 @@ class SystemConfig(_Base):
             )
         return gpu.to_params(hbms[0], name=name)
 
+    def host_link_of(self, name: str) -> tuple[str, Any]:
+        """(link name, link) of the one ``pcie`` link that names device ``name``."""
+        self.device(name)
+        found = [
+            (ln, lk)
+            for ln, lk in self.links.items()
+            if lk.kind == "pcie" and name in lk.endpoints
+        ]
+        if len(found) != 1:
+            raise ConfigError(
+                f"device {name!r} needs exactly one pcie link to the host, found {len(found)}",
+                path=self._source,
+                where=f"devices.{name}",
+                fix="add one pcie link with endpoints [<device>, <switch or cpu>]",
+            )
+        return found[0]
+
+    def csd_params(self, name: str) -> Any:
+        """:class:`simrec.sim.components.smartssd.SmartSSDParams` of CSD ``name``, with the
+        host-link numbers of its pcie link (raw bandwidth, efficiency, per-transfer overhead +
+        latency)."""
+        dev = self.device(name)
+        if dev.kind != "csd":
+            raise ConfigError(
+                f"device {name!r} is a {dev.kind}, not a csd",
+                path=self._source,
+                where=f"devices.{name}",
+                fix="ask for a csd device",
+            )
+        _, link = self.host_link_of(name)
+        return dev.to_params(
+            name=name,
+            host_bandwidth=link.raw_bandwidth,
+            host_efficiency=link.efficiency,
+            host_latency=link.per_transfer_overhead + link.latency,
+        )
+
     def params(self, name: str) -> Any:
         """Simulator parameters of device or link ``name`` (DramParams, HbmParams, CpuParams,
-        GpuParams, PcieParams or a NetDim): the very numbers of this config, no second copy."""
+        GpuParams, SmartSSDParams, PcieParams or a NetDim): the very numbers of this config, no
+        second copy."""
         if name in self.links:
             link = self.links[name]
             return link.to_params(name=name) if link.kind == "pcie" else link.to_netdim()
         dev = self.device(name)
         if dev.kind == "gpu":
             return self.gpu_params(name)
+        if dev.kind == "csd":
+            return self.csd_params(name)
         if not hasattr(dev, "to_params"):
             raise ConfigError(
                 f"device {name!r} ({dev.kind}) has no simulator parameters",
@@ -1105,6 +1356,9 @@ class SystemConfig(_Base):
                 row["attached_to"] = d.attached_to
             elif d.kind == "gpu":
                 row["peak"] = format_si(d.mlp_peak_flops, "flop_rate") + f" {d.mlp_dtype}"
+            elif d.kind == "csd":
+                row["capacity"] = format_si(d.capacity, "bytes")
+                row["peak"] = format_si(d.p2p_bandwidth, "bandwidth") + " P2P"
             rows.append(row)
         for n, lk in self.links.items():
             rows.append(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ __all__ = [
     "parse_system",
     "run_system",
     "screc_fields",
+    "check_screc_key",
+    "build_screc_config",
     "device_cost",
     "PLANNERS",
 ]
@@ -45,10 +47,70 @@ PLANNERS: dict[str, tuple[str, ...]] = {
 
 
 def screc_fields() -> list[str]:
-    """The :class:`ScrecConfig` fields a spec may set (``device`` is not settable here)."""
+    """The top-level :class:`ScrecConfig` fields a spec may set (nested ones via dots, e.g.
+    ``device.cores.n_tt``; see :func:`check_screc_key`)."""
     from simrec.sim.systems.screc import ScrecConfig
 
-    return [f.name for f in fields(ScrecConfig) if f.name not in ("device", "host_cpu")]
+    return [f.name for f in fields(ScrecConfig)]
+
+
+def _default_of(cls: Any, name: str) -> Any:
+    f = next(f for f in fields(cls) if f.name == name)
+    if f.default_factory is not MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return f.default
+
+
+def check_screc_key(key: str, where: str = "screc") -> None:
+    """Raise a ConfigError (with the closest name) unless ``key`` is a (dotted) ScrecConfig field
+    such as ``tt_rank`` or ``device.cores.n_tt``."""
+    from simrec.sim.systems.screc import ScrecConfig
+
+    cls: Any = ScrecConfig
+    done: list[str] = []
+    for part in key.split("."):
+        if not is_dataclass(cls):
+            raise ConfigError(
+                f"SCRec parameter {key!r}: {'.'.join(done)} is a value, not a group",
+                where=where,
+                fix=f"stop the path at {'.'.join(done)!r}",
+            )
+        names = [f.name for f in fields(cls)]
+        if part not in names:
+            at = ".".join(done) or "ScrecConfig"
+            raise ConfigError(
+                f"unknown SCRec parameter {key!r} (no {part!r} in {at})",
+                where=where,
+                fix=closest(part, names),
+            )
+        value = _default_of(cls, part)
+        cls = type(value) if is_dataclass(value) else None
+        done.append(part)
+
+
+def build_screc_config(over: dict[str, Any], base: Any = None) -> Any:
+    """A :class:`ScrecConfig` with the (dotted) overrides applied to ``base`` (default: the
+    ScrecConfig defaults)."""
+    from simrec.sim.systems.screc import ScrecConfig
+
+    for k in over:
+        check_screc_key(k)
+
+    def build(cls: Any, items: dict[str, Any], base: Any = None) -> Any:
+        flat = {k: v for k, v in items.items() if "." not in k}
+        nested: dict[str, dict[str, Any]] = {}
+        for k, v in items.items():
+            if "." in k:
+                head, rest = k.split(".", 1)
+                nested.setdefault(head, {})[rest] = v
+        for head, sub in nested.items():
+            cur = getattr(base, head) if base is not None else _default_of(cls, head)
+            flat[head] = build(type(cur), sub, cur)
+        if base is not None:
+            return replace(base, **flat)
+        return cls(**flat)
+
+    return build(ScrecConfig, over, base)
 
 
 def closest(word: str, options: list[str]) -> str:
@@ -73,7 +135,7 @@ class SystemSpec:
     @property
     def sim_kind(self) -> str:
         """``cpu_dram``, ``multi_gpu`` or ``screc``."""
-        if self.kind == "screc":
+        if self.kind == "screc" or self.hw.devices_of_kind("csd"):
             return "screc"
         return "multi_gpu" if self.hw.devices_of_kind("gpu") else "cpu_dram"
 
@@ -86,14 +148,9 @@ def _parse_value(text: str) -> Any:
 
 
 def _screc_overrides(items: dict[str, Any], where: str) -> dict[str, Any]:
-    ok = screc_fields()
     for k in items:
-        if k not in ok and k != "host":
-            raise ConfigError(
-                f"unknown SCRec parameter {k!r}",
-                where=where,
-                fix=closest(k, ok + ["host"]),
-            )
+        if k != "host":
+            check_screc_key(k, where)
     return dict(items)
 
 
@@ -126,7 +183,8 @@ def device_cost(spec: SystemSpec, prices: dict[str, float] | None) -> tuple[floa
     number of devices (host devices + SmartSSDs for SCRec)."""
     kinds: list[str] = [d.kind for d in spec.hw.devices.values()]
     if spec.kind == "screc":
-        kinds += ["smartssd"] * int(spec.screc.get("n_devices", 4))
+        n = build_screc_config({k: v for k, v in spec.screc.items() if k != "sharding"}).n_devices
+        kinds += ["smartssd"] * int(n)
     if not prices:
         return float(len(kinds)), "device count (no prices given)"
     missing = sorted({k for k in kinds if k not in prices})
@@ -181,15 +239,19 @@ def run_system(
             where="planners",
             fix=f"{kind} takes: {', '.join(ok)}",
         )
-    if kind == "screc":
-        from simrec.sim.systems.screc import ScrecConfig, ScrecSystem
+    if kind == "screc" and spec.kind == "hw":  # a hardware YAML with csd devices
+        res, est = _run_screc_yaml(spec, trace, planner, mode, model, load)
+    elif kind == "screc":
+        from simrec.sim.systems.screc import ScrecSystem
 
         kw = {k: v for k, v in spec.screc.items()}
         kw["sharding"] = planner
         try:
-            cfg = ScrecConfig(**kw)
-        except TypeError as e:
-            raise ConfigError(str(e), where=spec.source, fix="check the SCRec parameters") from None
+            cfg = build_screc_config(kw)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(
+                f"bad SCRec parameters {kw}: {e}", where=spec.source, fix="check the values"
+            ) from None
         reader = read_trace(trace)
         m = get_model(model) if model else None
         res = ScrecSystem(cfg, mode=mode, model=m, name=spec.name).simulate(  # type: ignore[arg-type]
@@ -204,6 +266,37 @@ def run_system(
         est = estimate_energy(res, table_from_hw(spec.hw), spec.hw)
     cost, cost_model = device_cost(spec, prices)
     return SystemRun(spec, str(trace), planner, res, est, cost, cost_model)
+
+
+def _run_screc_yaml(
+    spec: SystemSpec, trace: str | Path, planner: str, mode: str, model: str | None, load: Any
+) -> tuple[Any, EnergyEstimate]:
+    """SCRec from a hardware YAML with ``csd`` devices (``ScrecSystem.from_hw``), with the
+    spec's (dotted) ScrecConfig overrides; energy as :func:`simrec.sim.cli.screc_energy`."""
+    from simrec.sim.cli import screc_energy
+    from simrec.sim.systems.screc import ScrecSystem
+    from simrec.trace.format import read_trace
+    from simrec.workloads.dlrm import get_model
+
+    over = {**spec.screc, "sharding": planner}
+    if "n_devices" in over:
+        raise ConfigError(
+            "n_devices of an SCRec hardware YAML is its number of csd devices",
+            path=spec.source,
+            where="screc.n_devices",
+            fix="add or remove csd devices in the YAML (or use the screc:n_devices=N spec)",
+        )
+    for k in over:
+        check_screc_key(k, spec.source)
+    top = {k: v for k, v in over.items() if "." not in k}
+    nested = {k: v for k, v in over.items() if "." in k}
+    m = get_model(model) if model else None
+    ss = ScrecSystem.from_hw(spec.hw, mode=mode, model=m, overrides=top, name=spec.name)  # type: ignore[arg-type]
+    if nested:
+        ss.cfg = build_screc_config(nested, ss.cfg)
+    reader = read_trace(trace)
+    res = ss.simulate(reader, reader.header, load, source=str(trace))
+    return res, screc_energy(res, spec.hw, ss.cfg.n_devices)
 
 
 def spec_to_json(spec: SystemSpec) -> str:

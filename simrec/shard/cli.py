@@ -141,6 +141,14 @@ def _fmt_s(x: float | None) -> str:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the plan JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option(
+    "--row-order",
+    type=click.Choice(["inline", "runtime"]),
+    default="inline",
+    show_default=True,
+    help="With --trace: write each table's touched rows, hottest first, into the plan (inline), "
+    "or leave the ranking to be computed at run time.",
+)
+@click.option(
     "--verify",
     is_flag=True,
     help="Replay the plan in the simulator and report predicted vs simulated time (multi_gpu).",
@@ -163,6 +171,7 @@ def shard_command(
     tt_rank: int,
     output: str | None,
     as_json: bool,
+    row_order: str,
     verify: bool,
 ) -> None:
     """Place every table's rows on devices and tiers (raw or TT), and pick core configurations.
@@ -255,8 +264,9 @@ def shard_command(
         src = {"trace": trace, "synthetic": synthetic, "hw": hw, "csd": csd, "seed": seed}
         plan = result_plan(res, {"inputs": src}) if (output or verify) else None
         ver = None
-        if verify and plan is not None and trace is not None and hw is not None:
+        if plan is not None and trace is not None and (row_order == "inline" or verify):
             plan = _with_hotness(plan, trace)
+        if verify and plan is not None and trace is not None and hw is not None:
             ver = verify_plan(hw, trace, plan, res.evaluation.makespan_s, output)
     if plan is not None and output:
         plan.save(output)

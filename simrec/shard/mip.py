@@ -441,10 +441,9 @@ def _run(
     if solver == "cbc":
         with tempfile.TemporaryDirectory() as td:
             log = Path(td) / "cbc.log"
-            if start:
-                for v in prob.variables():
-                    if v.name in start:
-                        v.setInitialValue(start[v.name])
+            # No MIPStart for CBC: with PuLP's .mst warm start, CBC 2.10 claimed "Optimal" at
+            # the start's value (and "infeasible" with a looser z bound) on feasible instances
+            # in our tests; the caller still keeps the best heuristic plan if CBC does worse.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 s = pulp.PULP_CBC_CMD(
@@ -452,7 +451,7 @@ def _run(
                     msg=False,
                     timeLimit=time_limit,
                     gapRel=gap,
-                    warmStart=bool(start) and mip,
+                    warmStart=False,
                     threads=threads,
                     logPath=str(log),
                 )
@@ -470,6 +469,8 @@ def _parse_cbc(
     """Read status, objective and bound from CBC's own log (PuLP reports Optimal on time limit)."""
     m = re.search(r"Result - (.+)", text)
     status = m.group(1).strip() if m else pulp.LpStatus[prob.status]
+    if m:
+        text = text[m.start() :]  # the final summary, not progress lines
     obj_m = re.search(r"Objective value:\s+([-\d.eE+]+)", text)
     lb_m = re.search(r"Lower bound:\s+([-\d.eE+]+)", text)
     obj = (float(obj_m.group(1)) if obj_m else float(pulp.value(prob.objective) or math.inf)) * tau
@@ -586,7 +587,8 @@ def solve(
             )
     if rec.bound > rec.objective:
         rec.bound = rec.objective
-    rec.gap = _gap(rec.objective, rec.bound)
+    rec.objective, rec.bound = float(rec.objective), float(rec.bound)
+    rec.gap = float(_gap(rec.objective, rec.bound))
     if rec.gap <= 1e-9 and rec.status != "Optimal":
         rec.notes.append(f"solver status was '{rec.status}'; the bound proves optimality")
         rec.status = "Optimal"
@@ -657,7 +659,8 @@ def _solve_full(
     start: tuple[Assignment, Evaluation] | None,
     threads: int | None,
 ) -> tuple[Assignment | None, SolveRecord]:
-    zmax = start[1].objective * (1 + 1e-6) if start is not None else None
+    # the incumbent's objective bounds z (a cut-off) for HiGHS; CBC gets the crude bound (above)
+    zmax = start[1].objective * (1 + 1e-6) if (start is not None and solver == "highs") else None
     model = build_model(opts, zmax=zmax)
     sv = _start_values(opts, model, start[0]) if start is not None else None
     run = _run(model, solver, time_limit, gap, sv, mip=True, threads=threads)

@@ -516,6 +516,10 @@ def greedy_mapping(tables: tuple[NpuTable, ...], p: NpuParams, max_rounds: int =
     return m
 
 
+class _Skip(Exception):
+    """Internal: the MIP is not run."""
+
+
 class _WarmHiGHS:
     """Built on first use (pulp is imported lazily): pulp's HiGHS interface that passes a start
     solution to HiGHS before it runs."""
@@ -615,10 +619,12 @@ def asymmetric_mapping(
     def nbin() -> int:
         return sum(len(v) for v in opts.values()) * p.cores
 
-    while nbin() > max_binaries:  # drop the finest level of the most split table
-        t = max(levels, key=lambda t: (levels[t][-1], t))
-        if levels[t][-1] == 1:
+    gl = {t: greedy.record.get("levels", {}).get(tables[t].name, 1) for t in levels}
+    while nbin() > max_binaries:  # drop the finest level above the start's of the most split table
+        cand = [t for t in levels if levels[t][-1] > gl[t]]
+        if not cand:
             break
+        t = max(cand, key=lambda t: (levels[t][-1], t))
         k = levels[t].pop()
         for q in range(k):
             del opts[t, k, q]
@@ -661,7 +667,15 @@ def asymmetric_mapping(
     for c in range(p.cores - 1):
         prob += load[c] >= load[c + 1]
     best = start
+    if nbin() > max_binaries:
+        rec["status"] = "Skipped"
+        rec.setdefault("notes", []).append(
+            f"the MIP would have {nbin():,} binaries (limit {max_binaries:,}); the start is returned"
+        )
+        time_limit = 0.0
     try:
+        if time_limit <= 0:
+            raise _Skip
         from simrec.shard.cli import _stdout_to_stderr
 
         with _stdout_to_stderr():
@@ -679,6 +693,12 @@ def asymmetric_mapping(
         if solver == "highs":
             h = prob.solverModel
             rec["status"] = h.modelStatusToString(h.getModelStatus())
+            if rec["status"] == "Infeasible":  # Z <= the start's makespan: nothing better exists
+                rec["status"] = "Optimal"
+                rec["bound_s"] = ub
+                rec.setdefault("notes", []).append(
+                    "the solver proved no plan of the offered options beats the start"
+                )
             info = h.getInfo()
             rec["bound_s"] = float(info.mip_dual_bound) * scale
         else:
@@ -712,6 +732,8 @@ def asymmetric_mapping(
                         best = cand
                 except ConfigError:
                     rec.setdefault("notes", []).append("the solver's plan failed validation")
+    except _Skip:
+        pass
     except pulp.PulpSolverError as e:  # pragma: no cover - solver missing
         rec.setdefault("notes", []).append(f"solver failed: {e}")
     out = NpuMapping("asymmetric", p.cores, best.parts, best.table_names, best.estimate_s)

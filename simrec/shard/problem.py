@@ -876,6 +876,8 @@ def tables_from_profile(
             )
         x = np.asarray(x, dtype=np.float64)
         c = np.asarray(c, dtype=np.float64)
+        if not np.all(np.isfinite(c)):  # a table without lookups: any CDF will do
+            c = x.copy()
         if x[0] > 0:
             x, c = np.r_[0.0, x], np.r_[0.0, c]
         if x[-1] < 1:

@@ -43,7 +43,11 @@ def order_permutation(t: TablePlan, perm: np.ndarray | None = None) -> np.ndarra
                 fix="pass the hotness permutation (e.g. from trace statistics) to the remapper",
             )
         p = np.asarray(p, dtype=np.int64)
-        if p.shape != (t.rows,) or np.bincount(p, minlength=t.rows).max(initial=0) != 1:
+        if (
+            p.shape != (t.rows,)
+            or (p.size and (p.min() < 0 or p.max() >= t.rows))
+            or np.bincount(p, minlength=t.rows).max(initial=0) != 1
+        ):
             raise ConfigError(
                 f"the hotness permutation is not a permutation of 0..{t.rows - 1}",
                 where=f"table {t.name!r}, field 'order.permutation'",

@@ -248,6 +248,8 @@ class SimResult:
     counters: dict[str, float]
     wall_s: float
     per_batch: pd.DataFrame
+    #: system-specific keys added to :meth:`to_dict` (e.g. SCRec's ``devices``, ``speedup_vs``)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -327,6 +329,7 @@ class SimResult:
             "counters": self.counters,
             "wall_s": self.wall_s,
             "simulated_lookups_per_wall_s": self.lookups / self.wall_s if self.wall_s else 0.0,
+            **self.extra,
         }
 
     def write(self, out_dir: str | Path) -> list[Path]:

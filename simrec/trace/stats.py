@@ -27,8 +27,9 @@ in; ``docs/trace-stats.md`` has the full list):
 Memory: per table one ``int32`` count per row (``int64`` once the table has 2^31 lookups;
 allocated zeroed, so only touched pages cost RAM), the bag-size histogram, and for stack distances
 two ``int32`` per row (latest position, dense overall id) plus ``O(unique rows)``; nothing grows
-with the number of lookups. Counting uses ``np.bincount`` when a table's batch has at least
-``rows / 4`` lookups and a sort otherwise; no Python loop touches individual lookups.
+with the number of lookups. Counting uses ``np.bincount`` when the counted lookups are at least a
+quarter of the key space and a sort otherwise, table by table for large batches and over all tables
+at once for small ones; no Python loop touches individual lookups.
 
 Not covered: per-sample weights (ignored), dense features and labels, inter-batch arrival times, and
 any notion of time other than the order of lookups in the file.

@@ -133,8 +133,9 @@ class NpuSystem:
 
         env = simpy.Environment()
         soc = NpuSoc(env, p)
-        breakdown = {"embedding": 0.0, "output": 0.0}
+        breakdown = {"embedding": 0.0}
         counters = {"gm_bytes": 0.0, "lookups_gm": 0.0, "lookups_l1": 0.0, "lookups_ub": 0.0}
+        counters["output_core_s"] = 0.0  # core-seconds of MTE3 output writes, all cores
 
         def serve(batch: Batch) -> Generator[Any, Any, None]:
             t0 = float(env.now)
@@ -167,7 +168,7 @@ class NpuSystem:
             if procs:
                 yield env.all_of(procs)
             breakdown["embedding"] += float(env.now) - t0
-            breakdown["output"] += out_s
+            counters["output_core_s"] += out_s
 
         spec = load or LoadSpec()
         out = run_load(env, batches, serve, spec)
@@ -313,3 +314,159 @@ def npu_report(
             res_s.sim_time_s / res_a.sim_time_s if res_a.sim_time_s > 0 else float("nan")
         )
     return res_a, d
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI bodies (the `simrec simulate` and `simrec shard` commands call these for NPU configs)
+# --------------------------------------------------------------------------------------------------
+
+
+def has_npu(hw: Any) -> bool:
+    """Whether a hardware file/preset/config holds an ``npu`` device (for ``--system auto``)."""
+    from simrec.hw.npu import load_npu_hw
+
+    cfg = load_npu_hw(hw)
+    return any(getattr(d, "kind", None) == "npu" for d in cfg.devices.values())
+
+
+def format_cores(cores: list[dict[str, Any]], limit: int = 64) -> str:
+    """A plain-text table of the per-core mapping and busy time."""
+    lines = [f"{'core':>4}  {'busy':>12}  tables (strategy)"]
+    for c in cores[:limit]:
+        what = ", ".join(f"{t} ({s})" for t, s in zip(c["tables"], c["strategy"], strict=True))
+        lines.append(f"{c['core']:>4}  {c['busy_s'] * 1e6:>9.1f} us  {what or '-'}")
+    if len(cores) > limit:
+        lines.append(f"... {len(cores) - limit} more cores")
+    return "\n".join(lines)
+
+
+def simulate_npu_cli(
+    hw: Any,
+    trace: str | Path,
+    mapping: str | None,
+    load: LoadSpec | None,
+    as_json: bool,
+    out: str | Path | None = None,
+    time_limit: float = 20.0,
+) -> dict[str, Any]:
+    """Body of ``simrec simulate`` for an NPU config: simulate, write ``--out`` files, print the
+    summary table (or the JSON object with ``cores`` and, for ``both``, the speedup)."""
+    import click
+
+    from simrec.cli import echo_json
+    from simrec.sim.cli import format_summary
+
+    res, d = npu_report(
+        hw, trace, mapping=mapping or "asymmetric", load=load, time_limit=time_limit
+    )
+    if out is not None:
+        res.write(out)
+    if as_json:
+        echo_json(d)
+        return d
+    click.echo(format_summary(res))
+    click.echo(f"mapping     {d['mapping']}")
+    click.echo(format_cores(d["cores"]))
+    if "speedup_asymmetric_vs_symmetric" in d:
+        click.echo(
+            f"speedup     asymmetric vs symmetric: {d['speedup_asymmetric_vs_symmetric']:.3f}x "
+            f"({d['symmetric']['sim_time_s'] * 1e3:.4g} ms -> {d['sim_time_s'] * 1e3:.4g} ms)"
+        )
+    return d
+
+
+def npu_shard(
+    hw: Any,
+    trace: str | Path,
+    solve: bool = True,
+    time_limit: float = 20.0,
+    gap: float = 1e-3,
+    solver: str = "highs",
+    baseline: str = "count",
+    output: str | Path | None = None,
+) -> tuple[NpuMapping, dict[str, Any]]:
+    """Plan the mapping of ``trace``'s tables onto the NPU's cores: the MIP (``solve``) or the
+    greedy heuristic alone; returns the mapping and the ``simrec shard --json`` object (status,
+    objective, bound, gap, solve time, sizes, the baselines' estimates, per-core parts)."""
+    from simrec.hw.npu import load_npu_hw, npu_device
+    from simrec.shard.npu_mapping import estimate, greedy_mapping
+    from simrec.trace.format import read_trace
+
+    cfg = load_npu_hw(hw)
+    name, dev = npu_device(cfg)
+    p = dev.to_params(name=name)
+    tables = npu_tables_from_trace(read_trace(trace))
+    t0 = time.perf_counter()
+    sym = symmetric_mapping(tables, p, by=baseline)
+    if solve:
+        m = asymmetric_mapping(
+            tables, p, solver=solver, time_limit=time_limit, gap=gap, baseline=sym
+        )
+        rec = dict(m.record)
+    else:
+        g = greedy_mapping(tables, p)
+        best = g if g.estimate_s <= sym.estimate_s else sym
+        m = NpuMapping("asymmetric", p.cores, best.parts, best.table_names, best.estimate_s)
+        rec = {"solver": "heuristic:greedy", "status": "Heuristic", "chosen": best.kind}
+        m.record = rec
+    rows = {
+        "symmetric-count": symmetric_mapping(tables, p, "count").estimate_s,
+        "symmetric-rows": symmetric_mapping(tables, p, "rows").estimate_s,
+    }
+    core_s, _ = estimate(m, tables, p)
+    if output:
+        m.save(output)
+    summary = {
+        "system": cfg.name,
+        "cores": p.cores,
+        "status": rec.get("status"),
+        "solver": rec.get("solver"),
+        "objective_s": m.estimate_s,
+        "bound_s": rec.get("bound_s"),
+        "gap": rec.get("gap"),
+        "solve_time_s": time.perf_counter() - t0,
+        "num_variables": rec.get("num_variables", 0),
+        "num_constraints": rec.get("num_constraints", 0),
+        "makespan_s": m.estimate_s,
+        "device_s": [float(v) for v in core_s],
+        "heuristics": {**rows, "greedy": rec.get("greedy_estimate_s")},
+        "speedup_vs_symmetric_estimate": sym.estimate_s / m.estimate_s if m.estimate_s else None,
+        "plan": str(output) if output else None,
+        "parts": m.to_dict()["parts"],
+    }
+    return m, summary
+
+
+def npu_shard_cli(
+    hw: Any,
+    trace: str | Path,
+    solve: bool,
+    time_limit: float,
+    gap: float,
+    solver: str,
+    output: str | None,
+    as_json: bool,
+) -> dict[str, Any]:
+    """Body of ``simrec shard`` for an NPU config: plan, write ``-o``, print a summary or JSON."""
+    import click
+
+    from simrec.cli import echo_json
+
+    m, d = npu_shard(hw, trace, solve, time_limit, gap, solver, output=output)
+    if as_json:
+        echo_json(d)
+        return d
+    click.echo(
+        f"problem   {len(m.table_names)} tables x {d['cores']} cores; solver {d['solver']} "
+        f"status {d['status']}  time {d['solve_time_s']:.2f} s"
+    )
+    gap_txt = "-" if d["gap"] is None else f"{100 * d['gap']:.2f} %"
+    click.echo(f"makespan  {d['makespan_s'] * 1e6:.2f} us per batch (cost model), gap {gap_txt}")
+    for k, v in d["heuristics"].items():
+        if v:
+            click.echo(f"{k:<16} {v * 1e6:>10.2f} us  {v / d['makespan_s']:.2f}x")
+    split = sum(1 for t in range(len(m.table_names)) if len(m.parts_of(t)) > 1)
+    click.echo(f"parts     {len(m.parts)} ({split} tables split)")
+    if output:
+        click.echo(f"plan      {output}")
+    return d

@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Generator, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -670,6 +670,84 @@ class ScrecSystem:
         self.name = name
         self.placement: Placement | PlanPlacement | None = None
         self.devices_report: list[dict[str, Any]] = []
+        self.device_names: list[str] = [f"ssd{j}" for j in range(self.cfg.n_devices)]
+
+    @classmethod
+    def from_hw(
+        cls,
+        hw: Any,
+        mode: Literal["fast", "fine"] = "fast",
+        model: DlrmModel | None = None,
+        overrides: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> ScrecSystem:
+        """The SCRec system of a hardware config (:class:`simrec.hw.schema.SystemConfig`).
+
+        Devices: every ``csd`` device in file order (they must have equal parameters: the model
+        has one device type). Host CPU: the config's ``cpu`` devices (sockets added up). Host
+        uplink: the ``bandwidth`` of the switch that the CSDs' pcie links reach (None = no shared
+        limit). ``overrides`` sets other :class:`ScrecConfig` fields (``tt_rank``, ``mlp_on``,
+        ``sharding``, ...).
+        """
+        src = getattr(hw, "source", None)
+        csds = list(hw.devices_of_kind("csd"))
+        if not csds:
+            raise ConfigError(
+                f"system {hw.name!r} has no csd device, so it is not an SCRec system",
+                path=src,
+                where="devices",
+                fix="add csd devices (see hwconfigs/screc.yaml) or simulate it as cpu_dram/multi_gpu",
+            )
+        params = [hw.csd_params(n) for n in csds]
+
+        def same(p: SmartSSDParams) -> SmartSSDParams:
+            return replace(p, ddr=replace(p.ddr, name=""))
+
+        for n, p in zip(csds[1:], params[1:], strict=True):
+            if same(p) != same(params[0]):
+                raise ConfigError(
+                    f"csd {n!r} differs from {csds[0]!r}; the SCRec model has one device type",
+                    path=src,
+                    where=f"devices.{n}",
+                    fix="give every csd the same parameters (a YAML anchor, e.g. ssd1: *smartssd)",
+                )
+        uplinks = set()
+        for n in csds:
+            _, link = hw.host_link_of(n)
+            other = [e for e in link.endpoints if e != n][0]
+            dev = hw.devices[other]
+            uplinks.add(getattr(dev, "bandwidth", None) if dev.kind == "switch" else None)
+        if len(uplinks) != 1:
+            raise ConfigError(
+                "the csds reach the host through switches of different bandwidths",
+                path=src,
+                where="links",
+                fix="join every csd to one switch (or to switches of equal bandwidth)",
+            )
+        kw: dict[str, Any] = {
+            "n_devices": len(csds),
+            "device": params[0],
+            "host_uplink_bandwidth": uplinks.pop(),
+        }
+        cpus = list(hw.devices_of_kind("cpu"))
+        if cpus:
+            cp = hw.params(cpus[0])
+            kw["host_cpu"] = replace(
+                cp, sockets=sum(hw.devices[c].sockets for c in cpus), name="+".join(cpus)
+            )
+        kw.update(overrides or {})
+        try:
+            cfg = ScrecConfig(**kw)
+        except TypeError as e:
+            raise ConfigError(
+                f"bad SCRec option: {e}",
+                path=src,
+                where="screc options",
+                fix="use fields of ScrecConfig: " + ", ".join(f.name for f in fields(ScrecConfig)),
+            ) from None
+        sim = cls(cfg, mode=mode, model=model, name=name or hw.name)
+        sim.device_names = csds
+        return sim
 
     def simulate(
         self,
@@ -709,7 +787,10 @@ class ScrecSystem:
                 if cc is not None:
                     cores = replace(cfg.device.cores, n_emb=cc[0], n_tt=cc[1], n_mlp=cc[2])
                     dev_params[j] = replace(cfg.device, cores=cores)  # checks the FPGA budget
-        devs = [SmartSSD(env, dev_params[j], self.mode, f"ssd{j}") for j in range(cfg.n_devices)]
+        names = self.device_names
+        if len(names) != cfg.n_devices:
+            names = [f"ssd{j}" for j in range(cfg.n_devices)]
+        devs = [SmartSSD(env, dev_params[j], self.mode, names[j]) for j in range(cfg.n_devices)]
         up = Server(env, 1, "host_uplink")
         down = Server(env, 1, "host_downlink")
         up_bw = cfg.host_uplink_bandwidth
@@ -838,7 +919,7 @@ class ScrecSystem:
             util["host_downlink"] = down.stats(end).utilisation
         counters["nand_page_reads"] = float(sum(d.nand.page_reads for d in devs))
         counters["ddr4_bursts"] = float(sum(d.ddr.bursts for d in devs))
-        return SimResult.build(
+        res = SimResult.build(
             system=self.name,
             kind=self.kind,
             mode=self.mode,
@@ -849,6 +930,8 @@ class ScrecSystem:
             wall_s=time.perf_counter() - wall0,
             load_kind=spec.kind,
         )
+        res.extra["devices"] = self.devices_report
+        return res
 
 
 def _top_on_device(
