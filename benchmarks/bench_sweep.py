@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/bench_sweep.py [--points 100] [--workers 2] [--no-dask | --only dask]``.
 
-Workload (issue 9): the SCRec preset (``screc``) on a ~1 M-lookup trace -- Zipf(1.1), 8 tables x
+Workload (issue 9): the SCRec model with its default parameters (the ``screc:`` spec) on a ~1 M-lookup trace -- Zipf(1.1), 8 tables x
 1 M rows, dim 64, batch 512, pooling 20, 12 batches = 983,040 lookups, seed 0 -- swept over
 ``screc.n_devices`` x ``screc.tt_rank`` x ``screc.ddr_fraction`` (the first ``--points`` of the
 5 x 4 x 5 = 100-point grid). Each mode starts from an empty results folder. Prints, per mode, the
@@ -24,7 +24,7 @@ from simrec.trace.generate import gen_zipf
 def _spec(trace: Path, points: int) -> dict:
     return {
         "name": "bench",
-        "systems": ["screc"],
+        "systems": ["screc:"],
         "traces": [str(trace)],
         "parameters": {
             "screc.n_devices": [1, 2, 4, 8, 16],

@@ -163,7 +163,9 @@ def hw_info(path: str, as_json: bool) -> None:
 
 
 def _register() -> None:
+    from simrec.explore.cli import sweep_command
     from simrec.functional.cli import size_command, validate_command
+    from simrec.report.cli import report_command
     from simrec.sim.cli import simulate_command
     from simrec.trace.convert import convert_command, export_command
     from simrec.trace.generate import gen_command
@@ -176,6 +178,8 @@ def _register() -> None:
     cli.add_command(simulate_command, "simulate")
     cli.add_command(validate_command, "validate")
     cli.add_command(size_command, "model-size")
+    cli.add_command(report_command, "report")
+    cli.add_command(sweep_command, "sweep")
 
 
 _register()

@@ -172,14 +172,12 @@ def test_l1_strategies_refused_when_the_table_does_not_fit():
         assert infeasible_reason(p, too_big, s) is None
 
 
-def test_l1_ub_refused_on_the_separated_910b():
+def test_l1_ub_refused_on_the_separated_910b(tmp_path):
     b = params("ascend910b")
     why = infeasible_reason(b, 64 * 100, "L1-UB")  # a 6.4 KB table fits any L1
     assert why is not None and "coupled" in why and "separated" in why
     assert infeasible_reason(b, 64 * 100, "L1") is not None  # no L1->UB path at all
-    tables = npu_tables_from_trace(
-        read_trace(make_trace(Path("/tmp") / f"npu_sep_{id(b)}.trc", [100], [500]))
-    )
+    tables = npu_tables_from_trace(read_trace(make_trace(tmp_path / "sep.trc", [100], [500])))
     m = asymmetric_mapping(tables, b, time_limit=2)
     assert all(q.strategy in ("GM", "GM-UB") for q in m.parts)
     bad = NpuMapping("x", b.cores, [Part(0, 0, 100, 0, "L1-UB")], ("t0",))
@@ -265,10 +263,10 @@ def test_contention_on_the_910b_gm(tmp_path):
 # ---- mappings ---------------------------------------------------------------------------------
 
 
-def test_symmetric_baselines():
+def test_symmetric_baselines(tmp_path):
     p = params(cores=4)
     t = npu_tables_from_trace(
-        read_trace(make_trace(Path("/tmp") / "npu_sym.trc", [10, 5000, 300, 70, 90000], [5] * 5))
+        read_trace(make_trace(tmp_path / "sym.trc", [10, 5000, 300, 70, 90000], [5] * 5))
     )
     by_count = symmetric_mapping(t, p, by="count")
     assert [q.core for q in by_count.parts] == [0, 1, 2, 3, 0]
@@ -293,12 +291,10 @@ def test_mip_splits_a_hot_table_and_beats_the_baseline(tmp_path):
     assert {q.strategy for q in asym.parts if q.table > 0} <= {"L1", "L1-UB"}
 
 
-def test_greedy_respects_l1_capacity():
+def test_greedy_respects_l1_capacity(tmp_path):
     p = params(cores=2)
     rows = [16_000] * 5  # 1.02 MB each: one per core fits the 1 MiB L1
-    t = npu_tables_from_trace(
-        read_trace(make_trace(Path("/tmp") / "npu_l1cap.trc", rows, [3000] * 5))
-    )
+    t = npu_tables_from_trace(read_trace(make_trace(tmp_path / "l1cap.trc", rows, [3000] * 5)))
     for m in (greedy_mapping(t, p), asymmetric_mapping(t, p, time_limit=3)):
         m.validate(t, p)
         for c in range(2):
@@ -407,3 +403,29 @@ def test_cli_bodies(tmp_path, capsys):
     assert d2["mapping"] == "file"
     npu_shard_cli("ascend910", tr, False, 2.0, 1e-3, "highs", None, as_json=False)
     assert "Heuristic" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="fast"):
+        simulate_npu_cli("ascend910", tr, "symmetric", None, as_json=True, mode="fine")
+
+
+def test_mapping_errors_name_the_table_and_the_fix(tmp_path):
+    p = params(cores=2)
+    tr = make_trace(tmp_path / "v.trc", [1000, 50], [100, 10])
+    t = npu_tables_from_trace(read_trace(tr))
+    gap = NpuMapping("x", 2, [Part(0, 0, 400, 0, "GM"), Part(0, 500, 1000, 1, "GM"),
+                              Part(1, 0, 50, 0, "GM")], ("t0", "t1"))  # fmt: skip
+    with pytest.raises(ConfigError, match="do not cover") as e:
+        gap.validate(t, p)
+    assert "table 't0'" in str(e.value) and "Fix:" in str(e.value)
+    core = NpuMapping("x", 2, [Part(0, 0, 1000, 5, "GM"), Part(1, 0, 50, 0, "GM")], ("t0", "t1"))
+    with pytest.raises(ConfigError, match="core 5 does not exist"):
+        core.validate(t, p)
+    l1 = NpuMapping(
+        "x", 2, [Part(0, 0, 1000, 0, "L1"), Part(1, 0, 50, 0, "L1")], ("t0", "t1")
+    )  # 64 KB + 3.2 KB: fits one 1 MiB L1
+    l1.validate(t, p)
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps({**l1.to_dict(), "parts": [{"table": "t9", "rows": [0, 1],
+                                                         "core": 0, "strategy": "GM"}]}))  # fmt: skip
+    with pytest.raises(ConfigError, match="t9") as e:
+        load_mapping(f)
+    assert "parts[0]" in str(e.value)

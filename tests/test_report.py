@@ -41,7 +41,11 @@ def test_report_files_and_every_metric_names_its_model(report_dir):
         assert (report_dir / f).stat().st_size > 0
     doc = json.loads((report_dir / "report.json").read_text())
     assert doc["baseline"] == "cpu_dram"
-    assert [s["system"] for s in doc["systems"]] == ["cpu_dram", "gpus", "screc_n_devices=2"]
+    assert [s["system"] for s in doc["systems"]] == [
+        "cpu_dram",
+        "gpus",
+        "screc_builtin_n_devices=2",
+    ]
     assert all(m["model"] for m in doc["metrics"])
     assert all(e["estimator"] and e["source"] for e in doc["energy"])
     csv = pd.read_csv(report_dir / "report.csv")
@@ -161,7 +165,7 @@ def test_report_from_a_sweep(tmp_path):
 
     spec = parse_spec(
         {
-            "systems": ["screc", "cpu_dram"],
+            "systems": ["screc:", "cpu_dram"],
             "traces": [str(TRACE)],
             "parameters": {"screc.n_devices": [1, 2]},
         }

@@ -315,3 +315,14 @@ def test_same_inputs_give_the_same_plan(tmp_path) -> None:
     for d in (a, b):
         d["solver"].pop("solve_time_s")  # the only field that measures the machine
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_infeasible_packing_is_an_actionable_error() -> None:
+    # 3 tables of 7 x 16 B = 112 B on 2 devices of 200 B: 336 B fit the 400 B in total, but a
+    # device holds only one table, so no packing exists (the solver finds it infeasible)
+    tabs = tuple(_flat(f"t{i}", 1.0, rows=7) for i in range(3))
+    devs = (_one_tier("d0", cap=200), _one_tier("d1", cap=200))
+    with pytest.raises(ConfigError) as e:
+        solve(ShardProblem(tabs, devs, 1), strategy="full")
+    msg = str(e.value)
+    assert "infeasible" in msg and "Fix:" in msg and "add devices" in msg

@@ -102,7 +102,9 @@ def test_screc_options_change_the_system(trace: Path) -> None:
 
 
 def _tiny_trace(path: Path) -> Path:
-    h = TraceHeader(tables=tuple(TableSpec(name=f"t{i}", rows=1000, dim=16) for i in range(2)), batch_size=4)
+    h = TraceHeader(
+        tables=tuple(TableSpec(name=f"t{i}", rows=1000, dim=16) for i in range(2)), batch_size=4
+    )
     off = np.arange(2 * 4 + 1, dtype=np.int64)
     return write_trace(path, h, [{"offsets": off, "indices": np.arange(8) % 1000}])
 

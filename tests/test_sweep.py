@@ -24,7 +24,7 @@ TRACE = str(REPO / "traces" / "criteo_sample.trc")
 
 SPEC = {
     "name": "t",
-    "systems": ["screc", "cpu_dram"],
+    "systems": ["screc:", "cpu_dram"],
     "traces": [TRACE],
     "planners": ["statistical", "index", "default"],
     "parameters": {
@@ -74,6 +74,8 @@ def test_unknown_top_level_key_and_planner():
         parse_spec({**SPEC, "parameter": {}})
     with pytest.raises(ConfigError, match="statistical"):
         parse_spec({**SPEC, "planners": ["statistic"]})
+    with pytest.raises(ConfigError, match="quote"):  # `- screc:` unquoted in YAML is a mapping
+        parse_spec({**SPEC, "systems": [{"screc": None}]})
 
 
 def test_pareto_mask_by_brute_force():
@@ -225,7 +227,7 @@ def test_nested_screc_fields_and_their_errors():
 def test_load_query_size_axis(tmp_path):
     spec = parse_spec(
         {
-            "systems": ["screc"],
+            "systems": ["screc:"],
             "traces": [TRACE],
             "parameters": {"load.query_size": [32, 64]},
         }
@@ -265,3 +267,9 @@ def test_screc_hardware_yaml_takes_yaml_and_screc_parameters(tmp_path):
         s = parse_system(screc_yaml)
         s.screc["n_devices"] = 2
         run_system(s, TRACE)
+
+
+def test_progress_bar_runs(tmp_path, capsys):
+    spec = parse_spec({**SPEC, "parameters": {"screc.n_devices": [1]}, "planners": None})
+    df, counts = run_sweep(spec, tmp_path / "r.parquet", workers=1, progress=True)
+    assert counts["run"] == 2 and (df.status == "ok").all()

@@ -3,7 +3,7 @@
 A spec is a YAML file::
 
     name: screc-design-space
-    systems: [screc, hwconfigs/cpu_dram.yaml]    # --hw specs; or a mapping NAME: SPEC
+    systems: ["screc:", hwconfigs/cpu_dram.yaml] # --hw specs; or a mapping NAME: SPEC
     traces: [../traces/criteo_sample.trc]        # relative to the spec file
     planners: [statistical, index]               # optional; each system takes the ones it knows
     parameters:                                  # dotted path -> list of values
@@ -189,17 +189,25 @@ def parse_spec(doc: Any, path: str = "", base: Path | None = None) -> SweepSpec:
             raise _err(f"unknown key {k!r}", path, str(k), closest(str(k), _TOP_KEYS))
     sys_doc = doc.get("systems")
     if not sys_doc:
-        raise _err("no systems", path, "systems", "list --hw specs, e.g. [screc, cpu_dram]")
+        raise _err("no systems", path, "systems", 'list --hw specs, e.g. ["screc:", cpu_dram]')
     pairs: list[tuple[str | None, str]]
     if isinstance(sys_doc, dict):
         pairs = [(str(n), str(s)) for n, s in sys_doc.items()]
     elif isinstance(sys_doc, list):
+        for s in sys_doc:
+            if not isinstance(s, str):
+                raise _err(
+                    f"system entry {s!r} is not a string",
+                    path,
+                    "systems",
+                    'quote it: a bare `screc:` in YAML is a mapping, write "screc:"',
+                )
         pairs = [(None, str(s)) for s in sys_doc]
     else:
         raise _err("systems must be a list or a mapping", path, "systems", "e.g. [screc]")
 
     def resolve(arg: str) -> str:
-        if arg.startswith("screc") or Path(arg).is_absolute():
+        if arg.startswith("screc:") or Path(arg).is_absolute():
             return arg
         cand = base / arg
         return str(cand) if cand.exists() else arg

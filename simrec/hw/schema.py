@@ -1253,9 +1253,7 @@ class SystemConfig(_Base):
         """(link name, link) of the one ``pcie`` link that names device ``name``."""
         self.device(name)
         found = [
-            (ln, lk)
-            for ln, lk in self.links.items()
-            if lk.kind == "pcie" and name in lk.endpoints
+            (ln, lk) for ln, lk in self.links.items() if lk.kind == "pcie" and name in lk.endpoints
         ]
         if len(found) != 1:
             raise ConfigError(

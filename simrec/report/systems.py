@@ -2,11 +2,13 @@
 
 A *system spec* is what ``simrec report --hw`` and ``simrec sweep`` take:
 
-* a hardware YAML path or preset name (``hwconfigs/cpu_dram.yaml``, ``multi_gpu``): simulated by
-  :func:`simrec.sim.cli.simulate` (``multi_gpu`` when it has GPUs, else ``cpu_dram``), priced with
-  its own ``energy:`` blocks;
-* ``screc`` or ``screc:KEY=VALUE,...`` (keys of :class:`~simrec.sim.systems.screc.ScrecConfig`,
-  e.g. ``screc:n_devices=8,tt_rank=16``): the SCRec model with SmartSSDs priced by
+* a hardware YAML path or preset name (``hwconfigs/cpu_dram.yaml``, ``multi_gpu``, ``screc``):
+  simulated by :func:`simrec.sim.cli.simulate` (``multi_gpu`` when it has GPUs, else ``cpu_dram``),
+  priced with its own ``energy:`` blocks; a YAML with ``csd`` devices by
+  ``ScrecSystem.from_hw`` and priced like :func:`simrec.sim.cli.screc_energy`;
+* ``screc:`` or ``screc:KEY=VALUE,...`` (the built-in SCRec spec: keys of
+  :class:`~simrec.sim.systems.screc.ScrecConfig`, e.g. ``screc:n_devices=8,tt_rank=16``; bare
+  ``screc`` is the ``hwconfigs/screc.yaml`` preset): the SCRec model with SmartSSDs priced by
   ``simrec/energy/smartssd.yaml`` and, for whole-server energy, the host of the ``cpu_dram``
   preset (``host=PATH`` picks another host YAML).
 
@@ -158,9 +160,9 @@ def parse_system(arg: str, name: str | None = None) -> SystemSpec:
     """A :class:`SystemSpec` from a ``--hw`` argument."""
     from simrec.hw import load_hw
 
-    if arg == "screc" or arg.startswith("screc:"):
+    if arg.startswith("screc:"):
         over: dict[str, Any] = {}
-        body = arg[len("screc:") :] if ":" in arg else ""
+        body = arg[len("screc:") :]
         for part in filter(None, body.split(",")):
             if "=" not in part:
                 raise ConfigError(
@@ -173,7 +175,8 @@ def parse_system(arg: str, name: str | None = None) -> SystemSpec:
         over = _screc_overrides(over, f"--hw {arg}")
         host_arg = over.pop("host", "cpu_dram")
         host = load_hw(str(host_arg))
-        return SystemSpec(name or arg.replace(":", "_"), "screc", host, over, arg)
+        default = "screc_builtin" + (f"_{body}" if body else "")
+        return SystemSpec(name or default, "screc", host, over, arg)
     cfg = load_hw(arg)
     return SystemSpec(name or cfg.name, "hw", cfg, {}, str(getattr(cfg, "_source", None) or arg))
 

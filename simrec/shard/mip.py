@@ -352,7 +352,6 @@ def _start_values(opts: OptionSet, model: _Model, a: Assignment) -> dict[str, fl
         if (t, j) in model.y:
             vals[model.y[t, j][o].name] = 1.0
     zs = 0.0
-    lam = opts.problem.energy_weight
     for j in model.devices:
         co = opts.for_device(j)
         m = int(a.template[j])
@@ -368,7 +367,6 @@ def _start_values(opts: OptionSet, model: _Model, a: Assignment) -> dict[str, fl
         vals[model.w[j, m].name] = busy / model.tau
         zs = max(zs, busy + out + float(co.device.fixed_s))
     vals[model.z.name] = zs / model.tau
-    del lam
     return vals
 
 
@@ -792,7 +790,7 @@ def _solve_lns(
         for d in [int(x) for x in np.argsort(-ev.device_s, kind="stable")]:
             if _gap(ev.objective, bound) <= target or left() <= 0.5:
                 break
-            cand, _ = _sub_move(opts, cur, [d], solver, min(sub_time_limit * 2, left()), threads)
+            cand, _ = _sub_move(opts, cur, [d], solver, sub_time_limit * 2, deadline, threads)
             rec.lns_subsolves += 1
             accept(cand, [d])
     # 2. device pairs: the slowest device with each other one, fastest partner first
@@ -813,7 +811,7 @@ def _solve_lns(
         for b_dev in [int(x) for x in order[::-1] if int(x) != a_dev]:
             if left() <= 0.5:
                 break
-            cand, proven = _sub_move(opts, cur, [a_dev, b_dev], solver, min(limit, left()), threads)
+            cand, proven = _sub_move(opts, cur, [a_dev, b_dev], solver, limit, deadline, threads)
             rec.lns_subsolves += 1
             all_proven = all_proven and proven
             if accept(cand, [a_dev, b_dev]):
@@ -837,18 +835,24 @@ def _sub_move(
     devs: list[int],
     solver: str,
     time_limit: float,
+    deadline: float,
     threads: int | None,
 ) -> tuple[Assignment | None, bool]:
     """Re-solve the tables of ``devs`` over those devices, warm-started from ``cur``.
 
-    Returns (candidate or None, whether the sub-problem was solved to proven optimality).
+    The solver gets ``time_limit`` seconds, less whatever building the model left of the time to
+    ``deadline``. Returns (candidate or None, whether the sub-problem was proven optimal).
     """
     tables = [int(t) for t in np.flatnonzero(np.isin(cur.device, devs))]
     if not tables:
         return None, True
     sub = build_model(opts, tables, devs)
     sv = _start_values(opts, sub, cur)
-    run = _run(sub, solver, time_limit, 1e-6, sv, mip=True, threads=threads)
+    # keep a margin for handing the model to the solver and reading the solution back
+    tl = min(time_limit, deadline - time.perf_counter() - 0.1 * time_limit - 0.3)
+    if tl <= 0.2:
+        return None, False
+    run = _run(sub, solver, tl, 1e-6, sv, mip=True, threads=threads)
     proven = run.status.startswith("Optimal")
     if not run.has_solution:
         return None, proven

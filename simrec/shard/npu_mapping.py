@@ -102,13 +102,16 @@ class NpuTable:
 @dataclass(frozen=True)
 class Part:
     """Rows ``[lo, hi)`` of table ``table`` (index into the trace's tables) on ``core`` with
-    ``strategy``."""
+    ``strategy``. A *sample-split* table (``sk > 1``) is replicated: part ``sq`` of ``sk`` holds
+    all rows and serves bags ``[sq·B/sk, (sq+1)·B/sk)`` of every batch of ``B`` bags."""
 
     table: int
     lo: int
     hi: int
     core: int
     strategy: str
+    sq: int = 0
+    sk: int = 1
 
 
 @dataclass
@@ -126,10 +129,13 @@ class NpuMapping:
         return [p for p in self.parts if p.core == core]
 
     def parts_of(self, table: int) -> list[Part]:
-        return sorted((p for p in self.parts if p.table == table), key=lambda p: p.lo)
+        return sorted((p for p in self.parts if p.table == table), key=lambda p: (p.lo, p.sq))
 
     def label(self, p: Part, rows: int) -> str:
+        """``name``, ``name[lo:hi]`` (a row range) or ``name{q/k}`` (bag slice q of k)."""
         name = self.table_names[p.table]
+        if p.sk > 1:
+            return f"{name}{{{p.sq}/{p.sk}}}"
         return name if (p.lo == 0 and p.hi == rows) else f"{name}[{p.lo}:{p.hi}]"
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,6 +153,7 @@ class NpuMapping:
                     "rows": [p.lo, p.hi],
                     "core": p.core,
                     "strategy": p.strategy,
+                    **({"samples": [p.sq, p.sk]} if p.sk > 1 else {}),
                 }
                 for p in self.parts
             ],
@@ -172,15 +179,28 @@ class NpuMapping:
             ps = self.parts_of(t)
             where = f"table {tab.name!r}"
             pos = 0
+            sk = max((q.sk for q in ps), default=1)
+            if sk > 1:
+                if any(q.sk != sk or (q.lo, q.hi) != (0, tab.rows) for q in ps) or sorted(
+                    q.sq for q in ps
+                ) != list(range(sk)):
+                    raise ConfigError(
+                        f"a sample-split table needs parts 0..{sk - 1} of {sk}, each with all rows",
+                        path=source,
+                        where=where,
+                        fix="give every bag slice once, with rows [0, rows)",
+                    )
+                pos = tab.rows
             for q in ps:
-                if q.lo != pos or q.hi <= q.lo:
+                if sk == 1 and (q.lo != pos or q.hi <= q.lo):
                     raise ConfigError(
                         f"row ranges do not cover rows 0..{tab.rows} once (at row {pos})",
                         path=source,
                         where=where,
                         fix="give contiguous, non-overlapping row ranges",
                     )
-                pos = q.hi
+                if sk == 1:
+                    pos = q.hi
                 if not 0 <= q.core < self.cores or self.cores > p.cores:
                     raise ConfigError(
                         f"core {q.core} does not exist ({p.cores} cores)",
@@ -250,9 +270,16 @@ def load_mapping(path: str | os.PathLike[str]) -> NpuMapping:
                 where=f"parts[{i}]",
                 fix=f"use a listed table and one of {', '.join(STRATEGIES)}",
             )
+        sq, sk = (int(v) for v in q.get("samples", (0, 1)))
         parts.append(
             Part(
-                idx[q["table"]], int(q["rows"][0]), int(q["rows"][1]), int(q["core"]), q["strategy"]
+                idx[q["table"]],
+                int(q["rows"][0]),
+                int(q["rows"][1]),
+                int(q["core"]),
+                q["strategy"],
+                sq,
+                sk,
             )
         )
     return NpuMapping(
@@ -297,11 +324,18 @@ def npu_tables_from_trace(reader: Any, buckets: int = DEFAULT_BUCKETS) -> tuple[
 
 
 def part_cost(
-    p: NpuParams, tab: NpuTable, lo: int, hi: int, lookups: float, strategy: str
+    p: NpuParams,
+    tab: NpuTable,
+    lo: int,
+    hi: int,
+    lookups: float,
+    strategy: str,
+    bags: float | None = None,
 ) -> tuple[float, float]:
-    """(seconds on its core, GM bytes) of one part in one batch: strategy formula + output."""
+    """(seconds on its core, GM bytes) of one part in one batch: strategy formula + output of
+    ``bags`` pooled rows (default: all the batch's bags)."""
     c = strategy_cost(p, strategy, lookups, (hi - lo) * tab.row_bytes, tab.row_bytes)
-    return c.time_s + output_cost(p, tab.bags, tab.dim), c.gm_bytes
+    return c.time_s + output_cost(p, tab.bags if bags is None else bags, tab.dim), c.gm_bytes
 
 
 def _part_lookups(tab: NpuTable, b0: int, b1: int) -> float:
@@ -315,6 +349,13 @@ def estimate(m: NpuMapping, tables: tuple[NpuTable, ...], p: NpuParams) -> tuple
     gm = 0.0
     for q in m.parts:
         tab = tables[q.table]
+        if q.sk > 1:
+            s, g = part_cost(
+                p, tab, q.lo, q.hi, tab.lookups / q.sk, q.strategy, _slice(tab.bags, q.sq, q.sk)
+            )
+            core[q.core] += s
+            gm += g
+            continue
         bnd = tab.bounds
         b0 = int(np.searchsorted(bnd, q.lo, side="left"))
         b1 = int(np.searchsorted(bnd, q.hi, side="left"))
@@ -326,6 +367,12 @@ def estimate(m: NpuMapping, tables: tuple[NpuTable, ...], p: NpuParams) -> tuple
         core[q.core] += s
         gm += g
     return core, max(float(core.max(initial=0.0)), gm / p.gm_Bps)
+
+
+def _slice(bags: float, q: int, k: int) -> float:
+    """Bags in slice ``q`` of ``k`` of a batch of ``bags`` bags (as the DES cuts them)."""
+    b = round(bags)
+    return float((q + 1) * b // k - q * b // k)
 
 
 def _lookups_in(tab: NpuTable, lo: int, hi: int) -> float:
@@ -390,10 +437,17 @@ class _Opt:
 
 
 def _levels(tab: NpuTable, cores: int) -> list[int]:
+    """Split levels in the order they are tried: 1, row splits 2, 4, ... (``k`` equal row ranges
+    on the buckets), then, for a table too small to cut further, sample splits ``-2k, -4k, ...``
+    (replicas serving ``1/|k|`` of the bags each), all up to the core count."""
     out, k = [1], 2
     while k <= min(cores, len(tab.hist), tab.rows):
         if len(tab.hist) % k == 0:
             out.append(k)
+        k *= 2
+    k = 2 * out[-1]
+    while k <= min(cores, round(tab.bags)):
+        out.append(-k)
         k *= 2
     return out
 
@@ -407,15 +461,19 @@ def _options(
         nb = len(tab.hist)
         bnd = tab.bounds
         for k in levels[t]:
-            for q in range(k):
-                b0, b1 = q * nb // k, (q + 1) * nb // k
-                lo, hi = int(bnd[b0]), int(bnd[b1])
-                n = _part_lookups(tab, b0, b1)
+            for q in range(abs(k)):
+                if k > 0:
+                    b0, b1 = q * nb // k, (q + 1) * nb // k
+                    lo, hi = int(bnd[b0]), int(bnd[b1])
+                    n, bags = _part_lookups(tab, b0, b1), tab.bags
+                else:
+                    lo, hi = 0, tab.rows
+                    n, bags = tab.lookups / -k, _slice(tab.bags, q, -k)
                 S = (hi - lo) * tab.row_bytes
                 opts = []
                 for s in STRATEGIES:
                     if infeasible_reason(p, S, s) is None:
-                        c, g = part_cost(p, tab, lo, hi, n, s)
+                        c, g = part_cost(p, tab, lo, hi, n, s, bags)
                         opts.append(_Opt(t, k, q, lo, hi, s, c, g, S if s in L1_STRATEGIES else 0))
                 # keep an option unless another is no worse in time, GM bytes and L1 bytes
                 keep = []
@@ -458,8 +516,11 @@ def _lpt(
 def _to_mapping(
     kind: str, assign: list[tuple[_Opt, int]], tables: tuple[NpuTable, ...], p: NpuParams
 ) -> NpuMapping:
-    parts = [Part(o.table, o.lo, o.hi, c, o.strategy) for o, c in assign]
-    parts.sort(key=lambda q: (q.table, q.lo))
+    parts = [
+        Part(o.table, o.lo, o.hi, c, o.strategy, *((o.part, -o.level) if o.level < 0 else (0, 1)))
+        for o, c in assign
+    ]
+    parts.sort(key=lambda q: (q.table, q.lo, q.sq))
     m = NpuMapping(kind, p.cores, parts, tuple(t.name for t in tables))
     m.estimate_s = estimate(m, tables, p)[1]
     return m
@@ -476,7 +537,7 @@ def greedy_mapping(tables: tuple[NpuTable, ...], p: NpuParams, max_rounds: int =
         items, alt = [], {}
         for t in range(len(tables)):
             k = level[t]
-            for q in range(k):
+            for q in range(abs(k)):
                 os_ = opts[t, k, q]
                 best = min(os_, key=lambda o: (o.cost, o.gm))
                 items.append(best)
@@ -499,7 +560,7 @@ def greedy_mapping(tables: tuple[NpuTable, ...], p: NpuParams, max_rounds: int =
         cands = sorted({(o.cost, o.table) for o, c in assign if c in crit}, reverse=True)
         improved = False
         for _, t in cands:
-            nxt = [k for k in levels[t] if k > level[t]]
+            nxt = levels[t][levels[t].index(level[t]) + 1 :]
             if not nxt:
                 continue
             old = level[t]
@@ -512,8 +573,12 @@ def greedy_mapping(tables: tuple[NpuTable, ...], p: NpuParams, max_rounds: int =
         if not improved:
             break
     m = _to_mapping("greedy", assign, tables, p)
-    m.record = {"levels": {tables[t].name: k for t, k in level.items() if k > 1}}
+    m.record = {"levels": {tables[t].name: k for t, k in level.items() if k != 1}}
     return m
+
+
+def _lv(k: int) -> str:
+    return f"r{k}" if k > 0 else f"s{-k}"
 
 
 class _Skip(Exception):
@@ -561,8 +626,8 @@ def _start_values(
     picks = []
     for t in range(len(tables)):
         ps = m.parts_of(t)
-        k = len(ps)
-        for q, part in enumerate(ps):
+        for j, part in enumerate(ps):
+            k, q = (-part.sk, part.sq) if part.sk > 1 else (len(ps), j)
             os_ = opts.get((t, k, q))
             if os_ is None:
                 return None
@@ -609,11 +674,11 @@ def asymmetric_mapping(
         ks = [1]
         best1 = min(o.cost for o in opts0[t, 1, 0])
         for k in levels0[t][1:]:
-            if best1 / (k // 2) <= avg * 0.999:
+            if best1 / (abs(k) // 2) <= avg * 0.999:
                 break
             ks.append(k)
         gk = greedy.record.get("levels", {}).get(tables[t].name, 1)
-        levels[t] = sorted(set(ks) | {k for k in levels0[t] if k <= gk})
+        levels[t] = levels0[t][: max(len(ks), levels0[t].index(gk) + 1)]
     opts = _options(tables, p, levels)
 
     def nbin() -> int:
@@ -621,12 +686,12 @@ def asymmetric_mapping(
 
     gl = {t: greedy.record.get("levels", {}).get(tables[t].name, 1) for t in levels}
     while nbin() > max_binaries:  # drop the finest level above the start's of the most split table
-        cand = [t for t in levels if levels[t][-1] > gl[t]]
+        cand = [t for t in levels if levels[t][-1] != gl[t]]
         if not cand:
             break
-        t = max(cand, key=lambda t: (levels[t][-1], t))
+        t = max(cand, key=lambda t: (abs(levels[t][-1]), t))
         k = levels[t].pop()
-        for q in range(k):
+        for q in range(abs(k)):
             del opts[t, k, q]
     rec: dict[str, Any] = {
         "solver": solver,
@@ -640,12 +705,19 @@ def asymmetric_mapping(
     scale = ub if ub > 0 else 1.0
     prob = pulp.LpProblem("npu_mapping", pulp.LpMinimize)
     Z = prob.add_variable("Z", lowBound=0, upBound=1.0 + 1e-6)
-    z = {(t, k): prob.add_variable(f"z_{t}_{k}", cat="Binary") for t in levels for k in levels[t]}
+    z = {
+        (t, k): prob.add_variable(f"z_{t}_{_lv(k)}", cat="Binary")
+        for t in levels
+        for k in levels[t]
+    }
     x: dict[tuple[int, int, int, int, int], tuple[pulp.LpVariable, _Opt]] = {}
     for (t, k, q), os_ in opts.items():
         for i, o in enumerate(os_):
             for c in range(p.cores):
-                x[t, k, q, i, c] = (prob.add_variable(f"x_{t}_{k}_{q}_{i}_{c}", cat="Binary"), o)
+                x[t, k, q, i, c] = (
+                    prob.add_variable(f"x_{t}_{_lv(k)}_{q}_{i}_{c}", cat="Binary"),
+                    o,
+                )
     prob += Z
     for t in levels:
         prob += pulp.lpSum(z[t, k] for k in levels[t]) == 1

@@ -8,7 +8,18 @@ kernels run one after another; each kernel pays ``kernel_launch_s`` and then
   is calibrated from the measured H100 ``embedding_bag`` runs with L = 32 in reference/data.md §5.2);
 * a dense kernel of ``flops`` FLOPs at ``mlp_efficiency * peak_flops``.
 
-What it leaves out: concurrent kernels/streams, the L2 cache (hot rows served from L2 are not
+Streams: a :class:`Gpu` has ``streams`` in-order streams (default one). Kernels on different
+streams run concurrently and, by assumption, do not slow each other down (no SM or HBM contention
+between streams is modelled); a system uses a second stream to overlap the bottom MLP with the
+embedding look-ups, as TorchRec's pipelines do.
+
+Fine granularity (:meth:`Gpu.gather_fine`): the rows of a gather kernel are requests served by
+``sm_count`` parallel request slots (one per SM), each row taking ``sm_count * row_bytes /
+(efficiency * hbm_peak)`` on its slot, rows handed to the next free slot in order; one simpy event per
+row. With ``N`` rows the kernel time is the list-scheduling makespan, within one row time of the
+fast formula (relative gap ``<= sm_count / N``).
+
+What it leaves out: contention between concurrent streams, the L2 cache (hot rows served from L2 are not
 faster), CPU-side dispatch beyond the launch overhead, and small-batch occupancy effects (the L = 1
 runs in data.md §5.2 are launch/latency bound, which this model only captures through
 ``kernel_launch_s``). Use :mod:`simrec.sim.components.hbm` for a timing-level model of the memory.
@@ -61,6 +72,8 @@ class GpuParams:
         hbm: the memory (its ``peak_bw_Bps`` is the gather's reference bandwidth).
         hbm_capacity_bytes: memory capacity, bytes.
         gather_efficiency: ``(row_bytes, fraction of HBM peak)`` points, ascending row size.
+        sm_count: streaming multiprocessors, the parallel request slots of the fine-grained gather
+            (H100 SXM: 132).
     """
 
     name: str
@@ -70,8 +83,15 @@ class GpuParams:
     hbm: HbmParams
     hbm_capacity_bytes: float
     gather_efficiency: tuple[tuple[int, float], ...]
+    sm_count: int = 132
 
     def __post_init__(self) -> None:
+        if self.sm_count < 1:
+            raise ConfigError(
+                f"GPU sm_count must be >= 1, got {self.sm_count}",
+                where="field sm_count",
+                fix="e.g. 132",
+            )
         if not self.peak_flops > 0:
             raise ConfigError(
                 "GPU peak_flops must be > 0", where="field peak_flops", fix="e.g. 989 TFLOPS"
@@ -121,7 +141,7 @@ class GpuParams:
         """H100 SXM 80 GB: HBM3 3.35 TB/s (data.md §5.2), gather efficiency calibrated from the
         measured embedding_bag runs of data.md §5.2 after removing ``kernel_launch_s``.
 
-        ``peak_flops`` = 989 TFLOP/s dense BF16 (NVIDIA H100 SXM datasheet [recall]); the launch
+        ``peak_flops`` = 989 TFLOP/s dense BF16 and 132 SMs (NVIDIA H100 SXM datasheet [recall]); the launch
         overhead (5 us) and MLP efficiency (0.6) are stated assumptions.
         """
         hbm = HbmParams.h100_sxm_hbm3()
@@ -139,19 +159,68 @@ class GpuParams:
 
 
 class Gpu:
-    """One GPU with an in-order kernel stream (:attr:`stream`, a FIFO server)."""
+    """One GPU with ``streams`` in-order kernel streams (FIFO servers; :attr:`stream` is the first).
 
-    def __init__(self, env: simpy.Environment, params: GpuParams, name: str | None = None):
+    Counters: ``kernels`` (kernels launched) and ``events`` (simpy timeouts of fine-grained gathers).
+    """
+
+    def __init__(
+        self, env: simpy.Environment, params: GpuParams, name: str | None = None, streams: int = 1
+    ):
+        if streams < 1:
+            raise ConfigError(
+                f"a GPU needs >= 1 stream, got {streams}", where="streams", fix="use 1 or 2"
+            )
         self.env = env
         self.p = params
         self.name = name or params.name
-        self.stream = Server(env, 1, f"{self.name}.stream")
+        self.streams = [
+            Server(env, 1, f"{self.name}.stream" + (f"{i}" if i else "")) for i in range(streams)
+        ]
+        self.stream = self.streams[0]
         self.kernels = 0
+        self.events = 0
 
-    def kernel(self, seconds: float) -> Generator[Any, Any, float]:
-        """simpy process body: one kernel of ``seconds`` on the stream; returns the sojourn time."""
+    def kernel(self, seconds: float, stream: int = 0) -> Generator[Any, Any, float]:
+        """simpy process body: one kernel of ``seconds`` on ``stream``; returns the sojourn time."""
         self.kernels += 1
-        return (yield from self.stream.serve(seconds))
+        return (yield from self.streams[stream].serve(seconds))
+
+    def gather_fine(
+        self, segments: list[tuple[int, float]], stream: int = 0
+    ) -> Generator[Any, Any, float]:
+        """simpy process body: one gather kernel, one event per row request.
+
+        ``segments`` lists ``(rows, row_bytes)`` in issue order. The kernel holds ``stream``, pays
+        ``kernel_launch_s``, then ``sm_count`` slots take rows in order, each row lasting
+        ``sm_count * row_bytes / (eff(row_bytes) * hbm_peak)``. Returns the sojourn time.
+        """
+        env = self.env
+        t0 = float(env.now)
+        self.kernels += 1
+        token = yield from self.streams[stream].acquire()
+        if self.p.kernel_launch_s > 0:
+            yield env.timeout(self.p.kernel_launch_s)
+        slots = self.p.sm_count
+        durs: list[float] = []
+        for n, rb in segments:
+            if n > 0:
+                bw = self.p.gather_eff(rb) * self.p.hbm.peak_bw_Bps
+                durs.extend([slots * rb / bw] * int(n))
+        nxt = [0]
+
+        def slot() -> Generator[Any, Any, None]:
+            while nxt[0] < len(durs):
+                d = durs[nxt[0]]
+                nxt[0] += 1
+                self.events += 1
+                yield env.timeout(d)
+
+        procs = [env.process(slot()) for _ in range(min(slots, len(durs)))]
+        if procs:
+            yield env.all_of(procs)
+        self.streams[stream].release(token)
+        return float(env.now) - t0
 
     def gather(self, lookups: float, row_bytes: float) -> Generator[Any, Any, float]:
         """simpy process body: an embedding gather kernel."""

@@ -7,6 +7,11 @@ wire, and pays a fixed ``latency_s`` once (DMA setup, switch and flight time); a
 ``efficiency`` (<= 1) scales the bandwidth to match a measured DMA engine. The two directions are
 independent FIFO servers (full duplex); transfers in one direction are serialised.
 
+Fine granularity (:meth:`PcieLink.transfer_rows_fine`): a gather of many small rows (UVM reads of
+embedding rows) is one transfer per row, one simpy event each, every row occupying the direction
+for ``wire_bytes(row) / bandwidth``; the fixed latency is pipelined (paid once, after the last row),
+so it equals :meth:`PcieParams.wire_time_s` of the summed wire bytes.
+
 What it leaves out: flow-control credits, DLLP (ACK/NAK, flow-control updates) bandwidth, replays,
 read-request round trips and the completion split of non-posted reads, and Gen 6 FLIT mode.
 """
@@ -105,6 +110,13 @@ class PcieParams:
             return 0.0
         return self.latency_s + self.wire_bytes(nbytes) / (self.raw_bw_Bps * self.efficiency)
 
+    def wire_time_s(self, wire_bytes: float) -> float:
+        """Unloaded time to move ``wire_bytes`` already counted on the wire (TLP overhead included):
+        ``latency + wire_bytes / (raw_bw * efficiency)``."""
+        if wire_bytes <= 0:
+            return 0.0
+        return self.latency_s + wire_bytes / (self.raw_bw_Bps * self.efficiency)
+
     @classmethod
     def gen5_x16(cls) -> PcieParams:
         """PCIe 5.0 x16 (H100 PCIe host link): 63.02 GB/s per direction raw (data.md §5.1)."""
@@ -133,6 +145,7 @@ class PcieLink:
             "up": Server(env, 1, f"{self.name}.up"),
         }
         self.bytes = {"down": 0.0, "up": 0.0}
+        self.events = 0
 
     def transfer(
         self, nbytes: float, direction: Literal["down", "up"] = "down"
@@ -144,3 +157,45 @@ class PcieLink:
             )
         self.bytes[direction] += nbytes
         return (yield from self.dirs[direction].serve(self.p.transfer_time_s(nbytes)))
+
+    def transfer_wire(
+        self, wire_bytes: float, direction: Literal["down", "up"] = "down"
+    ) -> Generator[Any, Any, float]:
+        """simpy process body: move ``wire_bytes`` counted on the wire (many small TLPs whose
+        overhead the caller already added); returns the sojourn time."""
+        self._check(direction)
+        self.bytes[direction] += wire_bytes
+        return (yield from self.dirs[direction].serve(self.p.wire_time_s(wire_bytes)))
+
+    def transfer_rows_fine(
+        self, segments: list[tuple[int, float]], direction: Literal["down", "up"] = "down"
+    ) -> Generator[Any, Any, float]:
+        """simpy process body: ``(rows, row_bytes)`` segments, one transfer (one event) per row.
+
+        The direction is held for the rows back to back; the latency is paid once at the end
+        (pipelined). Returns the sojourn time.
+        """
+        self._check(direction)
+        env = self.env
+        t0 = float(env.now)
+        bw = self.p.raw_bw_Bps * self.p.efficiency
+        srv = self.dirs[direction]
+        token = yield from srv.acquire()
+        moved = 0.0
+        for n, rb in segments:
+            w = self.p.wire_bytes(rb)
+            for _ in range(int(n)):
+                self.events += 1
+                yield env.timeout(w / bw)
+                moved += w
+        srv.release(token)
+        self.bytes[direction] += moved
+        if moved > 0 and self.p.latency_s > 0:
+            yield env.timeout(self.p.latency_s)
+        return float(env.now) - t0
+
+    def _check(self, direction: str) -> None:
+        if direction not in self.dirs:
+            raise ConfigError(
+                f"unknown PCIe direction {direction!r}", where="direction", fix="use 'down' or 'up'"
+            )

@@ -348,10 +348,18 @@ def simulate_npu_cli(
     as_json: bool,
     out: str | Path | None = None,
     time_limit: float = 20.0,
+    mode: str = "fast",
 ) -> dict[str, Any]:
     """Body of ``simrec simulate`` for an NPU config: simulate, write ``--out`` files, print the
     summary table (or the JSON object with ``cores`` and, for ``both``, the speedup)."""
     import click
+
+    if mode != "fast":
+        raise ConfigError(
+            f"the npu system has no {mode!r} granularity",
+            where="--mode",
+            fix="use --mode fast (transaction level: one event per table part and core)",
+        )
 
     from simrec.cli import echo_json
     from simrec.sim.cli import format_summary

@@ -253,6 +253,8 @@ class Placement:
     tables: list[TablePlacement]
     n_devices: int
     summary: list[dict[str, float]]
+    #: per device (n_emb, n_tt, n_mlp) chosen by :func:`plan_core_mix`, or None (device.cores)
+    cores: list[tuple[int, int, int] | None] = field(default_factory=list)
 
     @property
     def num_tables(self) -> int:
@@ -559,6 +561,7 @@ def default_placement(header: TraceHeader, batches: Iterable[Batch], cfg: ScrecC
         TablePlacement(device=int(owner[t]), row_bytes=row_bytes[t], dim=dims[t]) for t in range(T)
     ]
     summary = []
+    cores: list[tuple[int, int, int] | None] = []
     for j in range(cfg.n_devices):
         mine = [t for t in range(T) if owner[t] == j]
         sram_left = float(dev.onchip_bytes)
@@ -639,17 +642,67 @@ def default_placement(header: TraceHeader, batches: Iterable[Batch], cfg: ScrecC
                 where=f"screc.device{j}",
                 fix="use more devices or TT-compress more tables",
             )
+        sram_need = float(dev.onchip_bytes - sram_left) + sram_used
+        pool_cycles = sum(lookups[t] * math.ceil(dims[t] / dev.cores.emb.lanes) for t in raw)
+        macs = sum(lookups[t] * tt_macs_per_row(tables[t].tt) for t in mine if tables[t].tt)
+        mix = plan_core_mix(dev, float(pool_cycles), float(macs), sram_need)
+        cores.append(mix)
         summary.append(
             {
                 "tables": float(len(mine)),
                 "tt_tables": float(len(mine) - len(raw)),
-                "sram_bytes": float(dev.onchip_bytes - sram_left) + sram_used,
+                "sram_bytes": sram_need,
                 "ddr4_bytes": ddr_used,
                 "nand_bytes": float(nand_byte),
                 "lookups_profiled": float(sum(lookups[t] for t in mine)),
+                "emb_cores": float(mix[0]),
+                "tt_cores": float(mix[1]),
+                "mlp_cores": float(mix[2]),
             }
         )
-    return Placement(tables, cfg.n_devices, summary)
+    return Placement(tables, cfg.n_devices, summary, cores)
+
+
+def plan_core_mix(
+    dev: SmartSSDParams, pool_cycles: float, tt_macs: float, sram_bytes: float
+) -> tuple[int, int, int]:
+    """The per-device core configuration of the default plan (SCRec's "adaptively configuring
+    memory-centric and compute-centric cores", screc.md §1.3 [INF]).
+
+    Among the mixes that fit the FPGA budget and leave at least ``sram_bytes`` of on-chip SRAM
+    (the cores' buffers take BRAM), with the device's MLP-core count kept, pick the one that
+    minimises the larger of the EMB cores' pooling time (``pool_cycles`` / n_emb) and the TT
+    cores' time (``tt_macs`` / (n_tt x MAC rate)); ties go to fewer cores. A device with no
+    profiled work keeps ``dev.cores``. Memory time (DDR4, NAND) is not a function of the mix and
+    is left out of the choice.
+    """
+    from simrec.sim.components.fpga import CoreConfig
+
+    base = dev.cores
+    if pool_cycles <= 0 and tt_macs <= 0:
+        return (base.n_emb, base.n_tt, base.n_mlp)
+    clock = dev.fpga.clock_hz
+    best: tuple[float, int, int, int] | None = None
+    avail = dev.fpga.available
+    max_emb = max(1, avail.lut // max(base.emb.cost.lut, 1))
+    max_tt = avail.dsp // max(base.tt.cost.dsp, 1) if base.tt.cost.dsp else 0
+    for n_tt in range(0 if tt_macs <= 0 else 1, max_tt + 1):
+        for n_emb in range(1 if pool_cycles > 0 else 0, max_emb + 1):
+            cc = CoreConfig(n_emb, n_tt, base.n_mlp, base.emb, base.tt, base.mlp)
+            try:
+                cc.check(dev.fpga)
+            except ConfigError:
+                break  # more EMB cores only need more
+            if dev.fpga.onchip_bytes(cc.resources()) < sram_bytes:
+                break
+            t_pool = pool_cycles / (n_emb * clock) if n_emb else 0.0
+            t_tt = tt_macs / (n_tt * base.tt.macs_per_second(clock)) if n_tt else 0.0
+            key = (max(t_pool, t_tt), n_emb + n_tt, n_emb, n_tt)
+            if best is None or key < best:
+                best = key
+    if best is None:
+        return (base.n_emb, base.n_tt, base.n_mlp)
+    return (best[2], best[3], base.n_mlp)
 
 
 class ScrecSystem:
@@ -782,8 +835,8 @@ class ScrecSystem:
         self.placement = pl
         env = simpy.Environment()
         dev_params = [cfg.device] * cfg.n_devices
-        if cfg.plan_cores and isinstance(pl, PlanPlacement):
-            for j, cc in enumerate(pl.cores):
+        if cfg.plan_cores:
+            for j, cc in enumerate(getattr(pl, "cores", None) or []):
                 if cc is not None:
                     cores = replace(cfg.device.cores, n_emb=cc[0], n_tt=cc[1], n_mlp=cc[2])
                     dev_params[j] = replace(cfg.device, cores=cores)  # checks the FPGA budget
