@@ -134,13 +134,13 @@ def main() -> None:
     for wname, trace in (("mels", mels[b_main]), ("criteo", crit)):
         row: dict[str, Any] = {"baselines": {k: run_base(h, trace) for k, h in bases.items()}}
         dev = hw.params("ssd0")
-        wide = replace(dev, cores=replace(dev.cores, n_emb=4, emb=replace(dev.cores.emb, lanes=64)))
+        wide = replace(dev, cores=replace(dev.cores, emb=replace(dev.cores.emb, lanes=64)))
         variants = {
             "deployed (profile batch 0, default plan)": deployed,
             "oracle (profile = simulated batches)": oracle,
             "deployed, no TT": {**deployed, "tt_policy": "none"},
             "deployed, index sharding": {**deployed, "sharding": "index"},
-            "oracle, 4 EMB cores x 64 lanes": {**oracle, "device": wide},
+            "oracle, 64-lane EMB cores": {**oracle, "device": wide},
             "oracle, 16 devices": {**oracle, "n_devices": 16},
         }
         row["screc"] = {k: run_screc(hw, trace, **v) for k, v in variants.items()}

@@ -166,6 +166,7 @@ def _register() -> None:
     from simrec.explore.cli import sweep_command
     from simrec.functional.cli import size_command, validate_command
     from simrec.report.cli import report_command
+    from simrec.shard.cli import shard_command
     from simrec.sim.cli import simulate_command
     from simrec.trace.convert import convert_command, export_command
     from simrec.trace.generate import gen_command
@@ -180,6 +181,7 @@ def _register() -> None:
     cli.add_command(size_command, "model-size")
     cli.add_command(report_command, "report")
     cli.add_command(sweep_command, "sweep")
+    cli.add_command(shard_command, "shard")
 
 
 _register()

@@ -473,3 +473,36 @@ def test_quick_cpu_pipeline_end_to_end(tmp_path: Path) -> None:
     )
     assert r2.exit_code == 0, r2.output
     _check_contract(json.loads(r2.output))
+
+
+# ------------------------------------------------------------------ what-if diagnostics
+def test_cache_hit_estimate() -> None:
+    from simrec.calibrate.whatif import cache_hit_estimate
+
+    u = Workload("u", 1000, 16, 1, 1)  # 64 B rows
+    assert cache_hit_estimate(u, 64 * 250) == pytest.approx(0.25)
+    assert cache_hit_estimate(u, 1e9) == 1.0
+    z = Workload("z", 1000, 16, 1, 1, dist="zipf", alpha=1.0)
+    k = np.arange(1, 1001, dtype=np.float64)
+    assert cache_hit_estimate(z, 64 * 10) == pytest.approx(np.sum(1 / k[:10]) / np.sum(1 / k))
+
+
+def test_output_write_whatif_recovers_its_own_model() -> None:
+    from simrec.calibrate.whatif import gpu_output_write_whatif
+
+    effs = {64: 0.3, 256: 0.5, 512: 0.55}
+    probe = _synthetic_probe(10e-6, effs, noise=0.0)
+    # regenerate the calibration times with an output term of efficiency 0.2 of 3.35 TB/s
+    for p in probe["calibration"]:
+        w = Workload.from_dict(p["workload"])
+        eff = float(np.interp(np.log2(w.row_bytes), np.log2(list(effs)), list(effs.values())))
+        t = (
+            10e-6
+            + w.lookups * w.row_bytes / (eff * 3.35e12)
+            + w.batch * w.row_bytes / (0.2 * 3.35e12)
+        )
+        p["median_s"] = t
+    r = gpu_output_write_whatif(probe)
+    assert r["write_efficiency"] == pytest.approx(0.2, rel=0.02)
+    assert r["launch_s"] == pytest.approx(10e-6, rel=0.05)
+    assert r["calibration_geomean_abs_error"] < 1e-3

@@ -73,12 +73,13 @@ def test_tables_beyond_hbm_are_read_over_pcie(tmp_path):
     r = trace(tmp_path, batches=1)
     tiny = replace(GpuParams.h100_sxm(), hbm_capacity_bytes=1e6)  # no table fits
     res = system(tiny).simulate(r, r.header)
-    pcie = PcieParams.gen5_x16()
     row = DIM * 4
     b = r.batch(0)
     uniq = [len(np.unique(b.table_indices(t))) for t in range(G)]
-    # each table on its own GPU's link; distinct rows once; TLP overhead per row (one TLP)
-    expect = [pcie.transfer_time_s(u * (row + 24)) for u in uniq]
+    # each table on its own GPU's link; distinct rows once; TLP overhead per row (one TLP of
+    # 256 B payload + 24 B), counted once; Gen5 x16 = 16 x 32 GT/s x 128/130 / 8 (data.md §5.1)
+    raw = 16 * 32e9 * 128 / 130 / 8
+    expect = [u * (row + 24) / raw for u in uniq]
     assert res.counters["pcie_bytes"] == pytest.approx(sum(uniq) * (row + 24))
     assert res.breakdown_s["embedding"] == pytest.approx(max(expect), rel=1e-9)
     assert res.counters["hbm_bytes"] == 0
@@ -146,19 +147,42 @@ def test_capacity_errors(tmp_path):
         s.simulate(r, r.header, source="g.trc")
     assert "host DRAM" in str(e.value)
     with pytest.raises(ConfigError):
-        system(mode="fine")
+        system(mode="turbo")
 
 
 def test_dense_stage_uses_model_flops(tmp_path):
     r = trace(tmp_path, batches=1)
     m = replace(get_model("rm1"), num_tables=G, emb_dim=DIM, bottom_mlp=(256, 128, DIM))
-    res = system(model=m).simulate(r, r.header)
+    res = system(model=m, overlap_bottom_mlp=False).simulate(r, r.header)
     g = GpuParams.h100_sxm()
     per_gpu = B / G
-    expect = sum(
+    bottom, inter, top = (
         g.mlp_time_s(f * per_gpu) for f in (m.bottom_flops(), m.interaction_flops(), m.top_flops())
     )
-    assert res.breakdown_s["dense"] == pytest.approx(expect, rel=1e-9)
+    assert res.breakdown_s["dense"] == pytest.approx(bottom + inter + top, rel=1e-9)
+    # overlapped (default): the bottom MLP runs on a second stream during the embedding stage and
+    # the all-to-all, which take longer here, so only interaction + top remain after them
+    ov = system(model=m).simulate(r, r.header)
+    assert bottom < ov.breakdown_s["embedding"] + ov.breakdown_s["alltoall"]
+    assert ov.breakdown_s["dense"] == pytest.approx(inter + top, rel=1e-9)
+    assert ov.breakdown_s["bottom_mlp_exposed"] == 0
+    assert ov.sim_time_s == pytest.approx(res.sim_time_s - bottom, rel=1e-9)
+
+
+def test_long_bottom_mlp_is_exposed_by_what_the_embedding_stage_does_not_hide(tmp_path):
+    r = trace(tmp_path, batches=1)
+    # a wide bottom MLP (about 2 x 8192^2 x 2 FLOPs per sample) outlasts the embedding stage
+    m = replace(get_model("rm1"), num_tables=G, emb_dim=DIM, bottom_mlp=(8192, 8192, 8192, DIM))
+    off = system(model=m, overlap_bottom_mlp=False).simulate(r, r.header)
+    on = system(model=m).simulate(r, r.header)
+    g = GpuParams.h100_sxm()
+    bottom = g.mlp_time_s(m.bottom_flops() * B / G)
+    emb_a2a = off.breakdown_s["embedding"] + off.breakdown_s["alltoall"]
+    assert bottom > emb_a2a
+    # batch time = max(bottom, embedding + all-to-all) + interaction + top
+    assert on.sim_time_s == pytest.approx(off.sim_time_s - emb_a2a, rel=1e-9)
+    assert on.breakdown_s["bottom_mlp_exposed"] == pytest.approx(bottom - emb_a2a, rel=1e-9)
+    assert on.utilisation["gpu0.stream1"] > 0
 
 
 def test_uvm_rows_also_load_the_host_dram(tmp_path):

@@ -799,7 +799,7 @@ def _solve_lns(
         if _gap(ev.objective, bound) <= target:
             stop = "Gap limit reached" if _gap(ev.objective, bound) > 1e-9 else "Optimal"
             break
-        if left() <= 0.5:
+        if left() <= 1.0:
             stop = "Time limit reached"
             break
         if J < 2:
@@ -809,7 +809,7 @@ def _solve_lns(
         improved = False
         all_proven = True
         for b_dev in [int(x) for x in order[::-1] if int(x) != a_dev]:
-            if left() <= 0.5:
+            if left() <= 1.0:
                 break
             cand, proven = _sub_move(opts, cur, [a_dev, b_dev], solver, limit, deadline, threads)
             rec.lns_subsolves += 1
@@ -818,7 +818,7 @@ def _solve_lns(
                 improved = True
                 break
         if not improved:
-            if left() <= 0.5:
+            if left() <= 1.0:
                 stop = "Time limit reached"
                 break
             if all_proven or limit >= max_sub_time_limit:

@@ -324,6 +324,12 @@ def format_summary(r: SimResult) -> str:
                 f"tt {100 * u['tt_cores']:5.1f} %  mlp {100 * u['mlp_cores']:5.1f} %  "
                 f"link {100 * u['host_link']:5.1f} %  "
                 f"tables {pl.get('tables', 0):.0f} (TT {pl.get('tt_tables', 0):.0f})"
+                + (
+                    f"  cores {pl['emb_cores']:.0f} EMB/{pl['tt_cores']:.0f} TT/"
+                    f"{pl['mlp_cores']:.0f} MLP"
+                    if "emb_cores" in pl
+                    else ""
+                )
             )
     if "energy" in x:
         e = x["energy"]

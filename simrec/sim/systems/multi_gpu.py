@@ -46,11 +46,128 @@ from simrec.sim.components.network import Network, NetworkParams
 from simrec.sim.components.pcie import PcieLink, PcieParams
 from simrec.sim.results import LoadSpec, SimResult, run_load
 from simrec.trace.format import Batch, TraceHeader
+from simrec.trace.stackdist import StackDistanceCounter
 from simrec.workloads.dlrm import DlrmModel
 
-__all__ = ["MultiGpuSystem", "TableShards"]
+__all__ = ["LruRowCache", "MultiGpuSystem", "TableShards", "UvmCache", "parse_uvm_cache"]
 
 HOST_TIERS = ("host_dram", "dram", "ddr", "host")
+
+
+@dataclass(frozen=True)
+class UvmCache:
+    """The size of the software-managed HBM row cache in front of host-DRAM (UVM) bands.
+
+    Exactly one of ``rows`` (cache lines, one row each) or ``hbm_share`` (a fraction in (0, 1] of
+    the HBM that the GPU's own bands leave free) is given. ``policy`` is ``"lru"``.
+    """
+
+    policy: Literal["lru"] = "lru"
+    rows: int | None = None
+    hbm_share: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.policy != "lru":
+            raise ConfigError(
+                f"unknown UVM cache policy {self.policy!r}",
+                where="uvm cache policy",
+                fix="use lru (e.g. --uvm-cache lru:0.1)",
+            )
+        if (self.rows is None) == (self.hbm_share is None):
+            raise ConfigError(
+                "give the UVM cache size either in rows or as a share of free HBM",
+                where="uvm cache size",
+                fix="e.g. lru:100000 (rows) or lru:0.1 / lru:10% (share of free HBM)",
+            )
+        if self.rows is not None and self.rows < 0:
+            raise ConfigError(
+                f"UVM cache rows must be >= 0, got {self.rows}",
+                where="uvm cache size",
+                fix="give a non-negative number of rows",
+            )
+        if self.hbm_share is not None and not 0 < self.hbm_share <= 1:
+            raise ConfigError(
+                f"UVM cache share of free HBM must be in (0, 1], got {self.hbm_share}",
+                where="uvm cache size",
+                fix="e.g. lru:0.1 or lru:10%",
+            )
+
+    def capacity_rows(
+        self, free_bytes: float, line_bytes: float, gpu: str = "gpu", source: str | None = None
+    ) -> int:
+        """Cache lines of ``line_bytes`` on a GPU with ``free_bytes`` of HBM left by its bands."""
+        if self.rows is not None:
+            if self.rows * line_bytes > free_bytes:
+                raise ConfigError(
+                    f"a UVM cache of {self.rows} rows x {line_bytes:.0f} B does not fit the "
+                    f"{free_bytes / 2**30:.2f} GiB of HBM that {gpu}'s bands leave free",
+                    path=source,
+                    where=f"device {gpu!r}, uvm cache",
+                    fix=f"use at most {int(free_bytes // line_bytes)} rows, or a share (lru:0.5)",
+                )
+            return int(self.rows)
+        assert self.hbm_share is not None
+        return int(self.hbm_share * free_bytes // line_bytes)
+
+
+def parse_uvm_cache(text: str | None) -> UvmCache | None:
+    """Parse the ``--uvm-cache`` option: ``none``, ``lru:ROWS`` (an integer number of rows) or
+    ``lru:SHARE`` (a fraction with a decimal point, e.g. ``lru:0.1``, or a percentage ``lru:10%``
+    of the HBM the GPU's own bands leave free)."""
+    if text is None or text.strip().lower() in ("", "none", "off", "0"):
+        return None
+    policy, sep, size = text.strip().lower().partition(":")
+    fix = "use none, lru:ROWS (e.g. lru:100000) or lru:SHARE (e.g. lru:0.1 or lru:10%)"
+    if policy != "lru" or not sep:
+        raise ConfigError(
+            f"cannot read the UVM cache {text!r}: only the lru policy with a size is known",
+            where="--uvm-cache",
+            fix=fix,
+        )
+    try:
+        if size.endswith("%"):
+            return UvmCache("lru", hbm_share=float(size[:-1]) / 100.0)
+        if any(c in size for c in ".e"):
+            return UvmCache("lru", hbm_share=float(size))
+        return UvmCache("lru", rows=int(size))
+    except ValueError:
+        raise ConfigError(
+            f"cannot read the UVM cache size {size!r}", where="--uvm-cache", fix=fix
+        ) from None
+
+
+class LruRowCache:
+    """A fully associative LRU cache of embedding rows (one row per line), as FBGEMM's UVM-caching
+    embedding bags keep in HBM (theirs is 32-way set associative; this one is fully associative).
+
+    Keys are ``(table, row)`` pairs (``key_offsets[table] + row``). :meth:`access` takes a batch's
+    *distinct* rows of one table (the caller passes them sorted, as FBGEMM's prefetch sees the
+    unique indices) and returns which were resident; every accessed row becomes most recent and
+    missed rows are inserted, evicting the least recent. A reference hits exactly when its LRU
+    stack distance (distinct other rows accessed since its previous access,
+    :mod:`simrec.trace.stackdist`) is below ``capacity``; the counter is O(N log N) and keeps
+    O(key space) state, nothing per reference.
+    """
+
+    def __init__(
+        self, capacity: int, key_offsets: dict[int, int], key_space: int, line_bytes: float = 0.0
+    ) -> None:
+        self.capacity = int(capacity)
+        self.key_offsets = dict(key_offsets)
+        self.line_bytes = float(line_bytes)
+        self._sd = StackDistanceCounter(max(int(key_space), 1))
+        self.refs = 0
+        self.hits = 0
+
+    def access(self, table: int, rows: np.ndarray) -> np.ndarray:
+        """Access distinct ``rows`` of ``table`` in the given order; boolean hit mask."""
+        keys = np.asarray(rows, dtype=np.int64) + self.key_offsets[table]
+        d = np.empty(len(keys), dtype=np.int64)
+        self._sd.update(keys, out=d)
+        hit = (d >= 0) & (d < self.capacity)
+        self.refs += len(keys)
+        self.hits += int(hit.sum())
+        return hit
 
 
 @dataclass
@@ -85,12 +202,14 @@ class MultiGpuSystem:
         mode: str = "fast",
         host_drams: list[DramParams] | None = None,
         gpu_host: list[int] | None = None,
+        uvm_cache: UvmCache | None = None,
+        overlap_bottom_mlp: bool = True,
     ) -> None:
-        if mode != "fast":
+        if mode not in ("fast", "fine"):
             raise ConfigError(
                 f"the multi_gpu system has no {mode!r} granularity",
                 where="--mode",
-                fix="use --mode fast (the fine mode exists for the cpu_dram system)",
+                fix="use --mode fast (transaction level) or --mode fine (one event per request)",
             )
         if not gpus:
             raise ConfigError("a multi_gpu system needs GPUs", where="devices", fix="add gpus")
@@ -131,6 +250,8 @@ class MultiGpuSystem:
             )
         self.name = name
         self.mode = mode
+        self.uvm_cache = uvm_cache
+        self.overlap_bottom_mlp = bool(overlap_bottom_mlp)
 
     @classmethod
     def from_hw(
@@ -140,8 +261,14 @@ class MultiGpuSystem:
         sharding: Literal["table", "row"] = "table",
         plan: Any | None = None,
         mode: str = "fast",
+        uvm_cache: UvmCache | str | None = None,
+        overlap_bottom_mlp: bool = True,
     ) -> MultiGpuSystem:
-        """Build from a :class:`simrec.hw.SystemConfig`: its GPUs, network and PCIe links."""
+        """Build from a :class:`simrec.hw.SystemConfig`: its GPUs, network and PCIe links.
+
+        ``uvm_cache`` is a :class:`UvmCache` or its CLI text (see :func:`parse_uvm_cache`)."""
+        if isinstance(uvm_cache, str):
+            uvm_cache = parse_uvm_cache(uvm_cache)
         names = list(hw.devices_of_kind("gpu"))
         if not names:
             raise ConfigError(
@@ -201,6 +328,8 @@ class MultiGpuSystem:
             mode=mode,
             host_drams=host_drams,
             gpu_host=gpu_host if host_drams else None,
+            uvm_cache=uvm_cache,
+            overlap_bottom_mlp=overlap_bottom_mlp,
         )
 
     # ------------------------------------------------------------------ placement
@@ -209,6 +338,36 @@ class MultiGpuSystem:
         shards = self._from_plan(header) if self.plan is not None else self._default(header)
         self._check_capacity(header, shards, source)
         return shards
+
+    def caches(
+        self, header: TraceHeader, shards: list[TableShards], source: str | None = None
+    ) -> list[LruRowCache | None]:
+        """One UVM row cache per GPU that serves host bands (None elsewhere or without a cache).
+
+        The cache of GPU ``g`` holds rows of every table with a host band served by ``g``; a cache
+        line is one row of the largest such row size; its capacity comes from :attr:`uvm_cache`
+        (rows, or a share of the HBM the GPU's bands leave free) and must fit that free HBM.
+        """
+        G = len(self.gpus)
+        if self.uvm_cache is None:
+            return [None] * G
+        used = self._check_capacity(header, shards, source)
+        rb = self._row_bytes(header)
+        out: list[LruRowCache | None] = []
+        for g in range(G):
+            tables = [t for t, s in enumerate(shards) if bool(np.any(s.host & (s.gpu == g)))]
+            if not tables:
+                out.append(None)
+                continue
+            line = float(max(rb[t] for t in tables))
+            free = max(self.gpus[g].hbm_capacity_bytes - float(used[g]), 0.0)
+            cap = self.uvm_cache.capacity_rows(free, line, self.gpu_names[g], source)
+            offsets, key = {}, 0
+            for t in tables:
+                offsets[t] = key
+                key += int(header.rows[t])
+            out.append(LruRowCache(cap, offsets, key, line))
+        return out
 
     def _row_bytes(self, header: TraceHeader) -> np.ndarray:
         return np.array([float(s.bytes_per_row) for s in header.tables])
@@ -289,7 +448,7 @@ class MultiGpuSystem:
 
     def _check_capacity(
         self, header: TraceHeader, shards: list[TableShards], source: str | None
-    ) -> None:
+    ) -> np.ndarray:
         rb = self._row_bytes(header)
         hbm = np.zeros(len(self.gpus))
         host = 0.0
@@ -315,6 +474,7 @@ class MultiGpuSystem:
                 where="tables (host DRAM tier)",
                 fix="use more GPUs or more host memory, or compress/shrink the tables",
             )
+        return hbm
 
     # ------------------------------------------------------------------ simulation
     def simulate(
@@ -324,18 +484,26 @@ class MultiGpuSystem:
         load: LoadSpec | None = None,
         source: str | None = None,
     ) -> SimResult:
-        """Run the batches; returns a :class:`SimResult`."""
+        """Run the batches (streamed: one batch at a time is held); returns a :class:`SimResult`."""
         wall0 = time.perf_counter()
         shards = self.shard(header, source)
+        caches = self.caches(header, shards, source)
         env = simpy.Environment()
         G = len(self.gpus)
-        gpus = [Gpu(env, p, n) for p, n in zip(self.gpus, self.gpu_names, strict=True)]
+        fine = self.mode == "fine"
+        model = self.model
+        overlap = self.overlap_bottom_mlp and model is not None and model.bottom_flops() > 0
+        gpus = [
+            Gpu(env, p, n, streams=2 if overlap else 1)
+            for p, n in zip(self.gpus, self.gpu_names, strict=True)
+        ]
         links = [
             PcieLink(env, p, f"{n}.pcie") for p, n in zip(self.pcie, self.gpu_names, strict=True)
         ]
         net = Network(env, self.network)
         hdram = [
-            Dram(env, p, "fast", n) for p, n in zip(self.host_drams, self.host_names, strict=False)
+            Dram(env, p, self.mode, n)  # type: ignore[arg-type]
+            for p, n in zip(self.host_drams, self.host_names, strict=False)
         ]
         rb = self._row_bytes(header)
         if hdram:
@@ -350,16 +518,21 @@ class MultiGpuSystem:
         for t, s in enumerate(shards):
             for k in np.unique(s.gpu).tolist():
                 out_dims[k] += dims[t]
-        wire_per_row = np.array([self.pcie[0].wire_bytes(r) for r in rb])
         breakdown = {"embedding": 0.0, "embedding_hbm": 0.0, "embedding_pcie": 0.0}
         breakdown.update({"alltoall": 0.0, "dense": 0.0})
+        if overlap:
+            breakdown.update({"bottom_mlp": 0.0, "bottom_mlp_exposed": 0.0})
         counters = {"hbm_bytes": 0.0, "pcie_bytes": 0.0, "alltoall_bytes": 0.0}
-        model = self.model
+        if any(c is not None for c in caches):
+            counters.update({"uvm_cache_hit_lookups": 0.0, "uvm_cache_miss_lookups": 0.0})
 
-        def split(batch: Batch) -> tuple[np.ndarray, np.ndarray, list[list[Any]]]:
-            """Per GPU: seconds of HBM gather, bytes over PCIe, host DRAM reads."""
-            hbm_s = np.zeros(G)
-            pcie_b = np.zeros(G)
+        Segs = list[list[tuple[int, float]]]
+
+        def split(batch: Batch) -> tuple[Segs, Segs, list[list[Any]]]:
+            """Per GPU: (lookups, row bytes) gathered from HBM, (rows, row bytes) read over PCIe,
+            host DRAM reads."""
+            hbm: Segs = [[] for _ in range(G)]
+            pcie: Segs = [[] for _ in range(G)]
             host_reads: list[list[Any]] = [[] for _ in range(G)]
             for t, s in enumerate(shards):
                 idx = batch.table_indices(t)
@@ -371,72 +544,137 @@ class MultiGpuSystem:
                     ranks = idx if s.rank_of_row is None else s.rank_of_row[idx]
                     band = np.searchsorted(s.starts, ranks, side="right") - 1
                 counts = np.bincount(band, minlength=len(s.starts))
+                r = float(rb[t])
                 for k in np.nonzero(counts)[0].tolist():
                     gk = int(s.gpu[k])
-                    if s.host[k]:
-                        rows = unique_first(idx if len(s.starts) == 1 else idx[band == k])
-                        pcie_b[gk] += len(rows) * wire_per_row[t]
-                        if hdram:
-                            addr = rows * int(stride[t]) + int(base[t])
-                            host_reads[gk].append((addr, int(nb_host[t])))
+                    if not s.host[k]:
+                        hbm[gk].append((int(counts[k]), r))
+                        counters["hbm_bytes"] += counts[k] * r
+                        continue
+                    sel = idx if len(s.starts) == 1 else idx[band == k]
+                    cache = caches[gk]
+                    if cache is None:
+                        rows = unique_first(sel)
                     else:
-                        gp = self.gpus[gk]
-                        bw = gp.gather_eff(rb[t]) * gp.hbm.peak_bw_Bps
-                        hbm_s[gk] += counts[k] * rb[t] / bw
-                        counters["hbm_bytes"] += counts[k] * rb[t]
-            counters["pcie_bytes"] += float(pcie_b.sum())
-            return hbm_s, pcie_b, host_reads
+                        uq, cnt = np.unique(sel, return_counts=True)
+                        hit = cache.access(t, uq)
+                        nh = int(cnt[hit].sum())
+                        counters["uvm_cache_hit_lookups"] += nh
+                        counters["uvm_cache_miss_lookups"] += int(cnt.sum()) - nh
+                        if nh:
+                            hbm[gk].append((nh, r))
+                            counters["hbm_bytes"] += nh * r
+                        rows = uq[~hit]
+                    if len(rows) == 0:
+                        continue
+                    pcie[gk].append((len(rows), r))
+                    counters["pcie_bytes"] += len(rows) * self.pcie[gk].wire_bytes(r)
+                    if hdram:
+                        addr = rows * int(stride[t]) + int(base[t])
+                        host_reads[gk].append((addr, int(nb_host[t])))
+            return hbm, pcie, host_reads
+
+        def hbm_time(k: int, segs: list[tuple[int, float]]) -> float:
+            gp = self.gpus[k]
+            return sum(n * r / (gp.gather_eff(r) * gp.hbm.peak_bw_Bps) for n, r in segs)
+
+        def wire(k: int, segs: list[tuple[int, float]]) -> float:
+            return sum(n * self.pcie[k].wire_bytes(r) for n, r in segs)
 
         def gpu_embedding(
-            k: int, hbm_s: float, pcie_b: float, reads: list[Any]
+            k: int, hsegs: list[tuple[int, float]], psegs: list[tuple[int, float]], reads: list[Any]
         ) -> Generator[Any, Any, None]:
             procs = [env.process(hdram[self.gpu_host[k]].read(a, nb)) for a, nb in reads]
-            if hbm_s > 0:
-                procs.append(env.process(gpus[k].kernel(self.gpus[k].kernel_launch_s + hbm_s)))
-            if pcie_b > 0:
-                procs.append(env.process(links[k].transfer(pcie_b, "down")))
+            if hsegs:
+                if fine:
+                    procs.append(env.process(gpus[k].gather_fine(hsegs)))
+                else:
+                    t = self.gpus[k].kernel_launch_s + hbm_time(k, hsegs)
+                    procs.append(env.process(gpus[k].kernel(t)))
+            if psegs:
+                if fine:
+                    procs.append(env.process(links[k].transfer_rows_fine(psegs, "down")))
+                else:
+                    procs.append(env.process(links[k].transfer_wire(wire(k, psegs), "down")))
             if procs:
                 yield env.all_of(procs)
 
-        def gpu_dense(k: int, samples: float) -> Generator[Any, Any, None]:
+        def mlp(k: int, flops: float, stream: int = 0) -> Generator[Any, Any, None]:
+            if flops > 0:
+                yield from gpus[k].kernel(self.gpus[k].mlp_time_s(flops), stream)
+
+        def gpu_dense(k: int, samples: float, bottom: bool) -> Generator[Any, Any, None]:
             assert model is not None
-            for f in (model.bottom_flops(), model.interaction_flops(), model.top_flops()):
-                if f > 0:
-                    yield from gpus[k].mlp(f * samples)
+            if bottom:
+                yield from mlp(k, model.bottom_flops() * samples)
+            yield from mlp(k, model.interaction_flops() * samples)
+            yield from mlp(k, model.top_flops() * samples)
 
         def serve(batch: Batch) -> Generator[Any, Any, None]:
             t0 = float(env.now)
-            hbm_s, pcie_b, reads = split(batch)
-            breakdown["embedding_hbm"] += float(hbm_s.max())
-            breakdown["embedding_pcie"] += float(
-                max(self.pcie[k].transfer_time_s(pcie_b[k]) for k in range(G))
+            per_gpu = batch.batch_size / G
+            bottom = []
+            if overlap:
+                assert model is not None
+                # the bottom MLP of the GPU's B/G samples on a second stream, from the batch start
+                bottom = [
+                    env.process(mlp(k, model.bottom_flops() * per_gpu, stream=1)) for k in range(G)
+                ]
+                breakdown["bottom_mlp"] += max(
+                    self.gpus[k].mlp_time_s(model.bottom_flops() * per_gpu) for k in range(G)
+                )
+            hsegs, psegs, reads = split(batch)
+            breakdown["embedding_hbm"] += max(
+                (self.gpus[k].kernel_launch_s + hbm_time(k, hsegs[k])) if hsegs[k] else 0.0
+                for k in range(G)
+            )
+            breakdown["embedding_pcie"] += max(
+                self.pcie[k].wire_time_s(wire(k, psegs[k])) for k in range(G)
             )
             yield env.all_of(
-                [env.process(gpu_embedding(k, hbm_s[k], pcie_b[k], reads[k])) for k in range(G)]
+                [env.process(gpu_embedding(k, hsegs[k], psegs[k], reads[k])) for k in range(G)]
             )
             t1 = float(env.now)
             breakdown["embedding"] += t1 - t0
-            msg = batch.batch_size / G * 4.0 * float(out_dims.max())
+            msg = per_gpu * 4.0 * float(out_dims.max())
             if G > 1 and msg > 0:
                 yield from net.all_to_all(msg)
                 counters["alltoall_bytes"] += msg * G * (G - 1)
             t2 = float(env.now)
             breakdown["alltoall"] += t2 - t1
             if model is not None:
+                if bottom:
+                    yield env.all_of(bottom)
+                    breakdown["bottom_mlp_exposed"] += float(env.now) - t2
                 yield env.all_of(
-                    [env.process(gpu_dense(k, batch.batch_size / G)) for k in range(G)]
+                    [env.process(gpu_dense(k, per_gpu, not overlap)) for k in range(G)]
                 )
             breakdown["dense"] += float(env.now) - t2
 
         spec = load or LoadSpec()
         out = run_load(env, batches, serve, spec)
         util = {g.name: g.stream.stats().utilisation for g in gpus}
+        if overlap:
+            util.update({g.streams[1].name: g.streams[1].stats().utilisation for g in gpus})
         for lk in links:
             util[lk.dirs["down"].name] = lk.dirs["down"].stats().utilisation
         for d in hdram:
             u = d.stats()["channel_utilisation"]
             util[d.name] = float(np.mean(u)) if u else 0.0
         counters["host_dram_bursts"] = sum(d.bursts for d in hdram)
+        live = [c for c in caches if c is not None]
+        if live:
+            counters["uvm_cache_rows"] = float(sum(c.capacity for c in live))
+            counters["uvm_cache_refs"] = float(sum(c.refs for c in live))
+            counters["uvm_cache_hits"] = float(sum(c.hits for c in live))
+            refs = counters["uvm_cache_refs"]
+            counters["uvm_cache_hit_ratio"] = counters["uvm_cache_hits"] / refs if refs else 0.0
+        if fine:
+            counters["fine_events"] = float(
+                sum(g.events for g in gpus)
+                + sum(lk.events for lk in links)
+                + sum(d.events for d in hdram)
+            )
         return SimResult.build(
             system=self.name,
             kind=self.kind,

@@ -107,11 +107,16 @@ class NpuSystem:
         nparts = len(m.parts)
         part_tab = np.array([q.table for q in m.parts], dtype=np.int64)
         # per table: sorted cut points and which part each range is
+        # (sample-split tables: cuts is empty and each part takes its slice of the bags)
         cuts: list[np.ndarray] = []
         owner: list[np.ndarray] = []
         for t in range(len(meta)):
-            ps = sorted((i for i in range(nparts) if part_tab[i] == t), key=lambda i: m.parts[i].lo)
-            cuts.append(np.array([m.parts[i].lo for i in ps], dtype=np.int64))
+            ps = sorted(
+                (i for i in range(nparts) if part_tab[i] == t),
+                key=lambda i: (m.parts[i].lo, m.parts[i].sq),
+            )
+            sampled = any(m.parts[i].sk > 1 for i in ps)
+            cuts.append(np.array([] if sampled else [m.parts[i].lo for i in ps], dtype=np.int64))
             owner.append(np.array(ps, dtype=np.int64))
         order = [[i for i in range(nparts) if m.parts[i].core == c] for c in range(p.cores)]
         # preload (once)
@@ -140,7 +145,17 @@ class NpuSystem:
         def serve(batch: Batch) -> Generator[Any, Any, None]:
             t0 = float(env.now)
             n = np.zeros(nparts)
+            bags = np.full(nparts, float(batch.batch_size))
+            B = batch.batch_size
             for t in range(len(meta)):
+                if len(cuts[t]) == 0:  # sample-split: part sq of sk serves its slice of the bags
+                    off = batch.table_offsets(t)
+                    for i in owner[t].tolist():
+                        q = m.parts[i]
+                        b0, b1 = q.sq * B // q.sk, (q.sq + 1) * B // q.sk
+                        n[i] = float(off[b1] - off[b0])
+                        bags[i] = float(b1 - b0)
+                    continue
                 idx = np.asarray(batch.table_indices(t))
                 if len(idx) == 0:
                     continue
@@ -157,7 +172,7 @@ class NpuSystem:
                     q = m.parts[i]
                     rows, dim, rb, _ = meta[q.table]
                     cost = strategy_cost(p, q.strategy, n[i], (q.hi - q.lo) * rb, rb)
-                    o = output_cost(p, batch.batch_size, dim)
+                    o = output_cost(p, bags[i], dim)
                     out_s += o
                     tasks.append((cost.local_s + o, cost.gm_bytes))
                     counters["gm_bytes"] += cost.gm_bytes
