@@ -119,11 +119,14 @@ def main() -> None:
     }
     tables = 64 if quick else 856
     b_main = 256 if quick else 1024
+    big = 40 if quick else 400  # rows per expected distinct row per batch: a model >> DDR4
     mels = {
-        b: gen(out, "mels", f"mels_t{tables}_b{b}.trc", tables=tables, batch_size=b, batches=3,
-               dim=64, seed=1)  # fmt: skip
+        b: gen(out, "mels", f"mels_t{tables}_b{b}_rf{big}.trc", tables=tables, batch_size=b,
+               batches=3, dim=64, seed=1, rows_factor=big)  # fmt: skip
         for b in ([b_main] if quick else [256, 1024, 2048])
     }
+    small = gen(out, "mels", f"mels_t{tables}_b{b_main}.trc", tables=tables, batch_size=b_main,
+                batches=3, dim=64, seed=1)  # fmt: skip
     crit = gen(out, "criteo-kaggle", f"criteo_b{2048 if quick else 65536}.trc",
                batch_size=2048 if quick else 65536, batches=3, dim=16, seed=1)  # fmt: skip
     res: dict[str, Any] = {"measured_lookup_cycles": MEASURED_LOOKUP_CYCLES}
@@ -131,7 +134,11 @@ def main() -> None:
     oracle = {"coverage_estimate": "profile"}  # plan from every simulated batch
 
     # -- headline: MELS-like and Criteo Kaggle --------------------------------------------------
-    for wname, trace in (("mels", mels[b_main]), ("criteo", crit)):
+    for wname, trace in (("mels", mels[b_main]), ("mels_small", small), ("criteo", crit)):
+        h = read_trace(trace).header
+        res.setdefault("model_bytes", {})[wname] = float(
+            sum(t.rows * t.bytes_per_row for t in h.tables)
+        )
         row: dict[str, Any] = {"baselines": {k: run_base(h, trace) for k, h in bases.items()}}
         dev = hw.params("ssd0")
         wide = replace(dev, cores=replace(dev.cores, emb=replace(dev.cores.emb, lanes=64)))
@@ -145,7 +152,7 @@ def main() -> None:
         }
         row["screc"] = {k: run_screc(hw, trace, **v) for k, v in variants.items()}
         res[wname] = row
-        print(f"\n### {wname}: {trace.name}\n")
+        print(f"\n### {wname}: {trace.name}, {res['model_bytes'][wname] / 1e9:.3g} GB fp32\n")
         print("| system | samples/s | speedup vs cpu_dram | vs cpu_dram_measured | "
               "energy eff. vs multi_gpu | TT tables | lookups SRAM/DDR4/NAND/TT | "
               "per-batch stages (ms) |")  # fmt: skip

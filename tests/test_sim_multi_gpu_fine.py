@@ -16,7 +16,7 @@ from simrec.sim.components.gpu import Gpu, GpuParams
 from simrec.sim.components.network import NetworkParams
 from simrec.sim.components.pcie import PcieLink, PcieParams
 from simrec.sim.systems.multi_gpu import MultiGpuSystem, UvmCache
-from simrec.trace.format import TableSpec, TraceHeader, read_trace, write_trace
+from simrec.trace.format import Batch, TableSpec, TraceHeader, read_trace, write_trace
 from simrec.workloads.dlrm import get_model
 
 G = 8
@@ -115,19 +115,35 @@ def test_fine_pcie_rows_pipeline_the_latency():
     assert p.wire_time_s(wire) == pytest.approx(proc.value, rel=1e-12)
 
 
-def test_batches_are_streamed_not_materialised(tmp_path):
-    # peak Python heap of a 40-batch run stays near that of a 4-batch run
-    def peak(batches: int) -> int:
-        r = trace(tmp_path, B=1024, L=16, batches=batches, name=f"m{batches}.trc")
-        s = system("fast", hbm=2e6, uvm_cache=UvmCache("lru", rows=2000))
+@pytest.mark.parametrize("cache", [None, UvmCache("lru", rows=2000)])
+def test_batches_are_streamed_not_materialised(cache):
+    # batches made on the fly in heap memory (1 MiB of indices each): the peak Python heap of a
+    # 40-batch run stays that of a 4-batch run, so batches are consumed one at a time; the LRU
+    # state is bounded by the key space (5,000 rows per table, all seen early), not the stream
+    B, L, rows = 1024, 16, 5000
+    h = TraceHeader(
+        tables=tuple(TableSpec(name=f"t{i}", rows=rows, dim=DIM) for i in range(G)),
+        batch_size=B,
+    )
+    off = np.arange(G * B + 1, dtype=np.int64) * L
+
+    def batches(n: int):
+        rng = np.random.default_rng(0)
+        for i in range(n):
+            idx = ((rng.zipf(1.1, G * B * L) - 1) % rows).astype(np.int64)
+            yield Batch(offsets=off, indices=idx, num_tables=G, number=i)
+
+    def peak(n: int) -> int:
+        s = system("fast", hbm=2e6, uvm_cache=cache)
         tracemalloc.start()
-        s.simulate(r, r.header)
+        s.simulate(batches(n), h)
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         return top
 
+    peak(2)  # imports and compilation outside the measurement
     small, large = peak(4), peak(40)
-    one_batch = G * 1024 * 16 * 8  # bytes of one batch's int64 indices
+    one_batch = G * B * L * 8  # bytes of one batch's int64 indices
     assert large < small + one_batch, (small, large)
 
 

@@ -10,10 +10,14 @@ atomic-add of the output DMA, whose cost is not modelled).
   by count (table ``t`` on core ``t mod N``) or by size (largest first onto the core with the
   fewest bytes), every table with one default strategy (GM: row-by-row gather).
 * :func:`asymmetric_mapping` — per table a split level ``k`` (1 or a power of two up to the core
-  count), per part a (core, strategy); minimise the slowest core. A greedy "LPT with splitting"
+  count), per part a (core, strategy); minimise the slowest core. A split cuts the table into
+  ``k`` equal row ranges; a table too small to cut further (fewer row buckets than cores) may
+  instead be *replicated* ``k`` times, replica ``q`` serving the ``q``-th slice of every batch's
+  bags (``replicate=False`` turns this off). A greedy "LPT with splitting"
   heuristic gives a start; the MIP (PuLP + HiGHS) improves it:
 
-  - ``z[t,k]`` binary: table ``t`` is cut into ``k`` equal row ranges, ``Σ_k z[t,k] = 1``;
+  - ``z[t,k]`` binary: table ``t`` is cut into ``k`` equal row ranges (``k < 0``: ``|k|``
+    replicas over bag slices), ``Σ_k z[t,k] = 1``;
   - ``x[t,k,p,s,c]`` binary: part ``p`` of that cut uses strategy ``s`` on core ``c``,
     ``Σ_{s,c} x = z[t,k]``;
   - per core: ``Σ cost·x <= Z`` (cost: strategy formula + output write, with the part's mean
@@ -29,8 +33,9 @@ atomic-add of the output DMA, whose cost is not modelled).
 Planning statistics come from the trace (:func:`npu_tables_from_trace`): per table the mean
 look-ups per batch in each of ``buckets`` equal row ranges, and the bags per batch.
 
-What it leaves out: unequal row ranges (cuts follow the buckets), replicating hot rows, L1
-sharing between cores, and per-batch variation (it plans on the mean batch).
+What it leaves out: unequal row ranges (cuts follow the buckets), replicating hot rows only, L1
+sharing between cores, and per-batch variation (it plans on the mean batch; a replica is planned
+with ``1/k`` of the table's look-ups although the bags of a batch differ in size).
 """
 
 from __future__ import annotations
@@ -436,7 +441,7 @@ class _Opt:
     l1: float
 
 
-def _levels(tab: NpuTable, cores: int) -> list[int]:
+def _levels(tab: NpuTable, cores: int, replicate: bool = True) -> list[int]:
     """Split levels in the order they are tried: 1, row splits 2, 4, ... (``k`` equal row ranges
     on the buckets), then, for a table too small to cut further, sample splits ``-2k, -4k, ...``
     (replicas serving ``1/|k|`` of the bags each), all up to the core count."""
@@ -446,7 +451,7 @@ def _levels(tab: NpuTable, cores: int) -> list[int]:
             out.append(k)
         k *= 2
     k = 2 * out[-1]
-    while k <= min(cores, round(tab.bags)):
+    while replicate and k <= min(cores, round(tab.bags)):
         out.append(-k)
         k *= 2
     return out
@@ -526,10 +531,12 @@ def _to_mapping(
     return m
 
 
-def greedy_mapping(tables: tuple[NpuTable, ...], p: NpuParams, max_rounds: int = 400) -> NpuMapping:
+def greedy_mapping(
+    tables: tuple[NpuTable, ...], p: NpuParams, max_rounds: int = 400, replicate: bool = True
+) -> NpuMapping:
     """LPT with splitting: every table at its cheapest strategy, largest first onto the least
     loaded core; then, while it helps, double the split level of the costliest part's table."""
-    levels = {t: _levels(tab, p.cores) for t, tab in enumerate(tables)}
+    levels = {t: _levels(tab, p.cores, replicate) for t, tab in enumerate(tables)}
     opts = _options(tables, p, levels)
     level = dict.fromkeys(range(len(tables)), 1)
 
@@ -654,19 +661,21 @@ def asymmetric_mapping(
     gap: float = 1e-3,
     baseline: NpuMapping | None = None,
     max_binaries: int = MAX_BINARIES,
+    replicate: bool = True,
 ) -> NpuMapping:
     """The asymmetric mapper (module docstring): greedy start, then the MIP; never worse than
-    ``baseline`` (default: the symmetric-by-count GM mapping) on the cost model."""
+    ``baseline`` (default: the symmetric-by-count GM mapping) on the cost model. ``replicate``
+    allows sample splits (replicas of a table that cannot be cut further by rows)."""
     import pulp
 
     t0 = time.perf_counter()
     base = baseline or symmetric_mapping(tables, p)
-    greedy = greedy_mapping(tables, p)
+    greedy = greedy_mapping(tables, p, replicate=replicate)
     start = min((greedy, base), key=lambda m: m.estimate_s)
     ub = start.estimate_s
     # levels worth offering: a table is split further only while its cheapest part exceeds the
     # average-load bound (a finer cut cannot shorten the makespan below it)
-    levels0 = {t: _levels(tab, p.cores) for t, tab in enumerate(tables)}
+    levels0 = {t: _levels(tab, p.cores, replicate) for t, tab in enumerate(tables)}
     opts0 = _options(tables, p, {t: [1] for t in range(len(tables))})
     avg = sum(min(o.cost for o in opts0[t, 1, 0]) for t in range(len(tables))) / p.cores
     levels: dict[int, list[int]] = {}

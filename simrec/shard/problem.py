@@ -889,7 +889,7 @@ def tables_from_profile(
                 dim=dim,
                 bytes_per_elem=int(bpe),
                 lookups_per_batch=float(lpb),
-                pooling=float(_get(tp, "pooling", "mean_pooling", default=1.0)),
+                pooling=float(_get(tp, "pooling", "pooling_mean_nonempty", "mean_pooling", default=1.0)),
                 coverage=float(_get(tp, "coverage", default=1.0)),
                 cdf_x=tuple(float(v) for v in x),
                 cdf_c=tuple(float(v) for v in c),

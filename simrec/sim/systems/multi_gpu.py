@@ -8,25 +8,52 @@ What the model covers
   ``sharding="row"`` cuts each table into one equal band per GPU. A band that fits no HBM goes to
   host DRAM. A :class:`simrec.shard.plan.Plan` gives the bands explicitly (tiers ``hbm`` or
   ``host_dram``/``dram``; row orders ``index``, ``hotness`` and ``hot_set`` map rows to ranks).
-* **Caching model (stated)**: there is no dynamic cache. Rows in HBM bands are local; rows in host
-  bands are read over PCIe every batch, each distinct row of a table once per batch (rows repeated
-  within a batch are fetched once). A static hot-row cache is expressed as a plan whose ``hot_set``
-  band lives in HBM.
+* **Caching model (stated)**. Rows in HBM bands are local. Rows in host bands are, per batch, the
+  *distinct* rows of each table's band (rows repeated within a batch are fetched once). Two caches:
+
+  - *static*: a plan whose ``hot_set`` (or ``hotness``-ordered) band lives in HBM;
+  - *dynamic* (``uvm_cache``, FBGEMM's UVM-caching TBE style): each GPU that serves host bands keeps
+    a software-managed row cache in its HBM, one line per row (line size = the largest row of the
+    tables it caches), capacity in rows or as a share of the HBM its own bands leave free, fully
+    associative LRU over ``(table, row)`` keys. Per batch the cache sees, table by table, the
+    batch's distinct rows of the band in ascending row order (FBGEMM's prefetch works on sorted
+    unique indices); a row hits when fewer than ``capacity`` distinct other rows were accessed
+    since its last access (LRU stack distance, :class:`LruRowCache`). The lookups of hit rows are
+    gathered from HBM with the HBM bands' lookups (same calibrated gather kernel); the missed rows
+    cross PCIe (and load the host DRAM) exactly as uncached host rows do, and are inserted.
+    So a batch costs ``hit lookups x HBM gather + missed rows x PCIe/DRAM``; with ``rows=0`` it is
+    the uncached model. Not charged: writing missed rows into the cache, the cache-lookup kernel,
+    and the pooling of missed rows' lookups (as for uncached host rows).
 * **Per batch** (data-parallel samples, model-parallel embeddings, ``B/G`` samples per GPU):
   1. every GPU runs one fused gather kernel for its HBM lookups (calibrated efficiency vs row size,
      :mod:`simrec.sim.components.gpu`) while its PCIe link brings its host-band rows (TLP overhead
-     per row) and, when host DRAM parameters are given, the host socket's
+     per row, counted once) and, when host DRAM parameters are given, the host socket's
      :class:`~simrec.sim.components.dram.Dram` reads those rows (GPUs of one socket share its
-     channels); the GPU's embedding time is the longest of the three;
+     channels); the GPU's embedding time is the longest of the three (prefetch pipelined with the
+     gather, as FBGEMM's prefetch pipeline does);
   2. the pooled (or, for row-wise bands, partial) embeddings go through one all-to-all on the
      network (:mod:`simrec.sim.components.network`), with the largest per-pair message of any GPU;
-  3. each GPU runs the bottom MLP, interaction and top MLP of its ``B/G`` samples (three kernels).
+  3. each GPU runs the bottom MLP, interaction and top MLP of its ``B/G`` samples (data-parallel
+     MLPs, one kernel each). With ``overlap_bottom_mlp=True`` (default) the bottom MLP runs on a
+     second stream from the batch's start, concurrently with steps 1-2, and the interaction waits
+     for both; the assumption is that the two streams do not slow each other down (no SM or HBM
+     contention is modelled), so the batch takes ``max(bottom, embedding + all-to-all) +
+     interaction + top``. ``overlap_bottom_mlp=False`` runs the three kernels after step 2.
+* **Granularity**: ``mode="fast"`` computes each GPU's gather, PCIe transfer and host DRAM chunk
+  as one service time. ``mode="fine"``: one simpy event per row request of the gather
+  (:meth:`Gpu.gather_fine <simrec.sim.components.gpu.Gpu.gather_fine>`, ``sm_count`` request
+  slots), per row transfer on PCIe (:meth:`PcieLink.transfer_rows_fine
+  <simrec.sim.components.pcie.PcieLink.transfer_rows_fine>`) and per DRAM command in host DRAM (the
+  FR-FCFS controller of :mod:`simrec.sim.components.dram`). Both agree within 5% once a GPU gathers
+  a few thousand rows per batch (tests/test_sim_multi_gpu_fine.py).
+* **Memory**: batches are streamed (one batch's arrays at a time); the LRU state is one integer per
+  ``(table, row)`` key of the cached tables (zero pages, touched lazily) plus O(distinct rows seen).
 * **Load**: as for every system (:mod:`simrec.sim.results`).
 
-What it leaves out: dynamic UVM caches (LRU/LFU), PCIe switch/root-complex sharing (each GPU's
-link is its own), host DRAM row-buffer state between a table's bands (host rows are laid out as
-the whole table), overlap of the bottom MLP with the embedding stage, gradient traffic
-(inference only), and a fine (per-request) granularity: this system is transaction-level only.
+What it leaves out: set associativity and LFU replacement in the dynamic cache, PCIe
+switch/root-complex sharing (each GPU's link is its own), host DRAM row-buffer state between a
+table's bands (host rows are laid out as the whole table), contention between the overlapped
+streams, gradient traffic and optimizer state (inference only).
 """
 
 from __future__ import annotations

@@ -532,6 +532,31 @@ def _fill_statistical(
     return out
 
 
+def _whole_tables(
+    raw: list[int],
+    fill: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, int, int]],
+    rows: list[int],
+    slot: dict[int, int],
+    lookups: np.ndarray,
+    ddr_bytes: float,
+) -> set[int]:
+    """Raw tables that move entirely into DDR4 after the profiled hot rows were placed: by
+    profiled lookups per table byte (ties: table order), while the DDR4 left over holds the
+    whole table (``rows x slot``; the slots of its hot rows are reused). A table's rows already
+    in SRAM stay there (their DDR4 slots stay empty)."""
+    used = sum(int(np.count_nonzero(fill[t][1] == DDR)) * slot[t] for t in raw if t in fill)
+    left = ddr_bytes - used
+    out: set[int] = set()
+    order = sorted(raw, key=lambda t: (-lookups[t] / max(rows[t] * slot[t], 1), t))
+    for t in order:
+        n_d = int(np.count_nonzero(fill[t][1] == DDR)) if t in fill else 0
+        need = (rows[t] - n_d) * slot[t]
+        if need <= left:
+            out.add(t)
+            left -= need
+    return out
+
+
 def _tt_shape(rows: int, dim: int, rank: int) -> TTShape:
     q = tt_q_factors(dim)
     side = max(2, math.ceil(rows ** (1 / 3)))
@@ -571,6 +596,11 @@ def default_placement(header: TraceHeader, batches: Iterable[Batch], cfg: ScrecC
         # step 3: TT tables, judged against the raw placement they would otherwise get
         if cfg.tt_policy == "auto" and dev.cores.n_tt > 0 and mine:
             fill = _fill_statistical(mine, ids, counts, row_bytes, slot, sram_left, ddr_bytes)
+            whole = (
+                _whole_tables(mine, fill, rows, slot, lookups, ddr_bytes)
+                if cfg.sharding == "statistical"
+                else set()
+            )
             raw_t = {}
             for t in mine:
                 # leave-one-out hits: a placed row seen c times predicts c - 1 future hits, so
@@ -579,6 +609,8 @@ def default_placement(header: TraceHeader, batches: Iterable[Batch], cfg: ScrecC
                 loo = cfg.coverage_estimate == "leave_one_out"
                 hit_s = fill[t][3] - (int(np.count_nonzero(ptier == SRAM)) if loo else 0)
                 hit_d = fill[t][4] - (int(np.count_nonzero(ptier == DDR)) if loo else 0)
+                if t in whole:  # every row not in SRAM is in DDR4: nothing is cold
+                    hit_d = lookups[t] - hit_s
                 cold = lookups[t] - hit_s - hit_d
                 raw_t[t] = cold / cold_rate + hit_d / _ddr_row_rate(dev, slot[t])
             remaining = sum(raw_t.values())
@@ -602,6 +634,9 @@ def default_placement(header: TraceHeader, batches: Iterable[Batch], cfg: ScrecC
         if cfg.sharding == "statistical":
             # step 4: rows by count per byte, hottest first: SRAM, then DDR4
             fill = _fill_statistical(raw, ids, counts, row_bytes, slot, sram_left, ddr_bytes)
+            # then whole tables into the DDR4 the profiled rows left free (rows never seen in
+            # the profile are read from DDR4 instead of NAND)
+            whole = _whole_tables(raw, fill, rows, slot, lookups, ddr_bytes)
             ddr_byte = 0
             sram_used = ddr_used = 0.0
             for t in raw:
@@ -610,6 +645,10 @@ def default_placement(header: TraceHeader, batches: Iterable[Batch], cfg: ScrecC
                 tp = tables[t]
                 tp.ids, tp.tier, tp.local = pid, ptier, plocal
                 tp.ddr_base_byte = ddr_byte
+                if t in whole:  # the table's DDR4 region holds every row at its id
+                    tp.local = np.where(ptier == DDR, pid, plocal)
+                    tp.sram_below, tp.ddr_below = 0, rows[t]
+                    n_d = rows[t]
                 ddr_byte += n_d * slot[t]
                 ddr_used += n_d * slot[t]
                 sram_used += int(np.count_nonzero(ptier == SRAM)) * row_bytes[t]
