@@ -76,7 +76,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per case (after 1 warm-up)")
     ap.add_argument("--only", default=",".join(CASES), help="comma list of cases")
+    ap.add_argument("--quick", action="store_true", help="one timed run of zipf and mels only")
     args = ap.parse_args()
+    if args.quick:
+        args.repeats, args.only = 1, "zipf,mels"
     print(f"{'case':<14} {'lookups':>12} {'median M/s':>11} {'min':>7} {'max':>7}  configuration")
     with tempfile.TemporaryDirectory() as d:
         for name in args.only.split(","):

@@ -103,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--fine-lookups", type=int, default=40_000)
     ap.add_argument("--naive-lookups", type=int, default=500_000)
+    ap.add_argument("--quick", action="store_true", help="1 M lookups, 3 repeats, small fine/naive")
     a = ap.parse_args(argv)
+    if a.quick:
+        a.lookups, a.repeat, a.fine_lookups, a.naive_lookups = 1_000_000, 3, 10_000, 100_000
     hw = load_hw("cpu_dram")
     with tempfile.TemporaryDirectory() as td:
         big = make_zipf_trace(Path(td) / "zipf.trc", a.lookups)

@@ -41,7 +41,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-dask", action="store_true")
     ap.add_argument("--only", choices=["local", "dask"], default=None, help="run one mode")
+    ap.add_argument("--quick", action="store_true", help="12 points, both modes")
     args = ap.parse_args()
+    if args.quick:
+        args.points = 12
     with tempfile.TemporaryDirectory() as d:
         trace = Path(d) / "zipf.trc"
         gen_zipf(trace, tables=8, rows=1_000_000, dim=64, alpha=1.1, batches=12, pooling=20)

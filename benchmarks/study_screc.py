@@ -121,8 +121,17 @@ def main() -> None:
     b_main = 256 if quick else 1024
     big = 40 if quick else 400  # rows per expected distinct row per batch: a model >> DDR4
     mels = {
-        b: gen(out, "mels", f"mels_t{tables}_b{b}_rf{big}.trc", tables=tables, batch_size=b,
-               batches=3, dim=64, seed=1, rows_factor=big)  # fmt: skip
+        b: gen(
+            out,
+            "mels",
+            f"mels_t{tables}_b{b}_rf{big}.trc",
+            tables=tables,
+            batch_size=b,
+            batches=3,
+            dim=64,
+            seed=1,
+            rows_factor=big,
+        )  # fmt: skip
         for b in ([b_main] if quick else [256, 1024, 2048])
     }
     small = gen(out, "mels", f"mels_t{tables}_b{b_main}.trc", tables=tables, batch_size=b_main,
@@ -161,7 +170,9 @@ def main() -> None:
         for k, v in row["screc"].items():
             t = v["tiers"]
             stages = ", ".join(
-                f"{s} {1e3 * x:.3g}" for s, x in v["breakdown"].items() if x > 0 and s != "embedding"
+                f"{s} {1e3 * x:.3g}"
+                for s, x in v["breakdown"].items()
+                if x > 0 and s != "embedding"
             )
             print(
                 f"| SCRec {k} | {fmt(v['samples_per_s'])} | "

@@ -18,8 +18,13 @@ What the model covers
      in the profile predicts c - 1 hits, ``coverage_estimate``), so rows seen once do not count
      as covered;
   4. per device, raw rows by access count per byte, hottest first, into the SRAM left over, then
-     DDR4 (``ddr_fraction`` of its capacity), the rest on NAND (``sharding="statistical"``); or, as
-     the ablation, the lowest-index rows of every table first (``sharding="index"``).
+     DDR4 (``ddr_fraction`` of its capacity); then whole tables (by profiled lookups per byte)
+     into the DDR4 still free, so rows the profile never saw are read from DDR4 when the table
+     fits; the rest on NAND (``sharding="statistical"``); or, as the ablation, the lowest-index
+     rows of every table first (``sharding="index"``);
+  5. per device, the core mix (:func:`plan_core_mix`): the EMB/TT core counts within the FPGA
+     budget that minimise the larger of the profiled pooling and TT times (the "uniform cores"
+     ablation, ``plan_cores=False``, keeps ``device.cores`` on every device).
   NAND keeps a full raw copy of every raw table (row r of table t at its own LBA), so a cold row is
   found at its row id.
 * **Per batch**: the host remaps each lookup to (device, tier, local row), sends each device its
@@ -71,6 +76,7 @@ __all__ = [
     "Placement",
     "table_statistics",
     "default_placement",
+    "plan_core_mix",
     "PlanPlacement",
     "ScrecSystem",
 ]
@@ -99,8 +105,9 @@ class ScrecConfig:
             (a row seen c times counts c - 1 hits: the plan is made for batches it has not seen)
             or ``"profile"`` (the profiled counts: right when the simulated batches are the
             profiled ones).
-        plan_cores: use the per-device core counts of a planner plan (:class:`PlanPlacement`);
-            False is the "uniform core configuration" ablation (every device gets ``device.cores``).
+        plan_cores: use the per-device core counts of the plan (a planner plan's, or the default
+            plan's :func:`plan_core_mix`); False is the "uniform core configuration" ablation
+            (every device gets ``device.cores``).
         index_bytes: bytes per lookup index sent to a device (int32).
         host_uplink_bandwidth: aggregate bandwidth into the host that all devices share (the
             backplane switch's uplink or root-complex ports): PCIe Gen3 x16, 15.75 GB/s
@@ -565,7 +572,7 @@ def _tt_shape(rows: int, dim: int, rank: int) -> TTShape:
 
 
 def default_placement(header: TraceHeader, batches: Iterable[Batch], cfg: ScrecConfig) -> Placement:
-    """The documented default plan (module docstring, steps 1-4)."""
+    """The documented default plan (module docstring, steps 1-5)."""
     dev = cfg.device
     T = header.num_tables
     ids, counts, lookups = table_statistics(batches, T, cfg.profile_batches)
