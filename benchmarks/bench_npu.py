@@ -221,10 +221,11 @@ def plots(res: dict, img: Path) -> None:
     names = list(res["synthetic"]["ascend910"])
     xs = [float(n.split()[1]) for n in names]
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for hw, mk in (("ascend910", "o"), ("ascend910b", "s")):
-        ax.plot(xs, [res["synthetic"][hw][n]["speedup"] for n in names], marker=mk, label=hw)
+    for hw, mk, col in (("ascend910", "o", "C0"), ("ascend910b", "s", "C1")):
+        ax.plot(xs, [res["synthetic"][hw][n]["speedup"] for n in names], marker=mk, color=col,
+                label=f"{hw}, row splits + replicas")  # fmt: skip
         ax.plot(xs, [res["synthetic"][hw][n]["speedup_rows_only"] for n in names], marker=mk,
-                ls=":", label=f"{hw}, row splits only")  # fmt: skip
+                color=col, ls=":", label=f"{hw}, row splits only")  # fmt: skip
     ax.axhspan(1.5, 6.5, color="0.9", label="paper: 1.5-6.5x (real)")
     ax.axhline(20, color="0.5", ls="--", label="paper: >20x (extreme)")
     ax.set_yscale("log")
@@ -297,10 +298,13 @@ def bench() -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", action="store_true")
+    ap.add_argument("--replot", action="store_true", help="redraw the plots from --json only")
     ap.add_argument("--img", default=str(ROOT / "docs" / "img"), help="folder for the plots")
     ap.add_argument("--json", default="/tmp/ascend_study.json", help="where the numbers go")
     a = ap.parse_args()
-    if a.study:
+    if a.replot:
+        plots(json.loads(Path(a.json).read_text()), Path(a.img))
+    elif a.study:
         study(Path(a.json), Path(a.img))
     else:
         bench()

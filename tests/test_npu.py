@@ -289,7 +289,9 @@ def test_mip_splits_a_hot_table_and_beats_the_baseline(tmp_path):
     asym = asymmetric_mapping(tables, p, time_limit=5)
     assert len(asym.parts_of(0)) == 4  # the 2M-row GM table is cut over all four cores
     assert asym.estimate_s < sym.estimate_s / 2.5
-    assert asym.record["status"] in ("Optimal", "Time limit reached")
+    # the solver ran and reported (its status depends on the time limit and machine load)
+    assert asym.record["status"] not in ("NotSolved", "Skipped") and "bound_s" in asym.record
+    assert asym.record["bound_s"] <= asym.estimate_s * (1 + 1e-9)
     # the small tables go to L1 (they fit) rather than GM
     assert {q.strategy for q in asym.parts if q.table > 0} <= {"L1", "L1-UB"}
 

@@ -69,6 +69,29 @@ def test_row_wise_moves_g_times_the_partial_sums(tmp_path):
     assert rw.counters["hbm_bytes"] == tw.counters["hbm_bytes"]
 
 
+def test_row_wise_alltoall_matches_the_alpha_beta_formula(tmp_path):
+    r = trace(tmp_path)
+    res = system(sharding="row").simulate(r, r.header)
+    # every GPU holds a band of each of the G tables: it sends (B/G) samples x G*DIM partial sums
+    # (fp32) to every other GPU; one switch, alpha-beta (anchors.md §2.4, ASTRA-sim HGX-H100)
+    msg = B / G * G * DIM * 4
+    a2a = 936.25e-9 + (G - 1) * msg / 400e9
+    assert res.breakdown_s["alltoall"] == pytest.approx(2 * a2a, rel=1e-9)
+    assert res.counters["alltoall_bytes"] == pytest.approx(2 * msg * G * (G - 1))
+    # the gather: each GPU reads the lookups of every table that fall in its band of rows
+    b0, b1 = r.batch(0), r.batch(1)
+    g = GpuParams.h100_sxm()
+    row = DIM * 4
+    emb = 0.0
+    for b in (b0, b1):
+        per_gpu = np.zeros(G)
+        for t in range(G):
+            band = np.searchsorted((np.arange(G) * ROWS) // G, b.table_indices(t), side="right") - 1
+            per_gpu += np.bincount(band, minlength=G)
+        emb += g.kernel_launch_s + per_gpu.max() * row / (g.gather_eff(row) * 3.35e12)
+    assert res.breakdown_s["embedding"] == pytest.approx(emb, rel=1e-9)
+
+
 def test_tables_beyond_hbm_are_read_over_pcie(tmp_path):
     r = trace(tmp_path, batches=1)
     tiny = replace(GpuParams.h100_sxm(), hbm_capacity_bytes=1e6)  # no table fits

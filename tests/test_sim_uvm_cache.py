@@ -40,16 +40,16 @@ def brute_lru(stream: list[int], capacity: int) -> list[bool]:
     return out
 
 
-def zipf_trace(tmp: Path, batches: int = 4, seed: int = 1, a: float = 1.2):
+def zipf_trace(tmp: Path, batches: int = 4, seed: int = 1, a: float = 1.2, rows: int = ROWS):
     rng = np.random.default_rng(seed)
     h = TraceHeader(
-        tables=tuple(TableSpec(name=f"t{i}", rows=ROWS, dim=DIM) for i in range(G)),
+        tables=tuple(TableSpec(name=f"t{i}", rows=rows, dim=DIM) for i in range(G)),
         batch_size=B,
     )
     off = np.arange(G * B + 1, dtype=np.int64) * L
     bs = []
     for _ in range(batches):
-        idx = (rng.zipf(a, G * B * L) - 1) % ROWS
+        idx = (rng.zipf(a, G * B * L) - 1) % rows
         bs.append({"offsets": off, "indices": idx.astype(np.int64)})
     return read_trace(write_trace(tmp / "z.trc", h, bs))
 
@@ -60,17 +60,18 @@ def system(cache: UvmCache | None, **kw) -> MultiGpuSystem:
         [gpu] * G,
         NetworkParams.hgx_h100_astrasim(),
         [PcieParams.gen5_x16()] * G,
-        host_capacity_bytes=1e12,
+        host_capacity_bytes=1e13,
         uvm_cache=cache,
         **kw,
     )
 
 
+@pytest.mark.parametrize("dense", [False, True])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("capacity", [0, 1, 5, 37, 200])
-def test_lru_row_cache_equals_brute_force(seed, capacity):
+def test_lru_row_cache_equals_brute_force(seed, capacity, dense):
     rng = np.random.default_rng(seed)
-    cache = LruRowCache(capacity, {0: 0, 1: 300}, 600)
+    cache = LruRowCache(capacity, {0: 0, 1: 300}, 600, dense=dense)
     stream, flags = [], []
     for _ in range(40):  # batches of distinct rows of two tables, sorted, skewed
         for t in (0, 1):
@@ -131,9 +132,10 @@ def expected_run(r, capacity: int):
     return refs, hits, emb, pcie_bytes
 
 
-@pytest.mark.parametrize("share", [0.05, 0.5, 1.0])
-def test_system_hit_ratio_and_time_follow_an_lru_of_distinct_rows(tmp_path, share):
-    r = zipf_trace(tmp_path)
+@pytest.mark.parametrize(("share", "rows"), [(0.05, ROWS), (0.5, ROWS), (1.0, ROWS), (0.5, 10**9)])
+def test_system_hit_ratio_and_time_follow_an_lru_of_distinct_rows(tmp_path, share, rows):
+    # 10^9 rows per table: a key space beyond DENSE_KEY_LIMIT, relabelled densely
+    r = zipf_trace(tmp_path, rows=rows)
     res = system(UvmCache("lru", hbm_share=share)).simulate(r, r.header)
     cap = int(share * HBM // ROW)  # no band in HBM: the whole HBM is free for the cache
     assert res.counters["uvm_cache_rows"] == G * cap

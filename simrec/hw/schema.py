@@ -890,8 +890,10 @@ class CsdDevice(DeviceBase):
         )
 
 
+from simrec.hw.npu import NpuDevice  # noqa: E402 - npu.py imports only names defined above
+
 Device = Annotated[
-    CpuDevice | DramDevice | HbmDevice | GpuDevice | SwitchDevice | CsdDevice,
+    CpuDevice | DramDevice | HbmDevice | GpuDevice | SwitchDevice | CsdDevice | NpuDevice,
     Field(discriminator="kind"),
 ]
 DEVICE_KINDS: dict[str, type[DeviceBase]] = {
@@ -901,6 +903,7 @@ DEVICE_KINDS: dict[str, type[DeviceBase]] = {
     "gpu": GpuDevice,
     "switch": SwitchDevice,
     "csd": CsdDevice,
+    "npu": NpuDevice,
 }
 MEMORY_KINDS = ("dram", "hbm")
 PROCESSOR_KINDS = ("cpu", "gpu")

@@ -215,6 +215,18 @@ def shard_command(
         )
     if verify:
         _check_verifiable(hw, trace)
+    if hw is not None:
+        from simrec.sim.systems.npu import has_npu, npu_shard_cli
+
+        if has_npu(hw):
+            if trace is None:
+                raise ConfigError(
+                    "an NPU mapping is planned from a trace",
+                    where="--trace",
+                    fix="give --trace T.trc (simrec trace gen ...)",
+                )
+            npu_shard_cli(hw, trace, solve, time_limit, gap, solver, output, as_json)
+            return
     problem = load_problem(hw, csd, trace, synthetic, seed, batch_size, tt, tt_rank, energy_weight)
     with _stdout_to_stderr():
         opts = build_options(problem)

@@ -24,6 +24,7 @@ randomness in the cost (it plans on mean look-ups per batch).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import tempfile
@@ -40,6 +41,7 @@ from simrec.errors import ConfigError
 from simrec.shard.heuristics import HEURISTICS, run_heuristics
 from simrec.shard.problem import (
     Assignment,
+    ClassOptions,
     Evaluation,
     OptionSet,
     ShardProblem,
@@ -61,6 +63,9 @@ __all__ = [
 
 SOLVERS = ("highs", "cbc")
 AUTO_FULL_MAX_BINARIES = 6000
+#: symmetry-breaking rows cover the costliest tables of each group of interchangeable devices
+#: (a subset of valid rows is valid; the first tables already fix the device labels)
+SYMMETRY_MAX_TABLES = 64
 
 
 @dataclass
@@ -195,6 +200,8 @@ class _Model:
     tables: list[int]
     devices: list[int]
     tau: float = 1.0  # seconds per model time unit (times are scaled to O(1) for the solver)
+    sym_groups: list[list[int]] = field(default_factory=list)  # interchangeable devices
+    sym_orders: list[list[int]] = field(default_factory=list)  # table order per group
 
     @property
     def num_variables(self) -> int:
@@ -231,12 +238,89 @@ def _zmax(opts: OptionSet, tables: list[int], devices: list[int]) -> float:
     return max(total, 1e-12) * 1.01
 
 
+def _class_fingerprint(co: ClassOptions) -> bytes:
+    """A digest of everything the cost model knows about a device class (names excluded)."""
+    h = hashlib.sha1()
+    d = co.device
+    h.update(repr((len(d.tiers), float(d.fixed_s), co.resources)).encode())
+    for arr in (co.rates, co.reserved, co.capacity, co.output_s):
+        h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+    for per_t in (co.fmt, co.rows, co.bytes, co.work, co.energy, co.tt_tier):
+        for arr in per_t:
+            a = np.ascontiguousarray(arr)
+            h.update(repr(a.shape).encode())
+            h.update(a.tobytes())
+    return h.digest()
+
+
+def interchangeable_groups(opts: OptionSet, devices: list[int] | None = None) -> list[list[int]]:
+    """Groups (of size >= 2) of ``devices`` that the cost model cannot tell apart.
+
+    Two devices are interchangeable when every table has the same options (bytes, work, energy)
+    on both, and their templates, capacities, output and fixed costs agree — e.g. the 8 GPUs of
+    the multi_gpu preset, which :func:`build_options` keeps as separate classes because their
+    gather-efficiency curves are distinct Python callables.
+    """
+    p = opts.problem
+    devices = list(range(p.num_devices)) if devices is None else list(devices)
+    fp_of_cls: dict[int, bytes] = {}
+    groups: dict[bytes, list[int]] = {}
+    for j in devices:
+        c = opts.cls_of[j]
+        if c not in fp_of_cls:
+            fp_of_cls[c] = _class_fingerprint(opts.classes[c])
+        groups.setdefault(fp_of_cls[c], []).append(j)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def symmetry_order(opts: OptionSet, tables: list[int], j: int) -> list[int]:
+    """Tables of device ``j``'s class, costliest first (its cheapest busy time + output).
+
+    The symmetry-breaking rows follow this order, so the largest tables pick devices first and
+    fix the labels of interchangeable devices early in the branch-and-bound tree.
+    """
+    co = opts.for_device(j)
+    rmax = np.where(co.rates.max(axis=0) > 0, co.rates.max(axis=0), np.inf)
+    key = []
+    for t in tables:
+        if co.num_options(t):
+            busy = float((co.work[t] / rmax).max(axis=1).min())
+        else:
+            busy = 0.0
+        key.append(-(busy + float(co.output_s[t])))
+    return [tables[i] for i in np.argsort(np.array(key), kind="stable")]
+
+
+def canonical_assignment(
+    opts: OptionSet, a: Assignment, groups: list[list[int]], order: list[list[int]]
+) -> Assignment:
+    """Relabel interchangeable devices so ``a`` satisfies the symmetry-breaking rows.
+
+    Within each group, devices are sorted by the position (in that group's table order) of the
+    first table they hold; empty devices go last. The plan is the same up to device names.
+    """
+    out = a.copy()
+    for g, ordr in zip(groups, order, strict=True):
+        pos = {t: i for i, t in enumerate(ordr)}
+        first = []
+        for j in g:
+            held = [pos[t] for t in np.flatnonzero(a.device == j) if int(t) in pos]
+            first.append(min(held) if held else len(ordr) + len(first))
+        src = [g[i] for i in np.argsort(np.array(first), kind="stable")]
+        for dst_j, src_j in zip(g, src, strict=True):
+            out.device[a.device == src_j] = dst_j
+            out.template[dst_j] = a.template[src_j]
+    return out
+
+
 def build_model(
     opts: OptionSet,
     tables: list[int] | None = None,
     devices: list[int] | None = None,
     relax: bool = False,
     zmax: float | None = None,
+    symmetry: bool = True,
+    zmin: float = 0.0,
 ) -> _Model:
     """The y-formulation over ``tables`` x ``devices`` (all by default) as a PuLP problem.
 
@@ -256,7 +340,9 @@ def build_model(
     else:
         tau = zmax
     zs = zmax / tau
-    z = prob.add_variable("z", lowBound=0, upBound=zs)
+    # zmin: a proven lower bound on the makespan of *this* model (the full problem's
+    # combinatorial bound; never pass a global bound to a sub-problem)
+    z = prob.add_variable("z", lowBound=min(max(zmin, 0.0) / tau, zs), upBound=zs)
     y: dict[tuple[int, int], list[pulp.LpVariable]] = {}
     for t in tables:
         for j in devices:
@@ -340,11 +426,32 @@ def build_model(
             f"time_{j}",
             -float(co.device.fixed_s) / tau,
         )
-    return _Model(prob, y, u, w, z, tables, devices, tau)
+    groups: list[list[int]] = []
+    orders: list[list[int]] = []
+    if symmetry and not relax:
+        for g in interchangeable_groups(opts, devices):
+            ordr = symmetry_order(opts, tables, g[0])
+            groups.append(g)
+            orders.append(ordr)
+            head = ordr[:SYMMETRY_MAX_TABLES]
+            for prev, j in zip(g, g[1:], strict=False):
+                before: list[tuple[pulp.LpVariable, float]] = []
+                for t in head:
+                    terms = [(v, 1.0) for v in y[t, j]] + before
+                    prob += pulp.LpConstraint(
+                        pulp.LpAffineExpression(terms), pulp.LpConstraintLE, f"sym_{t}_{j}", 0
+                    )
+                    before = before + [(v, -1.0) for v in y[t, prev]]
+    return _Model(prob, y, u, w, z, tables, devices, tau, groups, orders)
 
 
 def _start_values(opts: OptionSet, model: _Model, a: Assignment) -> dict[str, float]:
-    """Variable values of assignment ``a`` restricted to the model's tables and devices."""
+    """Variable values of assignment ``a`` restricted to the model's tables and devices.
+
+    Interchangeable devices are relabelled first so the start satisfies the symmetry rows.
+    """
+    if model.sym_groups:
+        a = canonical_assignment(opts, a, model.sym_groups, model.sym_orders)
     vals: dict[str, float] = {}
     for t in model.tables:
         j = int(a.device[t])
@@ -594,51 +701,234 @@ def solve(
     return ShardResult(opts, a, ev, rec, heur_eval)
 
 
-def trivial_bound(opts: OptionSet) -> float:
-    """A valid lower bound without a solver: the larger of two combinatorial bounds.
+_GRID = {1: 1, 2: 200, 3: 30}
 
-    * single table: every table runs on some device with some option and template, and a device
-      is at least as slow as any one of its tables: ``max_t min_{j,o,m} time(t, o, m)``;
-    * packing: the output transfer of pooled vectors (and the per-batch fixed cost) add up per
-      device. With ``p_t`` a table's smallest output time over devices sorted in decreasing order,
-      among the ``kJ + 1`` largest some device holds ``k + 1``, so the makespan is at least the sum
-      of the ``k + 1`` smallest of them (the classic P||Cmax bound), plus the smallest fixed cost
-      and the smallest busy time of any table.
 
-    With an energy weight, the smallest total energy (each table's least-energy option) is added.
+def _simplex_grid(n: int, steps: int) -> np.ndarray:
+    """All weight vectors of ``n`` non-negative multiples of ``1/steps`` summing to 1."""
+    if n == 1:
+        return np.ones((1, 1))
+    out = []
+    for first in range(steps + 1):
+        rest = _simplex_grid(n - 1, steps - first) if steps - first else np.zeros((1, n - 1))
+        if steps - first:
+            rest = rest * (steps - first)
+        for r in rest:
+            out.append(np.r_[first, r] / steps)
+    return np.array(out)
+
+
+def _best_weights_lp(
+    wn: list[np.ndarray | None], out: np.ndarray, A: np.ndarray, active: list[int], n: int
+) -> float:
+    """``max_λ`` (sum of the ``n`` smallest ``min_o out_t + λ·wn_t,o`` over ``t`` in ``A``), an LP.
+
+    The sum of the ``n`` smallest of ``v_t`` is ``max_θ n·θ − Σ_t max(0, θ − v_t)`` (LP duality),
+    so with ``v_t <= out_t + λ·wn_t,o`` for every option the whole maximisation is one LP.
+    """
+    lp = pulp.LpProblem("weights", pulp.LpMaximize)
+    scale = max(float(max(wn[t][:, active].max() for t in A)), float(out[A].max()), 1e-300)
+    lam = [lp.add_variable(f"l{r}", 0, 1) for r in range(len(active))]
+    theta = lp.add_variable("theta", 0, None)
+    v = [lp.add_variable(f"v{i}", None, None) for i in range(len(A))]
+    pi = [lp.add_variable(f"p{i}", 0, None) for i in range(len(A))]
+    lp += pulp.LpAffineExpression([(theta, float(n))] + [(x, -1.0) for x in pi])
+    lp += pulp.LpConstraint(pulp.LpAffineExpression([(x, 1.0) for x in lam]), 0, "simplex", 1)
+    for i, t in enumerate(A):
+        lp += pulp.LpConstraint(
+            pulp.LpAffineExpression([(pi[i], 1.0), (theta, -1.0), (v[i], 1.0)]), 1, f"pi{i}", 0
+        )
+        w = wn[int(t)][:, active] / scale
+        for o in range(w.shape[0]):
+            lp += pulp.LpConstraint(
+                pulp.LpAffineExpression(
+                    [(v[i], 1.0)] + [(lam[r], -float(w[o, r])) for r in range(len(active)) if w[o, r]]
+                ),
+                -1,
+                f"v{i}_{o}",
+                float(out[int(t)]) / scale,
+            )
+    lp.solve(pulp.HiGHS(msg=False))
+    if lp.status != pulp.LpStatusOptimal:
+        return 0.0
+    # re-evaluate the weights exactly (the LP's value may carry solver tolerances)
+    lv = np.array([x.varValue or 0.0 for x in lam])
+    lv = np.maximum(lv, 0.0)
+    lv /= max(lv.sum(), 1e-300)
+    sz = np.sort([float((wn[int(t)][:, active] @ lv).min() + out[int(t)]) for t in A])
+    return float(sz[:n].sum())
+
+
+def makespan_bound(opts: OptionSet) -> float:
+    """A valid lower bound on the makespan (energy excluded) without a solver.
+
+    * single table: a device is at least as slow as any one of its tables:
+      ``max_t min_{j,o,m} time(t, o, m)``;
+    * weighted packing: for weights ``λ`` over a device's resources (channels, pooling, TT
+      cores; work divided by the best template's rate), ``max_r W_r >= Σ_r λ_r W_r``, and the
+      right side adds up over tables: table ``t`` costs at least
+      ``s_t = min_{class, o} (output_t + λ·work_t,o / rate_max)`` on any device. Among the
+      ``kJ + 1`` largest ``s_t`` some device carries ``k + 1`` (the classic P||Cmax bound), so the
+      makespan is at least the smallest fixed cost plus the sum of the ``k + 1`` smallest of them.
+      ``λ`` runs over a grid on the simplex (step 1/200 for 2 resources, 1/30 for 3, 1/4 above).
+      Sizes are taken per core template (a device runs one), and for a fixed set of ``kJ + 1``
+      tables the bound is the smallest over templates. With
+      ``λ`` = 0 this is the pooled-vector transfer bound; it is what proves optimality when
+      devices hold a few tables of similar cost (26 Criteo tables on 8 GPUs).
     """
     p = opts.problem
     J = p.num_devices
+    T = p.num_tables
     single = 0.0
-    out_min = np.full(p.num_tables, np.inf)
-    busy_min = np.inf
-    e_min = np.full(p.num_tables, np.inf)
-    for t in range(p.num_tables):
+    for t in range(T):
         tmin = math.inf
         for j in range(J):
             co = opts.for_device(j)
             if not co.num_options(t):
                 continue
-            out_min[t] = min(out_min[t], float(co.output_s[t]))
-            e_min[t] = min(e_min[t], float(co.energy[t].min()))
             with np.errstate(divide="ignore", invalid="ignore"):
                 for m in range(len(co.templates)):
                     busy = np.where(co.work[t] > 0, co.work[t] / co.rates[m], 0.0).max(axis=1)
-                    busy_min = min(busy_min, float(busy.min()))
                     tmin = min(tmin, float((busy + co.output_s[t] + co.device.fixed_s).min()))
         single = max(single, tmin if math.isfinite(tmin) else 0.0)
-    pt = np.sort(np.where(np.isfinite(out_min), out_min, 0.0))[::-1]
-    packing = 0.0
-    k = 1
-    while k * J + 1 <= pt.size:
-        top = pt[: k * J + 1]
-        packing = max(packing, float(top[-(k + 1) :].sum()))
-        k += 1
     fixed = min(float(opts.for_device(j).device.fixed_s) for j in range(J))
-    if packing > 0:
-        packing += fixed + (busy_min if math.isfinite(busy_min) else 0.0)
+    packing = 0.0
+    if T > J:
+        # per (class, template): normalised work [T][O, R]; a device of that class running that
+        # template needs at least the sum of its tables' sizes s_t(λ)
+        blocks: list[tuple[list[np.ndarray | None], np.ndarray]] = []
+        res_sets = set()
+        seen: set[int] = set()
+        for j in range(J):
+            c = opts.cls_of[j]
+            if c in seen:
+                continue
+            seen.add(c)
+            co = opts.classes[c]
+            res_sets.add(co.resources)
+            for m in range(len(co.templates)):
+                rate = co.rates[m]
+                wn: list[np.ndarray | None] = []
+                for t in range(T):
+                    w = co.work[t]
+                    ok = np.all((w <= 0) | (rate > 0), axis=1) if co.num_options(t) else []
+                    if not np.any(ok):
+                        wn.append(None)
+                        continue
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        wn.append(np.where(w > 0, w / rate, 0.0)[ok])
+                blocks.append((wn, co.output_s))
+        R = len(next(iter(res_sets)))
+        if len(res_sets) == 1:
+            active = [r for r in range(R) if any(b is not None and b[:, r].max() > 0
+                                                 for wn, _ in blocks for b in wn)]
+        else:
+            active = []
+        big = 1e300
+
+        def values(lam: np.ndarray) -> np.ndarray:
+            """The packing bound for each weight vector (rows of ``lam`` over ``active``)."""
+            L = lam.shape[0]
+            stack = np.empty((len(blocks), T, L))
+            for bi, (wn, out) in enumerate(blocks):
+                for t in range(T):
+                    b = wn[t]
+                    if b is None:
+                        stack[bi, t] = big
+                    elif active:
+                        stack[bi, t] = (b[:, active] @ lam.T).min(axis=0) + out[t]
+                    else:
+                        stack[bi, t] = out[t]
+            weakest = stack.min(axis=0)
+            order = np.argsort(-weakest, axis=0, kind="stable")
+            best = np.zeros(L)
+            k = 1
+            while k * J + 1 <= T:
+                # any set A of kJ + 1 tables puts k + 1 on one device, whatever its template
+                sel = order[: k * J + 1]
+                sub = np.take_along_axis(stack, np.broadcast_to(sel, (len(blocks), *sel.shape)), 1)
+                sub = np.sort(sub, axis=1)[:, : k + 1, :].sum(axis=1).min(axis=0)
+                best = np.maximum(best, np.where(sub < big, sub, 0.0))
+                k += 1
+            return best
+
+        na = len(active)
+        lam = _simplex_grid(na, _GRID.get(na, 4)) if na else np.zeros((1, 0))
+        vals = values(lam)
+        cur = lam[int(np.argmax(vals))]
+        packing = float(vals.max())
+        # refine: move weight between pairs of resources in halving steps (the bound is concave
+        # in λ, so this pattern search climbs towards the best weights)
+        step = 1.0 / _GRID.get(na, 4)
+        while na > 1 and step > 1e-3:
+            moves = []
+            for a in range(na):
+                for b in range(na):
+                    if a != b and cur[a] >= step:
+                        v = cur.copy()
+                        v[a] -= step
+                        v[b] += step
+                        moves.append(v)
+            mv = np.array(moves)
+            vv = values(mv)
+            if vv.max() > packing * (1 + 1e-12):
+                packing = float(vv.max())
+                cur = mv[int(np.argmax(vv))]
+            else:
+                step /= 2
+        if len(blocks) > 1 and na:
+            # a device runs one template: per set A of kJ + 1 tables, the bound is the smallest
+            # over templates of that template's best weights (λ chosen per template)
+            lam2 = np.vstack([lam, cur[None, :]])
+            stacks = np.empty((len(blocks), T, lam2.shape[0]))
+            for bi, (wn, out) in enumerate(blocks):
+                for t in range(T):
+                    b = wn[t]
+                    stacks[bi, t] = big if b is None else (b[:, active] @ lam2.T).min(0) + out[t]
+            order = np.argsort(-stacks[:, :, -1].min(axis=0), kind="stable")
+            k = 1
+            g = np.zeros((len(blocks), 1))
+            while k * J + 1 <= T:
+                sub = stacks[:, order[: k * J + 1], :]
+                g = np.sort(sub, axis=1)[:, : k + 1, :].sum(axis=1)  # [blocks, L]
+                val = float(g.max(axis=1).min())
+                if val < big:
+                    packing = max(packing, val)
+                k += 1
+            k -= 1
+            if k >= 1:
+                # refine the weakest templates' weights for the largest k (pattern search)
+                A = order[: k * J + 1]
+                best_val = g.max(axis=1)
+                best_lam = lam2[g.argmax(axis=1)]
+                done: set[int] = set()
+                for _ in range(len(blocks)):
+                    bi = int(np.argmin(best_val))
+                    if bi in done or best_val[bi] >= big:
+                        break
+                    done.add(bi)
+                    wn, out = blocks[bi]
+                    if any(wn[t] is None for t in A):
+                        continue
+                    best_val[bi] = max(best_val[bi], _best_weights_lp(wn, out, A, active, k + 1))
+                packing = max(packing, float(best_val.min()))
+        if packing > 0:
+            packing += fixed
+    return max(single, packing, fixed)
+
+
+def trivial_bound(opts: OptionSet) -> float:
+    """A valid lower bound on the objective without a solver: :func:`makespan_bound` plus, with an
+    energy weight, the smallest total energy (each table's least-energy option)."""
+    p = opts.problem
+    e_min = np.full(p.num_tables, np.inf)
+    for t in range(p.num_tables):
+        for j in range(p.num_devices):
+            co = opts.for_device(j)
+            if co.num_options(t):
+                e_min[t] = min(e_min[t], float(co.energy[t].min()))
     energy = p.energy_weight * float(np.where(np.isfinite(e_min), e_min, 0.0).sum())
-    return max(single, packing) + energy
+    return makespan_bound(opts) + energy
 
 
 def _gap(obj: float, bound: float) -> float:
@@ -659,7 +949,7 @@ def _solve_full(
 ) -> tuple[Assignment | None, SolveRecord]:
     # the incumbent's objective bounds z (a cut-off) for HiGHS; CBC gets the crude bound (above)
     zmax = start[1].objective * (1 + 1e-6) if (start is not None and solver == "highs") else None
-    model = build_model(opts, zmax=zmax)
+    model = build_model(opts, zmax=zmax, zmin=makespan_bound(opts) * (1 - 1e-9))
     sv = _start_values(opts, model, start[0]) if start is not None else None
     run = _run(model, solver, time_limit, gap, sv, mip=True, threads=threads)
     rec = SolveRecord(

@@ -367,7 +367,7 @@ def format_summary(r: SimResult) -> str:
 @click.option("--mode", type=click.Choice(["fast", "fine"]), default="fast", show_default=True)
 @click.option(
     "--system",
-    type=click.Choice(["auto", "cpu_dram", "multi_gpu", "screc"]),
+    type=click.Choice(["auto", "npu", "cpu_dram", "multi_gpu", "screc"]),
     default="auto",
     show_default=True,
     help="system model; auto = screc if the config has csd devices, multi_gpu if it has GPUs",
@@ -414,6 +414,11 @@ def format_summary(r: SimResult) -> str:
     metavar="KEY=VALUE",
     help="SCRec option (ScrecConfig field), e.g. tt_rank=8, mlp_on=host, ddr_fraction=0.5",
 )
+@click.option(
+    "--mapping",
+    default=None,
+    help="NPU configs: symmetric, asymmetric (default), both, or a mapping JSON (simrec shard -o)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of the table")
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), help="write result files here"
@@ -437,6 +442,7 @@ def simulate_command(
     baselines: tuple[str, ...],
     ablations: tuple[str, ...],
     screc_opts: tuple[str, ...],
+    mapping: str | None,
     as_json: bool,
     out: Path | None,
 ) -> None:
@@ -452,6 +458,17 @@ def simulate_command(
         max_batches=max_batches,
         query_sizes=parse_query_sizes(query_size) if query_size else None,
     )
+    from simrec.sim.systems.npu import has_npu, simulate_npu_cli
+
+    if system in ("auto", "npu") and has_npu(hw):
+        simulate_npu_cli(hw, trace, mapping, load, as_json, out, mode=mode)
+        return
+    if mapping is not None or system == "npu":
+        raise ConfigError(
+            "--mapping and --system npu need a config with an npu device",
+            where="--mapping/--system",
+            fix="use an NPU preset (ascend910, ascend910b) or drop the option",
+        )
     opts = parse_screc_options(screc_opts) if screc_opts else None
     res = simulate(
         hw,

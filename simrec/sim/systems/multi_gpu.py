@@ -63,6 +63,7 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numba
 import numpy as np
 import simpy
 
@@ -163,6 +164,53 @@ def parse_uvm_cache(text: str | None) -> UvmCache | None:
         ) from None
 
 
+@numba.njit(cache=True, nogil=True)
+def _relabel(
+    tkeys: np.ndarray, tvals: np.ndarray, keys: np.ndarray, out: np.ndarray, nxt: int
+) -> int:  # pragma: no cover - compiled; checked through LruRowCache(dense=True) in the tests
+    """Dense id of every key via an open-addressing table (``tkeys`` -1 = empty, size a power of
+    two, at most half full); new keys get ``nxt, nxt+1, ...``. Returns the next free id."""
+    mask = tkeys.shape[0] - 1
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        h = (k * 0x9E3779B97F4A7C15) & mask
+        while True:
+            cur = tkeys[h]
+            if cur == k:
+                out[i] = tvals[h]
+                break
+            if cur == -1:
+                tkeys[h] = k
+                tvals[h] = nxt
+                out[i] = nxt
+                nxt += 1
+                break
+            h = (h + 1) & mask
+    return nxt
+
+
+@numba.njit(cache=True, nogil=True)
+def _rehash(
+    okeys: np.ndarray, ovals: np.ndarray, nkeys: np.ndarray, nvals: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    mask = nkeys.shape[0] - 1
+    for i in range(okeys.shape[0]):
+        k = okeys[i]
+        if k == -1:
+            continue
+        h = (k * 0x9E3779B97F4A7C15) & mask
+        while nkeys[h] != -1:
+            h = (h + 1) & mask
+        nkeys[h] = k
+        nvals[h] = ovals[i]
+
+
+#: Key spaces above this many keys are relabelled densely (a hash table from key to first-seen
+#: order, 32 bytes per distinct key at most half full) before the stack-distance counter, whose state is one integer per key: numpy backs large
+#: zeroed arrays with 2 MiB huge pages, so sparse keys in a huge space would touch most of it.
+DENSE_KEY_LIMIT = 1 << 22
+
+
 class LruRowCache:
     """A fully associative LRU cache of embedding rows (one row per line), as FBGEMM's UVM-caching
     embedding bags keep in HBM (theirs is 32-way set associative; this one is fully associative).
@@ -173,22 +221,48 @@ class LruRowCache:
     missed rows are inserted, evicting the least recent. A reference hits exactly when its LRU
     stack distance (distinct other rows accessed since its previous access,
     :mod:`simrec.trace.stackdist`) is below ``capacity``; the counter is O(N log N) and keeps
-    O(key space) state, nothing per reference.
+    O(key space) state, nothing per reference. Key spaces above :data:`DENSE_KEY_LIMIT` (or with
+    ``dense=True``) are first relabelled in first-seen order, so the state is O(distinct rows).
     """
 
     def __init__(
-        self, capacity: int, key_offsets: dict[int, int], key_space: int, line_bytes: float = 0.0
+        self,
+        capacity: int,
+        key_offsets: dict[int, int],
+        key_space: int,
+        line_bytes: float = 0.0,
+        dense: bool | None = None,
     ) -> None:
         self.capacity = int(capacity)
         self.key_offsets = dict(key_offsets)
         self.line_bytes = float(line_bytes)
-        self._sd = StackDistanceCounter(max(int(key_space), 1))
+        self.dense = int(key_space) > DENSE_KEY_LIMIT if dense is None else bool(dense)
+        if self.dense:
+            self._tkeys = np.full(1 << 12, -1, dtype=np.int64)
+            self._tvals = np.zeros(1 << 12, dtype=np.int64)
+            self._next = 0
+            self._sd = StackDistanceCounter(1024, growable=True)
+        else:
+            self._sd = StackDistanceCounter(max(int(key_space), 1))
         self.refs = 0
         self.hits = 0
 
     def access(self, table: int, rows: np.ndarray) -> np.ndarray:
         """Access distinct ``rows`` of ``table`` in the given order; boolean hit mask."""
         keys = np.asarray(rows, dtype=np.int64) + self.key_offsets[table]
+        if self.dense:
+            need = 2 * (self._next + len(keys))
+            if need > len(self._tkeys):
+                size = len(self._tkeys)
+                while size < need:
+                    size *= 2
+                nk = np.full(size, -1, dtype=np.int64)
+                nv = np.zeros(size, dtype=np.int64)
+                _rehash(self._tkeys, self._tvals, nk, nv)
+                self._tkeys, self._tvals = nk, nv
+            ids = np.empty(len(keys), dtype=np.int64)
+            self._next = _relabel(self._tkeys, self._tvals, keys, ids, self._next)
+            keys = ids
         d = np.empty(len(keys), dtype=np.int64)
         self._sd.update(keys, out=d)
         hit = (d >= 0) & (d < self.capacity)
