@@ -12,7 +12,12 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 def test_there_are_notebooks():
     names = {p.name for p in NOTEBOOKS}
-    assert {"getting-started.ipynb", "screc-design-space.ipynb", "sharding.ipynb"} <= names
+    assert {
+        "getting-started.ipynb",
+        "screc-design-space.ipynb",
+        "sharding.ipynb",
+        "ascend-mapping.ipynb",
+    } <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

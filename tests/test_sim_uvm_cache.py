@@ -181,3 +181,53 @@ def test_cache_only_in_front_of_host_bands(tmp_path):
     )
     res = s.simulate(r, r.header)
     assert "uvm_cache_hits" not in res.counters and res.counters["pcie_bytes"] == 0
+
+
+def test_static_hot_band_plus_lru_over_the_cold_band(tmp_path):
+    from simrec.shard.plan import plan_from_dict
+
+    r = zipf_trace(tmp_path, batches=3)
+    hot = list(range(500))  # the 500 hottest Zipf ranks (rows 0..499) in gpu2's HBM
+    plan = plan_from_dict(
+        {
+            "devices": [{"name": f"gpu{i}"} for i in range(G)] + [{"name": "dram0"}],
+            "tables": [
+                {
+                    "name": f"t{t}",
+                    "rows": ROWS,
+                    "dim": DIM,
+                    "order": {"kind": "hot_set", "hot_rows": hot},
+                    "bands": [
+                        {"device": "gpu2", "tier": "hbm", "rows": [0, 500]},
+                        {"device": "dram0", "tier": "host_dram", "rows": [500, ROWS]},
+                    ],
+                }
+                for t in range(G)
+            ],
+        }
+    )
+    res = system(UvmCache("lru", hbm_share=0.5), plan=plan, host_names=["dram0"]).simulate(
+        r, r.header
+    )
+    # gpu2 holds 8 hot bands of 500 rows; its cache gets half of what is left
+    free = HBM - G * 500 * ROW
+    assert res.counters["uvm_cache_rows"] == int(0.5 * free // ROW)
+    cap = int(0.5 * free // ROW)
+    c: OrderedDict[int, None] = OrderedDict()
+    refs = hits = 0
+    for b in r:
+        for t in range(G):
+            idx = b.table_indices(t)
+            for row in np.unique(idx[idx >= 500]).tolist():
+                key = t * ROWS + row
+                refs += 1
+                if key in c:
+                    c.move_to_end(key)
+                    hits += 1
+                else:
+                    c[key] = None
+                    if len(c) > cap:
+                        c.popitem(last=False)
+    assert res.counters["uvm_cache_refs"] == refs and res.counters["uvm_cache_hits"] == hits
+    cold_rows = refs - hits
+    assert res.counters["pcie_bytes"] == pytest.approx(cold_rows * (ROW + 24))
