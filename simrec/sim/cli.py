@@ -121,6 +121,8 @@ def simulate(
     load: LoadSpec | None = None,
     dedupe: bool = True,
     screc_options: dict[str, Any] | None = None,
+    uvm_cache: str | None = None,
+    overlap_bottom_mlp: bool = True,
 ) -> SimResult:
     """Simulate ``trace`` on ``hw`` (a YAML path, a preset name or a ``SystemConfig``).
 
@@ -177,7 +179,15 @@ def simulate(
     elif kind == "multi_gpu":
         from simrec.sim.systems.multi_gpu import MultiGpuSystem
 
-        sim = MultiGpuSystem.from_hw(cfg, model=m, sharding=sharding, plan=plan_obj, mode=mode)  # type: ignore[arg-type]
+        sim = MultiGpuSystem.from_hw(
+            cfg,
+            model=m,
+            sharding=sharding,  # type: ignore[arg-type]
+            plan=plan_obj,
+            mode=mode,
+            uvm_cache=uvm_cache,
+            overlap_bottom_mlp=overlap_bottom_mlp,
+        )
     else:
         raise ConfigError(
             f"unknown system {system!r}",
@@ -393,6 +403,17 @@ def format_summary(r: SimResult) -> str:
 @click.option("--max-batches", type=int, default=None, help="simulate only the first N batches")
 @click.option("--no-dedupe", is_flag=True, help="cpu_dram: read repeated rows of a batch again")
 @click.option(
+    "--uvm-cache",
+    default=None,
+    help="multi_gpu: HBM row cache in front of host-DRAM tables: none, lru:ROWS or lru:SHARE "
+    "(e.g. lru:0.1 or lru:10% of the HBM the GPU's bands leave free)",
+)
+@click.option(
+    "--no-bottom-overlap",
+    is_flag=True,
+    help="multi_gpu: run the bottom MLP after the all-to-all, not overlapped with the embeddings",
+)
+@click.option(
     "--baseline",
     "baselines",
     multiple=True,
@@ -439,6 +460,8 @@ def simulate_command(
     query_size: str | None,
     max_batches: int | None,
     no_dedupe: bool,
+    uvm_cache: str | None,
+    no_bottom_overlap: bool,
     baselines: tuple[str, ...],
     ablations: tuple[str, ...],
     screc_opts: tuple[str, ...],
@@ -481,6 +504,8 @@ def simulate_command(
         load=load,
         dedupe=not no_dedupe,
         screc_options=opts,
+        uvm_cache=uvm_cache,
+        overlap_bottom_mlp=not no_bottom_overlap,
     )
     if (baselines or ablations) and res.kind != "screc":
         raise ConfigError(
