@@ -15,6 +15,7 @@ import click
 
 from simrec import __version__
 from simrec.errors import SimrecError
+from simrec.util import jsonable
 
 
 class SimrecGroup(click.Group):
@@ -31,29 +32,8 @@ class SimrecGroup(click.Group):
 
 
 def echo_json(obj: Any) -> None:
-    """Print ``obj`` as one JSON document on stdout (NaN/inf become null)."""
-    click.echo(json.dumps(_jsonable(obj), indent=2, allow_nan=False))
-
-
-def _jsonable(o: Any) -> Any:
-    import math
-
-    import numpy as np
-
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return [_jsonable(v) for v in o.tolist()]
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating | float):
-        f = float(o)
-        return None if math.isnan(f) or math.isinf(f) else f
-    if isinstance(o, np.bool_):
-        return bool(o)
-    return o
+    """Print ``obj`` as one JSON document on stdout (NaN/inf become null; see :func:`jsonable`)."""
+    click.echo(json.dumps(jsonable(obj), indent=2, allow_nan=False))
 
 
 @click.group(cls=SimrecGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -174,3 +174,21 @@ def test_verify_needs_a_plan_reading_simulator(app: click.Group, tmp_path) -> No
     _small_trace(path, tables=2, batches=1)
     code, _, stderr = _run(app, "shard", "--hw", "cpu_dram", "--trace", str(path), "--verify")
     assert code == 2 and "--verify" in stderr
+
+
+def test_screc_config_plans_csd_devices_and_verifies(app: click.Group, tmp_path) -> None:
+    # hwconfigs/screc.yaml has 4 `kind: csd` devices: the planner builds SmartSSD-like devices
+    # from their own parameters and --verify replays the plan in the SCRec system
+    path = tmp_path / "v.trc"
+    _small_trace(path)
+    code, stdout, _ = _run(
+        app, "shard", "--hw", "screc", "--trace", str(path), "--solve", "--time-limit", "3",
+        "--verify", "--json",
+    )  # fmt: skip
+    assert code == 0, stdout
+    d = json.loads(stdout)
+    assert len(d["device_s"]) == 4
+    v = d["verify"]
+    assert v["system"] == "screc" and v["batches"] == 3
+    assert v["predicted_s"] == pytest.approx(d["makespan_s"])
+    assert abs(v["error"]) < 0.5

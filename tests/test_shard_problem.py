@@ -237,3 +237,22 @@ def test_profile_table_without_lookups_gets_a_flat_cdf() -> None:
     }  # fmt: skip
     (t,), bs = tables_from_profile(prof)
     assert bs == 8 and t.lookups_per_batch == 0.0 and t.cdf_c == (0.0, 0.5, 1.0)
+
+
+def test_csd_config_gives_smartssd_devices_from_its_own_parameters() -> None:
+    from simrec.hw import load_hw
+    from simrec.shard.problem import build_options, devices_from_hw, devices_from_smartssd
+
+    hw = load_hw("screc")
+    devs = devices_from_hw(hw)
+    names = list(hw.devices_of_kind("csd"))
+    assert [d.name for d in devs] == names and len(names) == 4
+    assert all(d.kind == "csd" for d in devs)
+    ref = devices_from_smartssd(1, hw.params(names[0]))[0]
+    d0 = devs[0]
+    assert [t.name for t in d0.tiers] == ["sram", "dram", "nand"]
+    assert [t.capacity_bytes for t in d0.tiers] == [t.capacity_bytes for t in ref.tiers]
+    assert d0.output_Bps == ref.output_Bps and len(d0.templates) == len(ref.templates)
+    # identical CSDs share one option class
+    p = ShardProblem(synthetic_tables(3, seed=0), devs, 64)
+    assert build_options(p).cls_of == [0, 0, 0, 0]

@@ -147,6 +147,27 @@ def test_random_access_reads_only_that_batch(tmp_path: Path) -> None:
         r.batch(0)
 
 
+def test_release_keeps_batches_readable(tmp_path: Path) -> None:
+    """release(i) is only a paging hint: earlier views and later reads see the same data."""
+    h = header()
+    rng = np.random.default_rng(1)
+    batches = [
+        dict(zip(("offsets", "indices"), csr(rng.integers(1, 4, (3, 4)), rng, h.rows), strict=True))
+        for _ in range(5)
+    ]
+    p = write_trace(tmp_path / "r.trc", h, batches)
+    r = read_trace(p)
+    views = [r.batch(i) for i in range(len(r))]
+    for through in (-1, 0, 2, len(r) - 1, len(r) + 3):  # no-ops at the ends must not raise
+        r.release(through)
+    for i, b in enumerate(batches):
+        np.testing.assert_array_equal(views[i].indices, b["indices"])
+        np.testing.assert_array_equal(r.batch(i).offsets, b["offsets"])
+    r.close()
+    r.release(0)  # after close: nothing to release, no error
+    np.testing.assert_array_equal(views[3].indices, batches[3]["indices"])
+
+
 # --- writer-side validation -------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ import pandas as pd
 
 from simrec.errors import ConfigError, atomic_output
 from simrec.report.systems import SystemRun, closest
+from simrec.util import jsonable
 
 __all__ = ["Report", "build_report", "write_report", "check_same_shape", "TOP_STAGES"]
 
@@ -204,21 +205,9 @@ def build_report(runs: list[SystemRun], baseline: str | None = None) -> Report:
     )
 
 
-def _clean(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_clean(v) for v in o]
-    if isinstance(o, float):
-        return None if math.isnan(o) or math.isinf(o) else o
-    if hasattr(o, "item"):
-        return _clean(o.item())
-    return o
-
-
 def report_json(rep: Report) -> dict[str, Any]:
     """The JSON object of ``report.json``."""
-    return _clean(
+    return jsonable(
         {
             "baseline": rep.baseline,
             "traces": [Path(t).name for t in rep.traces],

@@ -334,12 +334,14 @@ def _check_verifiable(hw: str | None, trace: str | None) -> None:
         )
     from simrec.hw import load_hw
 
-    if not load_hw(hw).devices_of_kind("gpu"):
+    cfg = load_hw(hw)
+    if not (cfg.devices_of_kind("gpu") or cfg.devices_of_kind("csd")):
         raise ConfigError(
-            "--verify needs a system whose simulator reads plans: only multi_gpu does so far "
-            "(cpu_dram places tables itself; the SCRec system uses its own default plan)",
+            "--verify needs a system whose simulator reads plans: multi_gpu (GPUs) or SCRec "
+            "(csd devices); cpu_dram places tables itself",
             where="--verify",
-            fix="use a GPU config (e.g. --hw multi_gpu) or drop --verify",
+            fix="use a GPU or CSD config (e.g. --hw multi_gpu, --hw hwconfigs/screc.yaml) or "
+            "drop --verify",
         )
 
 

@@ -283,10 +283,7 @@ def symmetry_order(opts: OptionSet, tables: list[int], j: int) -> list[int]:
     rmax = np.where(co.rates.max(axis=0) > 0, co.rates.max(axis=0), np.inf)
     key = []
     for t in tables:
-        if co.num_options(t):
-            busy = float((co.work[t] / rmax).max(axis=1).min())
-        else:
-            busy = 0.0
+        busy = float((co.work[t] / rmax).max(axis=1).min()) if co.num_options(t) else 0.0
         key.append(-(busy + float(co.output_s[t])))
     return [tables[i] for i in np.argsort(np.array(key), kind="stable")]
 
@@ -742,7 +739,8 @@ def _best_weights_lp(
         for o in range(w.shape[0]):
             lp += pulp.LpConstraint(
                 pulp.LpAffineExpression(
-                    [(v[i], 1.0)] + [(lam[r], -float(w[o, r])) for r in range(len(active)) if w[o, r]]
+                    [(v[i], 1.0)]
+                    + [(lam[r], -float(w[o, r])) for r in range(len(active)) if w[o, r]]
                 ),
                 -1,
                 f"v{i}_{o}",
@@ -820,8 +818,11 @@ def makespan_bound(opts: OptionSet) -> float:
                 blocks.append((wn, co.output_s))
         R = len(next(iter(res_sets)))
         if len(res_sets) == 1:
-            active = [r for r in range(R) if any(b is not None and b[:, r].max() > 0
-                                                 for wn, _ in blocks for b in wn)]
+            active = [
+                r
+                for r in range(R)
+                if any(b is not None and b[:, r].max() > 0 for wn, _ in blocks for b in wn)
+            ]
         else:
             active = []
         big = 1e300
@@ -897,21 +898,27 @@ def makespan_bound(opts: OptionSet) -> float:
                 k += 1
             k -= 1
             if k >= 1:
-                # refine the weakest templates' weights for the largest k (pattern search)
+                # exact weights for the weakest templates at the largest k
                 A = order[: k * J + 1]
                 best_val = g.max(axis=1)
-                best_lam = lam2[g.argmax(axis=1)]
                 done: set[int] = set()
                 for _ in range(len(blocks)):
+                    # the weakest template's weights, solved exactly (an LP), until the weakest
+                    # one is already exact
                     bi = int(np.argmin(best_val))
                     if bi in done or best_val[bi] >= big:
                         break
                     done.add(bi)
                     wn, out = blocks[bi]
-                    if any(wn[t] is None for t in A):
+                    hostable = np.array([t for t in A if wn[int(t)] is not None], dtype=np.int64)
+                    if hostable.size < k + 1:  # this template cannot hold k + 1 of these tables
+                        best_val[bi] = big
                         continue
-                    best_val[bi] = max(best_val[bi], _best_weights_lp(wn, out, A, active, k + 1))
-                packing = max(packing, float(best_val.min()))
+                    best_val[bi] = max(
+                        best_val[bi], _best_weights_lp(wn, out, hostable, active, k + 1)
+                    )
+                if best_val.min() < big:
+                    packing = max(packing, float(best_val.min()))
         if packing > 0:
             packing += fixed
     return max(single, packing, fixed)
@@ -1009,6 +1016,7 @@ def _solve_lns(
     t_start: float,
     polish: bool = True,
     max_sub_time_limit: float = 32.0,
+    lp_round: bool = True,
 ) -> tuple[Assignment, SolveRecord]:
     """LP bound of the full model + start + device-pair large-neighbourhood search."""
     deadline = t_start + (time_limit if time_limit is not None else math.inf)
@@ -1051,6 +1059,17 @@ def _solve_lns(
         )
     if lp_run.status != "Optimal" and not lp_run.status.startswith("Optimal"):
         rec.notes.append(f"LP relaxation status: {lp_run.status}; no proven bound")
+    elif lp_round:
+        # LP rounding: each table to its largest LP value (device, option), each device to its
+        # largest template; kept as the start when feasible and better than the heuristic
+        cand = _extract(opts, lp, cur)
+        cev = evaluate(opts, cand)
+        if cev.feasible and cev.objective < ev.objective * (1 - 1e-9):
+            rec.notes.append(
+                f"start: LP rounding ({cev.objective:.6g} s) beat the heuristic ({ev.objective:.6g} s)"
+            )
+            cur, ev = cand, cev
+            rec.objective, rec.gap = ev.objective, _gap(ev.objective, bound)
     del lp
     J = opts.problem.num_devices
     stop = "No improving move"

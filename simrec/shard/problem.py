@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -889,7 +889,9 @@ def tables_from_profile(
                 dim=dim,
                 bytes_per_elem=int(bpe),
                 lookups_per_batch=float(lpb),
-                pooling=float(_get(tp, "pooling", "pooling_mean_nonempty", "mean_pooling", default=1.0)),
+                pooling=float(
+                    _get(tp, "pooling", "pooling_mean_nonempty", "mean_pooling", default=1.0)
+                ),
                 coverage=float(_get(tp, "coverage", default=1.0)),
                 cdf_x=tuple(float(v) for v in x),
                 cdf_c=tuple(float(v) for v in c),
@@ -1236,6 +1238,19 @@ def devices_from_smartssd(
     )
 
 
+def _unnamed(obj: Any) -> Any:
+    """A dataclass as plain data without its ``name`` fields (to compare device parameters)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = dataclasses.asdict(obj)
+    if isinstance(obj, dict):
+        return {k: _unnamed(v) for k, v in sorted(obj.items()) if k != "name"}
+    if isinstance(obj, (list, tuple)):
+        return [_unnamed(v) for v in obj]
+    return obj
+
+
 def devices_from_system(hw: Any) -> tuple[Device, ...]:
     """Planner devices of a :class:`simrec.hw.SystemConfig`, costed with its simulator parameters.
 
@@ -1243,6 +1258,9 @@ def devices_from_system(hw: Any) -> tuple[Device, ...]:
       ``row_bytes / (gather_eff(row_bytes) x HBM peak)`` (``GpuParams.gather_time_s`` without the
       launch). Tier ``host_dram`` (if the GPU has a PCIe link): an equal share of all host DRAM,
       rows read over that link at its effective bandwidth (64 B granule): TorchRec's UVM path.
+    * CSDs present (``kind: csd``, the SCRec preset): one SmartSSD-like device per CSD from
+      :func:`devices_from_smartssd` on that CSD's ``SmartSSDParams`` (its tiers, core templates
+      and FPGA budget, and its host link for the pooled outputs); the host CPUs are not planned.
     * Otherwise one device per CPU socket: tier ``dram`` with the DRAM timing model's random-row
       time (:func:`dram_row_seconds`) and a ``pool`` resource ``CpuParams.pool_time_s`` per lookup
       on all cores.
@@ -1252,6 +1270,19 @@ def devices_from_system(hw: Any) -> tuple[Device, ...]:
     """
     gpus = list(hw.devices_of_kind("gpu"))
     out: list[Device] = []
+    csds = list(hw.devices_of_kind("csd")) if hasattr(hw, "devices_of_kind") else []
+    if csds:
+        # SmartSSD-like CSDs (SCRec): the smartssd adapter on each device's own parameters
+        # (SystemConfig.csd_params: its NAND, FPGA, DDR4 and host link). Devices with equal
+        # parameters share one Device body, so they share one option class.
+        made: dict[str, Device] = {}
+        for c in csds:
+            prm = hw.params(c)
+            key = repr(_unnamed(prm))
+            if key not in made:
+                made[key] = replace(devices_from_smartssd(1, prm, name=c)[0], kind="csd")
+            out.append(replace(made[key], name=c))
+        return tuple(out)
     if gpus:
         host = [d for d in hw.memories().values() if d.kind == "dram"]
         host_cap = sum(float(d.capacity) for d in host) / len(gpus)

@@ -27,6 +27,7 @@ import simpy
 
 from simrec.errors import ConfigError, atomic_output
 from simrec.trace.format import Batch
+from simrec.util import jsonable
 
 __all__ = [
     "LoadSpec",
@@ -338,7 +339,7 @@ class SimResult:
         d.mkdir(parents=True, exist_ok=True)
         paths = []
         with atomic_output(d / "result.json") as tmp:
-            tmp.write_text(json.dumps(_clean(self.to_dict()), indent=2, sort_keys=True) + "\n")
+            tmp.write_text(json.dumps(jsonable(self.to_dict()), indent=2, sort_keys=True) + "\n")
         paths.append(d / "result.json")
         with atomic_output(d / "batches.csv") as tmp:
             self.per_batch.to_csv(tmp, index=False)
@@ -347,16 +348,3 @@ class SimResult:
             self.per_batch.to_parquet(tmp, index=False)
         paths.append(d / "batches.parquet")
         return paths
-
-
-def _clean(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_clean(v) for v in o]
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, float | np.floating):
-        f = float(o)
-        return None if math.isnan(f) or math.isinf(f) else f
-    return o

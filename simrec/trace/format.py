@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import os
 import struct
 import zlib
@@ -542,7 +543,9 @@ class TraceReader:
                 where="trailer",
                 fix="regenerate the trace",
             )
-        self._mm = np.memmap(self.path, dtype=np.uint8, mode="r")
+        with open(self.path, "rb") as f:
+            self._map: mmap.mmap | None = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self._mm = np.frombuffer(self._map, dtype=np.uint8)
         self.index = np.frombuffer(self._mm, dtype=INDEX_DTYPE, count=nb, offset=index_pos).copy()
         self.total_lookups = int(total)
         if int(self.index["n"].sum()) != self.total_lookups:
@@ -666,9 +669,27 @@ class TraceReader:
         )
         return d
 
+    def release(self, through: int) -> None:
+        """Let the OS drop this process's mapped pages of batches ``0 .. through`` (a hint).
+
+        The reader maps the whole file, so a long sequential pass would otherwise keep every page
+        it touched in its resident set (clean page-cache pages, but they count as RSS). Batches
+        already returned stay valid: their pages are read again from the file if touched. Best
+        effort: it does nothing where the platform has no ``madvise``, for ``through < 0``, for
+        the last batch, or after :meth:`close`.
+        """
+        m = self._map
+        if m is None or not hasattr(m, "madvise") or through < 0 or through + 1 >= len(self):
+            return
+        end = int(self.index["pos"][through + 1]) // mmap.PAGESIZE * mmap.PAGESIZE
+        if end > 0:
+            with contextlib.suppress(OSError, ValueError):  # platform dependent
+                m.madvise(mmap.MADV_DONTNEED, 0, end)
+
     def close(self) -> None:
         """Drop the reader's map of the file (batches already returned stay valid)."""
         self._mm = None
+        self._map = None
 
     def __enter__(self) -> TraceReader:
         return self

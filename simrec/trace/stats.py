@@ -37,8 +37,6 @@ any notion of time other than the order of lookups in the file.
 
 from __future__ import annotations
 
-import contextlib
-import mmap
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -395,23 +393,6 @@ def _run_sd_jobs(jobs: list[tuple[StackDistanceCounter, np.ndarray]], check: boo
         counter.update(refs, check=check)
 
 
-def _drop_pages(reader: TraceReader, i: int) -> None:
-    """Let the OS drop the mapped pages of the batches before ``i + 1`` from our resident set.
-
-    The reader maps the whole file; without this, the resident set of a long pass grows with the
-    file size (clean, reclaimable page-cache pages, but they count as RSS). Best effort: it uses the
-    reader's map if it exposes one and silently does nothing otherwise. Batches already returned
-    stay valid (the pages are read again from the file if touched).
-    """
-    mm = getattr(getattr(reader, "_mm", None), "_mmap", None)
-    if mm is None or not hasattr(mm, "madvise") or i < 0 or i + 1 >= len(reader):
-        return
-    end = int(reader.index["pos"][i + 1]) // mmap.PAGESIZE * mmap.PAGESIZE
-    if end > 0:
-        with contextlib.suppress(OSError, ValueError):  # platform dependent
-            mm.madvise(mmap.MADV_DONTNEED, 0, end)
-
-
 def _check_breakpoints(bp: Sequence[float] | np.ndarray) -> np.ndarray:
     a = np.asarray(bp, dtype=np.float64).reshape(-1)
     if (
@@ -509,14 +490,14 @@ def profile_trace(
                     refs = acc.overall_refs(acc.keys(batch.indices, per_table), u)
                     for fut in pending:
                         fut.result()
-                    _drop_pages(reader, bi - 1)  # the workers are done with earlier batches
+                    reader.release(bi - 1)  # the workers are done with earlier batches
                     assert acc.overall is not None
                     pending = [
                         pool.submit(_run_sd_jobs, jobs, check),
                         pool.submit(acc.overall.update, refs, None, check),
                     ]
             if pool is None:
-                _drop_pages(reader, bi)
+                reader.release(bi)
             loc_n.append(n_b)
             loc_u.append(u_b)
             if progress is not None:
@@ -635,7 +616,7 @@ def _print_table(p: TraceProfile) -> None:
 def _write_out(p: TraceProfile, out: str) -> None:
     import json
 
-    from simrec.cli import _jsonable
+    from simrec.util import jsonable
 
     path = Path(out)
     ext = path.suffix.lower()
@@ -647,7 +628,7 @@ def _write_out(p: TraceProfile, out: str) -> None:
         )
     with atomic_output(path) as tmp:
         if ext == ".json":
-            tmp.write_text(json.dumps(_jsonable(p.to_dict()), indent=2, allow_nan=False) + "\n")
+            tmp.write_text(json.dumps(jsonable(p.to_dict()), indent=2, allow_nan=False) + "\n")
         elif ext == ".csv":
             p.to_dataframe().to_csv(tmp, index=False)
         else:
