@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["jsonable"]
+__all__ = ["jsonable", "lazy_exports"]
 
 
 def jsonable(o: Any) -> Any:
@@ -31,3 +32,30 @@ def jsonable(o: Any) -> Any:
     if isinstance(o, np.generic):
         return jsonable(o.item())
     return o
+
+
+def lazy_exports(
+    package: str, names: dict[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """Module ``__getattr__``/``__dir__`` that import ``names`` (name -> submodule) on first use.
+
+    A package ``__init__`` assigns the pair to ``__getattr__, __dir__`` so that importing the
+    package (for example to reach its ``cli`` submodule) does not import every submodule's
+    dependencies (pandas, numba). The first access imports ``package.submodule``, caches the
+    value in the package namespace and returns it; unknown names raise ``AttributeError``.
+    """
+    import importlib
+    import sys
+
+    def __getattr__(name: str) -> Any:  # noqa: N807 - the module-level hook's name
+        sub = names.get(name)
+        if sub is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{package}.{sub}"), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    def __dir__() -> list[str]:  # noqa: N807
+        return sorted(set(vars(sys.modules[package])) | set(names))
+
+    return __getattr__, __dir__

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
 from simrec.util import jsonable
 
@@ -35,3 +38,30 @@ def test_non_finite_floats_become_null() -> None:
 def test_plain_values_unchanged() -> None:
     d = {"a": [1, 2.5, "x", None, True], "n": {"m": False}}
     assert jsonable(d) == d
+
+
+def test_lazy_package_exports_resolve_to_the_submodule_objects() -> None:
+    import simrec.explore as ex
+    import simrec.report as rp
+    import simrec.trace as tr
+    from simrec.explore import spec, sweep
+    from simrec.report import core, systems
+    from simrec.trace import stats
+
+    assert tr.profile_trace is stats.profile_trace and tr.TableProfile is stats.TableProfile
+    assert rp.build_report is core.build_report and rp.SystemSpec is systems.SystemSpec
+    assert ex.load_spec is spec.load_spec and ex.run_sweep is sweep.run_sweep
+    for mod in (tr, rp, ex):
+        assert set(mod.__all__) <= set(dir(mod))
+        with pytest.raises(AttributeError, match="no attribute 'nope'"):
+            mod.nope  # noqa: B018
+
+
+def test_cli_import_stays_light() -> None:
+    """`simrec --help` must not pay for pandas or numba (they load when a command needs them)."""
+    code = (
+        "import sys, simrec.cli, simrec.trace, simrec.report, simrec.explore; "
+        "print(sorted(m for m in ('pandas', 'numba', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

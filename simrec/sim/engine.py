@@ -119,26 +119,11 @@ class Server:
         """Queue for a server, hold it for ``duration_s`` seconds, release; returns the sojourn time."""
         if duration_s < 0:
             raise ValueError(f"Server {self.name!r}: negative service time {duration_s}")
-        env = self.env
-        t0 = float(env.now)
-        self.in_system.add(1)
-        with self.resource.request() as req:
-            if not req.triggered:  # all servers busy: wait in the queue
-                self.in_queue.add(1)
-                yield req
-                self.in_queue.add(-1)
-            else:
-                yield req
-            self.busy.add(1)
-            self.wait_total_s += float(env.now) - t0
-            if duration_s > 0:
-                yield env.timeout(duration_s)
-            self.busy.add(-1)
-        self.in_system.add(-1)
-        self.completed += 1
-        sojourn = float(env.now) - t0
-        self.sojourn_total_s += sojourn
-        return sojourn
+        token = yield from self.acquire()
+        if duration_s > 0:
+            yield self.env.timeout(duration_s)
+        self.release(token)
+        return float(self.env.now) - token[1]
 
     def acquire(self) -> Generator[Any, Any, tuple[Any, float]]:
         """Queue for a server; returns ``(request, arrival_time)``; pair with :meth:`release`."""

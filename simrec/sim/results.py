@@ -19,15 +19,17 @@ import math
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 import simpy
 
 from simrec.errors import ConfigError, atomic_output
 from simrec.trace.format import Batch
 from simrec.util import jsonable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "LoadSpec",
@@ -282,6 +284,8 @@ class SimResult:
             }
         else:
             latency = dict.fromkeys(("mean", "p50", "p95", "p99", "max"), 0.0)
+        import pandas as pd  # here, not at import: keeps `simrec --help` free of pandas
+
         df = pd.DataFrame(
             {
                 "batch": np.arange(len(arr)),

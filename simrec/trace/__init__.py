@@ -7,7 +7,7 @@ on first use, so ``import simrec.trace`` does not pay for the stack-distance cod
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from simrec.trace.format import (
     FORMAT_VERSION,
@@ -19,11 +19,10 @@ from simrec.trace.format import (
     read_trace,
     write_trace,
 )
+from simrec.util import lazy_exports
 
 if TYPE_CHECKING:
     from simrec.trace.stats import TableProfile, TraceProfile, profile_trace
-
-_LAZY = {"profile_trace", "TraceProfile", "TableProfile"}
 
 __all__ = [
     "FORMAT_VERSION",
@@ -40,15 +39,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from simrec.trace import stats
-
-        value = getattr(stats, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY)
+__getattr__, __dir__ = lazy_exports(
+    __name__, {"profile_trace": "stats", "TraceProfile": "stats", "TableProfile": "stats"}
+)

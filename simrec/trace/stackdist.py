@@ -41,12 +41,13 @@ Not covered: set-associative caches, caches of bytes rather than rows, and polic
 
 from __future__ import annotations
 
+import functools
+import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 __all__ = [
     "DEFAULT_EXACT_LIMIT",
@@ -69,7 +70,6 @@ _BLOCK_BITS = 5  # holes are kept as 32-bit words, the Fenwick tree counts holes
 _BLOCK = 1 << _BLOCK_BITS
 
 
-@njit(cache=True, nogil=True, inline="always")
 def _popcount32(v):  # pragma: no cover - jit
     v = v - ((v >> 1) & 0x55555555)
     v = (v & 0x33333333) + ((v >> 2) & 0x33333333)
@@ -77,7 +77,6 @@ def _popcount32(v):  # pragma: no cover - jit
     return ((v * 0x01010101) & 0xFFFFFFFF) >> 24
 
 
-@njit(cache=True, nogil=True)
 def _sd_run(refs, start, last, who, bits, tree, state, hist, log_e, e, out):  # pragma: no cover
     """Process ``refs[start:]`` until done or the window is full; return the next unprocessed index.
 
@@ -147,7 +146,6 @@ def _sd_run(refs, start, last, who, bits, tree, state, hist, log_e, e, out):  # 
     return i
 
 
-@njit(cache=True, nogil=True)
 def _sd_compact(who, last, new_who, new_bits, new_tree, pos):  # pragma: no cover - jit
     """Move the live positions of ``who[:pos]`` to ``0..U-1`` of ``new_who`` (no holes); return U."""
     k = 0
@@ -164,6 +162,23 @@ def _sd_compact(who, last, new_who, new_bits, new_tree, pos):  # pragma: no cove
     for p in range(new_tree.shape[0]):
         new_tree[p] = 0
     return k
+
+
+@functools.cache
+def _kernels() -> types.SimpleNamespace:
+    """The kernels above compiled with numba, on first use (``import`` stays free of numba).
+
+    ``_popcount32`` is rebound to its compiled version before ``_sd_run`` is compiled, because
+    numba resolves the helper through the module's globals at compile time.
+    """
+    from numba import njit
+
+    global _popcount32
+    _popcount32 = njit(cache=True, nogil=True, inline="always")(_popcount32)
+    return types.SimpleNamespace(
+        sd_run=njit(cache=True, nogil=True)(_sd_run),
+        sd_compact=njit(cache=True, nogil=True)(_sd_compact),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,7 +377,9 @@ class StackDistanceCounter:
         new_who = np.empty(new_m, dtype=self._pdt)
         new_bits = np.empty(new_m // _BLOCK, dtype=np.int64)
         new_tree = np.empty(new_m // _BLOCK + 1, dtype=self._pdt)
-        k = _sd_compact(self._who, self._last, new_who, new_bits, new_tree, int(self._state[0]))
+        k = _kernels().sd_compact(
+            self._who, self._last, new_who, new_bits, new_tree, int(self._state[0])
+        )
         assert k == live
         self._who, self._bits, self._tree = new_who, new_bits, new_tree
         self._state[0] = live
@@ -400,7 +417,7 @@ class StackDistanceCounter:
         while i < n:
             if self._state[0] >= len(self._who):
                 self._make_room()
-            i = _sd_run(
+            i = _kernels().sd_run(
                 r, i, self._last, self._who, self._bits, self._tree, self._state, self.hist.counts,
                 self._log_e, self.hist.exact_limit, o,
             )  # fmt: skip
