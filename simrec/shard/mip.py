@@ -1021,7 +1021,6 @@ def _solve_lns(
     t_start: float,
     polish: bool = True,
     max_sub_time_limit: float = 32.0,
-    lp_round: bool = True,
 ) -> tuple[Assignment, SolveRecord]:
     """LP bound of the full model + start + device-pair large-neighbourhood search."""
     deadline = t_start + (time_limit if time_limit is not None else math.inf)
@@ -1064,17 +1063,6 @@ def _solve_lns(
         )
     if lp_run.status != "Optimal" and not lp_run.status.startswith("Optimal"):
         rec.notes.append(f"LP relaxation status: {lp_run.status}; no proven bound")
-    elif lp_round:
-        # LP rounding: each table to its largest LP value (device, option), each device to its
-        # largest template; kept as the start when feasible and better than the heuristic
-        cand = _extract(opts, lp, cur)
-        cev = evaluate(opts, cand)
-        if cev.feasible and cev.objective < ev.objective * (1 - 1e-9):
-            rec.notes.append(
-                f"start: LP rounding ({cev.objective:.6g} s) beat the heuristic ({ev.objective:.6g} s)"
-            )
-            cur, ev = cand, cev
-            rec.objective, rec.gap = ev.objective, _gap(ev.objective, bound)
     del lp
     J = opts.problem.num_devices
     stop = "No improving move"
