@@ -67,6 +67,8 @@ class atomic_output:  # noqa: N801 - used like a function in ``with`` statements
     """Context manager that yields a temporary path next to ``path`` and renames it on success.
 
     On any exception the temporary file is removed, so no partial output file is left behind.
+    Writers that stay open across calls (e.g. :class:`simrec.trace.format.TraceWriter`) use
+    :meth:`commit` and :meth:`discard` directly instead of the ``with`` statement.
 
     >>> with atomic_output("out.json") as tmp:  # doctest: +SKIP
     ...     tmp.write_text("{}")
@@ -74,7 +76,8 @@ class atomic_output:  # noqa: N801 - used like a function in ``with`` statements
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        # pid and object id: two outputs to one path (other process, other thread) never collide
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}-{id(self):x}")
 
     def __enter__(self) -> Path:
         if self.path.parent and not self.path.parent.exists():
@@ -85,9 +88,18 @@ class atomic_output:  # noqa: N801 - used like a function in ``with`` statements
             )
         return self.tmp
 
+    def commit(self) -> Path:
+        """Move the finished temporary file onto ``path``; returns ``path``."""
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file (if it was created)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            os.replace(self.tmp, self.path)
+            self.commit()
         else:
-            with contextlib.suppress(FileNotFoundError):
-                self.tmp.unlink()
+            self.discard()

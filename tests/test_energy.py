@@ -131,3 +131,15 @@ def test_screc_energy_device_plus_host(cpu_cfg):
     assert est.server_j == pytest.approx(est.device_j + (2 * 135 + 2 * 32) * t, rel=1e-9)
     with pytest.raises(ConfigError, match="ssd2"):
         estimate_energy(r, smartssd_table(2), None, n_devices=3)
+
+
+def test_smartssd_table_has_every_entry_per_device() -> None:
+    """n devices = the file's entries once per ``ssdJ`` prefix, values unchanged."""
+    from simrec.energy.table import SMARTSSD_TABLE, load_component_table
+
+    t = smartssd_table(3)
+    ref = {}
+    for j in range(3):
+        ref.update(load_component_table(SMARTSSD_TABLE, f"ssd{j}", "smartssd").entries)
+    assert t.entries == ref
+    assert {c.split(".")[0] for c in t.components()} == {"ssd0", "ssd1", "ssd2"}

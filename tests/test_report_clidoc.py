@@ -36,3 +36,19 @@ def test_cli_reference_lists_every_command_and_option():
     for name in ("report", "sweep"):
         assert f"### `simrec {name}`" in text
     assert "--baseline" in text and "--scheduler" in text
+
+
+def test_cli_reference_does_not_depend_on_what_ran_before():
+    """click caches a command's help option on first use; running a subcommand on its own (as
+    many tests do) must not change the reference, and the help flags are the real ones."""
+    from click.testing import CliRunner
+
+    from simrec.report.clidoc import render_cli_reference
+    from simrec.trace.convert import convert_command
+
+    before = render_cli_reference()
+    assert CliRunner().invoke(convert_command, ["--help"]).exit_code == 0  # caches `--help` only
+    assert render_cli_reference() == before
+    assert "### `simrec trace convert`" in before
+    part = before.split("### `simrec trace convert`")[1].split("###")[0]
+    assert "| `-h, --help` |" in part  # inherited from the root group, as `simrec ... -h` accepts

@@ -411,3 +411,21 @@ def test_criteo_kaggle_shapes_26_by_4_and_8_are_optimal(devices: int) -> None:
     assert res.record.status == "Optimal"
     assert res.record.gap <= 1e-6
     assert res.record.solve_time_s < 30
+
+
+def test_large_lns_sub_problem_keeps_its_time_limit() -> None:
+    # 100 SmartSSD tables, the pair of devices 0 and 1 (~50 tables x 24 templates, >10,000
+    # variables): HiGHS's presolve alone took 15 s on a 4 s limit; without it the move keeps to
+    # the limit (plus model building) and still returns a feasible plan
+    import time
+
+    from simrec.shard import mip
+    from simrec.shard.problem import devices_from_smartssd
+
+    p = ShardProblem(synthetic_tables(100, seed=0), devices_from_smartssd(4), 4096)
+    opts = build_options(p)
+    start = run_heuristics(opts, ["pooled_lpt"])["pooled_lpt"][0]
+    t0 = time.perf_counter()
+    cand, _ = mip._sub_move(opts, start, [1, 0], "highs", 3.0, t0 + 60, None)
+    assert time.perf_counter() - t0 < 11.0
+    assert cand is not None and evaluate(opts, cand).feasible

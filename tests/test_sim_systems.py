@@ -15,24 +15,18 @@ from simrec.sim.components.dram import DramParams
 from simrec.sim.results import LoadSpec
 from simrec.sim.systems.cpu_dram import CpuDramSystem, Socket
 from simrec.trace.format import TableSpec, TraceHeader, read_trace, write_trace
+from simrec.trace.generate import gen_uniform
 from simrec.workloads.dlrm import MODELS, get_model
 
 
 def make_trace(
     path: Path, tables=4, rows=200_000, dim=16, batch=256, pooling=8, batches=3, seed=0
 ) -> Path:
-    rng = np.random.default_rng(seed)
-    h = TraceHeader(
-        tables=tuple(TableSpec(name=f"t{i}", rows=rows, dim=dim) for i in range(tables)),
-        batch_size=batch,
-        provenance={"source": "generated", "generator": "test", "seed": seed, "params": {}},
-    )
-    off = np.arange(tables * batch + 1, dtype=np.int64) * pooling
-    bs = [
-        {"offsets": off, "indices": rng.integers(0, rows, tables * batch * pooling)}
-        for _ in range(batches)
-    ]
-    return write_trace(path, h, bs)
+    """Uniform indices, fixed bags of ``pooling`` lookups (the library's own generator)."""
+    return gen_uniform(
+        path, tables=tables, rows=rows, dim=dim, batches=batches, batch_size=batch,
+        pooling=pooling, seed=seed,
+    ).path  # fmt: skip
 
 
 def mem_bound_socket(channels: int, ranks: int = 1) -> Socket:

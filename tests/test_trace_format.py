@@ -15,10 +15,12 @@ from simrec.cli import cli
 from simrec.errors import TraceFormatError
 from simrec.trace.format import (
     FORMAT_VERSION,
+    Batch,
     TableSpec,
     TraceHeader,
     TraceReader,
     TraceWriter,
+    offsets_from_lengths,
     read_trace,
     write_trace,
 )
@@ -145,6 +147,16 @@ def test_random_access_reads_only_that_batch(tmp_path: Path) -> None:
     np.testing.assert_array_equal(r.batch(1).indices, batches[1]["indices"])
     with pytest.raises(TraceFormatError, match="batch 0.*checksum"):
         r.batch(0)
+
+
+def test_offsets_from_lengths_inverts_batch_lengths() -> None:
+    lengths = np.array([[2, 0, 1], [3, 1, 0]], dtype=np.int32)
+    off = offsets_from_lengths(lengths)
+    assert off.dtype == np.int64
+    np.testing.assert_array_equal(off, [0, 2, 2, 3, 6, 7, 7])  # by hand: running sums
+    b = Batch(offsets=off, indices=np.zeros(7, dtype=np.int64), num_tables=2)
+    np.testing.assert_array_equal(b.lengths(), lengths)
+    np.testing.assert_array_equal(offsets_from_lengths(np.zeros((0, 4), np.int64)), [0])
 
 
 def test_release_keeps_batches_readable(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ temperature/voltage scaling; every energy is a constant per action.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +278,8 @@ def smartssd_envelope(path: str | Path = SMARTSSD_TABLE) -> float:
 def smartssd_table(n_devices: int, path: str | Path = SMARTSSD_TABLE) -> EnergyTable:
     """The SmartSSD entries for devices ``ssd0 .. ssd{n-1}`` (components ``ssdJ.<part>``)."""
     t = EnergyTable(name=f"{n_devices} x smartssd", origin=str(path))
+    one = load_component_table(path, "ssd0", "smartssd")  # read and check the file once
     for j in range(n_devices):
-        t.entries.update(load_component_table(path, f"ssd{j}", "smartssd").entries)
+        for e in one.entries.values():
+            t.add(replace(e, component=f"ssd{j}." + e.component.split(".", 1)[1]))
     return t

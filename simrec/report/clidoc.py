@@ -30,8 +30,24 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _command_md(cmd: click.Command, path: list[str], note: str = "") -> list[str]:
-    ctx = click.Context(cmd, info_name=path[-1])
+def _help_option(cmd: click.Command, ctx: click.Context) -> list[click.Option]:
+    """The help option as ``ctx`` defines it (not ``cmd.get_params``: click caches the help option
+    the first time a command runs, so that would depend on what ran before in the process)."""
+    names = cmd.get_help_option_names(ctx) if cmd.add_help_option else []
+    if not names:
+        return []
+    return [click.Option(names, is_flag=True, expose_value=False, help=_HELP_TEXT)]
+
+
+_HELP_TEXT = "Show this message and exit."
+
+
+def _command_md(
+    cmd: click.Command, path: list[str], note: str = "", parent: click.Context | None = None
+) -> list[str]:
+    # The context chain a real invocation builds (parent contexts and the command's own
+    # context_settings, e.g. ``-h``), so the help flags are the ones `simrec ... -h` accepts.
+    ctx = click.Context(cmd, info_name=path[-1], parent=parent, **cmd.context_settings)
     title = " ".join(path)
     out = [f"### `{title}`{note}", ""]
     pieces = cmd.collect_usage_pieces(ctx)
@@ -39,7 +55,7 @@ def _command_md(cmd: click.Command, path: list[str], note: str = "") -> list[str
     if cmd.help:
         out += [inspect.cleandoc(cmd.help), ""]
     rows = []
-    for p in cmd.get_params(ctx):
+    for p in [*cmd.params, *_help_option(cmd, ctx)]:
         rec = p.get_help_record(ctx)
         if rec is None:
             if isinstance(p, click.Argument):
@@ -52,7 +68,7 @@ def _command_md(cmd: click.Command, path: list[str], note: str = "") -> list[str
         out.append("")
     if isinstance(cmd, click.Group):
         for name in sorted(cmd.commands):
-            out += _command_md(cmd.commands[name], [*path, name])
+            out += _command_md(cmd.commands[name], [*path, name], parent=ctx)
     return out
 
 
@@ -75,8 +91,9 @@ def render_cli_reference() -> str:
     ]
     lines += _command_md(cli, ["simrec"])
     missing = {k: v for k, v in _pending().items() if k not in cli.commands}
+    root = click.Context(cli, info_name="simrec", **cli.context_settings)
     for name, cmd in missing.items():
-        lines += _command_md(cmd, ["simrec", name], " (not yet registered in simrec.cli)")
+        lines += _command_md(cmd, ["simrec", name], " (not yet registered in simrec.cli)", root)
     return "\n".join(lines).rstrip() + "\n"
 
 

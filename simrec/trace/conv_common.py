@@ -25,7 +25,13 @@ from typing import Any
 import numpy as np
 
 from simrec.errors import ConvertError
-from simrec.trace.format import TableSpec, TraceHeader, TraceReader, TraceWriter
+from simrec.trace.format import (
+    TableSpec,
+    TraceHeader,
+    TraceReader,
+    TraceWriter,
+    offsets_from_lengths,
+)
 
 __all__ = [
     "ChunkTable",
@@ -200,8 +206,7 @@ def assemble_batches(
     for a in range(0, n, batch_size):
         b = min(n, a + batch_size)
         lens = np.stack([t.lengths[a:b] for t in tables]).astype(np.int64, copy=False)
-        offsets = np.zeros(lens.size + 1, dtype=np.int64)
-        np.cumsum(lens.ravel(), out=offsets[1:])
+        offsets = offsets_from_lengths(lens)
         parts = [t.ids[c[a] : c[b]] for t, c in zip(tables, cums, strict=True)]
         indices = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         out: dict[str, Any] = {"offsets": offsets, "indices": indices.astype(np.int64, copy=False)}

@@ -38,7 +38,13 @@ from simrec.trace.conv_common import (
     assemble_batches,
     check_input,
 )
-from simrec.trace.format import TableSpec, TraceHeader, TraceReader, TraceWriter
+from simrec.trace.format import (
+    TableSpec,
+    TraceHeader,
+    TraceReader,
+    TraceWriter,
+    offsets_from_lengths,
+)
 
 __all__ = ["convert_dlrm_datasets", "convert_dlrm_trace", "export_dlrm_datasets", "load_pt_tuple"]
 
@@ -434,8 +440,7 @@ def convert_dlrm_datasets(
         for a in range(0, B, bs):
             b = min(B, a + bs)
             lens = lengths[sel, a:b]
-            off = np.zeros(lens.size + 1, dtype=np.int64)
-            np.cumsum(lens.ravel(), out=off[1:])
+            off = offsets_from_lengths(lens)
             idx = np.concatenate([indices[offsets[t * B + a] : offsets[t * B + b]] for t in sel])
             w.write_batch(off, idx)
             n_batches += 1
@@ -476,8 +481,7 @@ def export_dlrm_datasets(
     r.close()
     lengths = np.concatenate(lens, axis=1).astype(np.int64)
     indices = np.concatenate([a for parts in per_table for a in parts]).astype(np.int64)
-    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
-    np.cumsum(lengths.ravel(), out=offsets[1:])
+    offsets = offsets_from_lengths(lengths)
 
     def tensor(a: np.ndarray, name: str) -> Any:
         dt = dts.get(name, "int64")

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from simrec.errors import TraceFormatError
+from simrec.errors import TraceFormatError, atomic_output
 
 __all__ = [
     "FORMAT_VERSION",
@@ -47,6 +47,7 @@ __all__ = [
     "TraceHeader",
     "TraceReader",
     "TraceWriter",
+    "offsets_from_lengths",
     "read_trace",
     "write_trace",
 ]
@@ -142,6 +143,18 @@ class TraceHeader(BaseModel):
         return json.dumps(
             self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
         ).encode()
+
+
+def offsets_from_lengths(lengths: np.ndarray) -> np.ndarray:
+    """CSR offsets (int64, a leading 0, length ``lengths.size + 1``) of bag sizes ``lengths``.
+
+    ``lengths`` is ``[T, b]`` (or already flat, table-major); the inverse of :meth:`Batch.lengths`.
+    """
+    a = np.asarray(lengths)
+    off = np.empty(a.size + 1, dtype=np.int64)
+    off[0] = 0
+    np.cumsum(a.ravel(), dtype=np.int64, out=off[1:])
+    return off
 
 
 @dataclass
@@ -292,7 +305,8 @@ class TraceWriter:
                 path=self.path,
                 fix=f"create {self.path.parent} first or choose another output path",
             )
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}-{id(self):x}")
+        self._out = atomic_output(self.path)
+        self.tmp = self._out.tmp
         self._f = open(self.tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
         self._index: list[tuple[int, int, int, float, int]] = []
         self._total = 0
@@ -430,7 +444,7 @@ class TraceWriter:
         self._f.write(index.tobytes())
         self._f.write(_TRAILER.pack(index_pos, len(self._index), self._total, END_MAGIC))
         self._f.close()
-        os.replace(self.tmp, self.path)
+        self._out.commit()
         self._closed = True
         return self.path
 
@@ -439,8 +453,7 @@ class TraceWriter:
         if self._closed:
             return
         self._f.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.tmp.unlink()
+        self._out.discard()
         self._closed = True
 
     def __enter__(self) -> TraceWriter:

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from simrec.errors import SimrecError
+from simrec.trace.format import offsets_from_lengths
 from simrec.trace.gen_sampling import FeistelPermutation, mix64, stream_key
 from simrec.trace.locality import (
     BIN_EDGES,
@@ -386,5 +387,5 @@ class MelsBatcher:
         cuts.sort(axis=1)
         edges = np.concatenate([np.zeros((T, 1), np.int64), cuts, n_t[:, None]], axis=1)
         lengths = np.diff(edges, axis=1)
-        offsets = np.concatenate([[0], np.cumsum(lengths.ravel())]).astype(np.int64)
+        offsets = offsets_from_lengths(lengths)
         return offsets, lookups, tab, rows_col

@@ -37,7 +37,7 @@ import click
 import numpy as np
 
 from simrec.errors import SimrecError
-from simrec.trace.format import TableSpec, TraceHeader, TraceWriter
+from simrec.trace.format import TableSpec, TraceHeader, TraceWriter, offsets_from_lengths
 from simrec.trace.gen_sampling import (
     STREAM_ARRIVAL,
     STREAM_DENSE,
@@ -283,13 +283,6 @@ def _provenance(generator: str, seed: int, params: dict[str, Any]) -> dict[str, 
     }
 
 
-def _offsets(lengths: np.ndarray) -> np.ndarray:
-    off = np.empty(lengths.size + 1, dtype=np.int64)
-    off[0] = 0
-    np.cumsum(lengths.ravel(), out=off[1:])
-    return off
-
-
 class _IndexSampler:
     """Per-table index sampler: uniform (alpha <= 1) or Zipf ranks scattered by a permutation."""
 
@@ -335,7 +328,7 @@ def _synthetic_batches(
     prev: list[np.ndarray | None] = [None] * T
     for _ in range(batches):
         lengths = pooling.sample(rng_pool, (T, batch_size))
-        offsets = _offsets(lengths)
+        offsets = offsets_from_lengths(lengths)
         per_table = lengths.sum(axis=1)
         idx = np.empty(int(offsets[-1]), dtype=np.int64)
         pos = 0
@@ -544,7 +537,7 @@ def _criteo_like(
         rng = stream_rng(seed, STREAM_INDICES)
         T, B = len(rows), batch_size
         lengths = np.repeat(np.asarray(hot, dtype=np.int64)[:, None], B, axis=1)
-        offsets = _offsets(lengths)
+        offsets = offsets_from_lengths(lengths)
         for _ in range(batches):
             idx = np.empty(int(offsets[-1]), dtype=np.int64)
             pos = 0
@@ -714,7 +707,7 @@ def gen_dlrm_lru(
                   enumerate(row_list)]
         )  # fmt: skip
         for lengths in lengths_iter():
-            offsets = _offsets(lengths)
+            offsets = offsets_from_lengths(lengths)
             parts = []
             for t in range(T):
                 line = streams[t].next(rngs[t].random(int(lengths[t].sum())))
