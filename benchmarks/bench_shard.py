@@ -54,21 +54,30 @@ def criteo_instance(devices: int, alpha: float = 1.1, batch: int = 4096) -> Shar
     return ShardProblem(tabs, devs, batch)
 
 
-def instance(tables: int, devices: int, workload: str, seed: int) -> ShardProblem:
-    """The probe-shaped instance (see the module docstring)."""
+def instance(
+    tables: int, devices: int, workload: str, seed: int, fine_tables: int = 0
+) -> ShardProblem:
+    """The probe-shaped instance (see the module docstring); ``fine_tables`` largest tables get
+    breakpoints at ratio 2^(1/4) instead of 2 (``synthetic_tables(fine_tables=…)``)."""
     if workload == "skewed":
-        tabs = synthetic_tables(tables, seed=seed, alpha_range=(1.05, 1.2))
+        tabs = synthetic_tables(tables, seed=seed, alpha_range=(1.05, 1.2), fine_tables=fine_tables)
     else:
-        tabs = synthetic_tables(tables, seed=seed, uniform=True)
+        tabs = synthetic_tables(tables, seed=seed, uniform=True, fine_tables=fine_tables)
     fast = sum(t.table_bytes for t in tabs) * 0.1 / devices
     devs = tuple(two_tier_device(f"d{j}", fast, 1e15) for j in range(devices))
     return ShardProblem(tabs, devs, 4096)
 
 
 def run_one(
-    tables: int, devices: int, workload: str, seed: int, time_limit: float, gap: float
+    tables: int,
+    devices: int,
+    workload: str,
+    seed: int,
+    time_limit: float,
+    gap: float,
+    fine_tables: int = 0,
 ) -> dict[str, Any]:
-    p = instance(tables, devices, workload, seed)
+    p = instance(tables, devices, workload, seed, fine_tables)
     t0 = time.perf_counter()
     res = solve(p, time_limit=time_limit, gap=gap)
     wall = time.perf_counter() - t0
@@ -106,6 +115,14 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=None, help="seconds per solve")
     ap.add_argument("--gap", type=float, default=0.01, help="relative gap target")
     ap.add_argument("--workloads", default="skewed,uniform")
+    ap.add_argument(
+        "--fine-tables",
+        type=int,
+        default=0,
+        help="finer CDF breakpoints (ratio 2^(1/4)) for this many largest tables",
+    )
+    ap.add_argument("--tables", help="comma-separated table counts (overrides the grid)")
+    ap.add_argument("--devices", help="comma-separated device counts (overrides the grid)")
     ap.add_argument("--json", dest="json_out", help="write all runs as JSON here")
     ap.add_argument("--plot", help="write a PNG of solve time and gap vs tables here")
     args = ap.parse_args()
@@ -113,6 +130,10 @@ def main() -> None:
         grid_t, grid_j, limit = (26, 100), (2, 4), args.time_limit or 20.0
     else:
         grid_t, grid_j, limit = (26, 100, 300, 856), (2, 4, 8), args.time_limit or 120.0
+    if args.tables:
+        grid_t = tuple(int(v) for v in args.tables.split(","))
+    if args.devices:
+        grid_j = tuple(int(v) for v in args.devices.split(","))
     workloads = [w for w in args.workloads.split(",") if w]
     runs: list[dict[str, Any]] = []
     hdr = (
@@ -124,7 +145,10 @@ def main() -> None:
     for w in workloads:
         for t in grid_t:
             for j in grid_j:
-                rs = [run_one(t, j, w, SEED + k, limit, args.gap) for k in range(args.repeats)]
+                rs = [
+                    run_one(t, j, w, SEED + k, limit, args.gap, args.fine_tables)
+                    for k in range(args.repeats)
+                ]
                 runs += rs
                 imp = [r["improvement"] * 100 for r in rs]
                 print(

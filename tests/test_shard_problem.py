@@ -256,3 +256,29 @@ def test_csd_config_gives_smartssd_devices_from_its_own_parameters() -> None:
     # identical CSDs share one option class
     p = ShardProblem(synthetic_tables(3, seed=0), devs, 64)
     assert build_options(p).cls_of == [0, 0, 0, 0]
+
+
+def test_fine_breakpoints_for_the_largest_tables_only() -> None:
+    from simrec.shard.problem import default_breakpoints, zipf_cdf
+
+    a = synthetic_tables(40, seed=3)
+    b = synthetic_tables(40, seed=3, fine_tables=5)
+    assert [t.rows for t in a] == [t.rows for t in b]  # same draws
+    big = sorted(range(40), key=lambda i: -a[i].table_bytes)[:5]
+    x = np.concatenate([[0.0], np.geomspace(2.0**-15, 1.0, 61)])
+    for i in range(40):
+        if i in big:
+            assert np.allclose(b[i].cdf_x, x)
+            # same Zipf law, sampled finer: agrees with the coarse CDF where the ladders meet
+            fx = np.asarray(b[i].cdf_x)
+            matched = 0
+            for xv, cv in zip(a[i].cdf_x, a[i].cdf_c, strict=True):
+                k = int(np.argmin(np.abs(fx - xv)))
+                assert fx[k] == pytest.approx(xv, rel=1e-9, abs=1e-15)  # every 4th fine point
+                assert b[i].cdf_c[k] == pytest.approx(cv, rel=1e-9, abs=1e-12)
+                matched += 1
+            assert matched == 17
+        else:
+            assert b[i] == a[i]
+            assert np.allclose(a[i].cdf_x, default_breakpoints(16))
+    assert zipf_cdf(100, 1.1, np.array([1.0]))[0] == 1.0

@@ -262,3 +262,13 @@ def test_hw_preset_dram_reproduces_data_md_anchor():
     n = 8192
     t, _ = run_chunks(one, random_lines(n, 12), chunks=2)
     assert n * 64 / t == pytest.approx(12.0e9, rel=0.02)
+
+
+def test_utilisation_is_the_mean_channel_utilisation():
+    p = DramParams.ddr4_3200_dramsim3(channels=2)
+    d0 = Dram(simpy.Environment(), p, "fast")
+    assert d0.utilisation() == 0.0  # nothing ran yet
+    _, d = run_chunks(p, random_lines(2000, 3))
+    per_channel = d.stats()["channel_utilisation"]
+    assert len(per_channel) == 2 and all(0 < u <= 1 for u in per_channel)
+    assert d.utilisation() == pytest.approx(sum(per_channel) / 2)

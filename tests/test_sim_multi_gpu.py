@@ -14,7 +14,8 @@ from simrec.sim.components.gpu import GpuParams
 from simrec.sim.components.network import NetworkParams
 from simrec.sim.components.pcie import PcieParams
 from simrec.sim.systems.multi_gpu import MultiGpuSystem
-from simrec.trace.format import TableSpec, TraceHeader, read_trace, write_trace
+from simrec.trace.format import read_trace
+from simrec.trace.generate import gen_uniform
 from simrec.workloads.dlrm import get_model
 
 G = 8
@@ -22,16 +23,12 @@ B, L, ROWS, DIM = 512, 4, 100_000, 64
 
 
 def trace(tmp: Path, tables=G, batches=2, seed=0, rows=ROWS):
-    rng = np.random.default_rng(seed)
-    h = TraceHeader(
-        tables=tuple(TableSpec(name=f"t{i}", rows=rows, dim=DIM) for i in range(tables)),
-        batch_size=B,
-    )
-    off = np.arange(tables * B + 1, dtype=np.int64) * L
-    bs = [
-        {"offsets": off, "indices": rng.integers(0, rows, tables * B * L)} for _ in range(batches)
-    ]
-    return read_trace(write_trace(tmp / "g.trc", h, bs))
+    """Uniform indices, fixed bags of L lookups (the library's own generator)."""
+    g = gen_uniform(
+        tmp / "g.trc", tables=tables, rows=rows, dim=DIM, batches=batches, batch_size=B,
+        pooling=L, seed=seed,
+    )  # fmt: skip
+    return read_trace(g.path)
 
 
 def system(gpu: GpuParams | None = None, **kw) -> MultiGpuSystem:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -311,8 +311,3 @@ def read_results(path: str | Path) -> pd.DataFrame:
             fix="give the -o file of simrec sweep",
         )
     return df
-
-
-def iter_rows(df: pd.DataFrame) -> Iterable[dict[str, Any]]:
-    """Rows as dicts (for printing)."""
-    return df.to_dict(orient="records")

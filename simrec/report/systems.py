@@ -18,7 +18,6 @@ A *system spec* is what ``simrec report --hw`` and ``simrec sweep`` take:
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -300,11 +299,3 @@ def _run_screc_yaml(
     reader = read_trace(trace)
     res = ss.simulate(reader, reader.header, load, source=str(trace))
     return res, screc_energy(res, spec.hw, ss.cfg.n_devices)
-
-
-def spec_to_json(spec: SystemSpec) -> str:
-    """A canonical JSON text of a spec (for sweep point ids)."""
-    return json.dumps(
-        {"name": spec.name, "kind": spec.kind, "screc": spec.screc, "source": spec.source},
-        sort_keys=True,
-    )

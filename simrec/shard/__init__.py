@@ -1,19 +1,42 @@
-"""Sharding: the plan format, the address remapper (and, from the MIP issue, the planners)."""
+"""Sharding: the plan format, the address remapper and the planners (MIP and heuristics).
 
-from simrec.shard.plan import (
-    PLAN_VERSION,
-    Band,
-    CoreConfig,
-    DevicePlan,
-    Plan,
-    RowOrder,
-    SolverRecord,
-    TablePlan,
-    load_plan,
-    plan_from_dict,
-    single_device_plan,
+Names are imported on first use (``simrec.util.lazy_exports``), so ``import simrec.shard.cli``
+(and ``simrec --help``) does not pay for pydantic models it does not need.
+"""
+
+from typing import TYPE_CHECKING
+
+from simrec.util import lazy_exports
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from simrec.shard.plan import (
+        PLAN_VERSION,
+        Band,
+        CoreConfig,
+        DevicePlan,
+        Plan,
+        RowOrder,
+        SolverRecord,
+        TablePlan,
+        load_plan,
+        plan_from_dict,
+        single_device_plan,
+    )
+    from simrec.shard.remap import Remapper, order_permutation
+
+_PLAN_NAMES = (
+    "PLAN_VERSION",
+    "Band",
+    "CoreConfig",
+    "DevicePlan",
+    "Plan",
+    "RowOrder",
+    "SolverRecord",
+    "TablePlan",
+    "load_plan",
+    "plan_from_dict",
+    "single_device_plan",
 )
-from simrec.shard.remap import Remapper, order_permutation
 
 __all__ = [
     "PLAN_VERSION",
@@ -30,3 +53,8 @@ __all__ = [
     "plan_from_dict",
     "single_device_plan",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {**{n: "plan" for n in _PLAN_NAMES}, "Remapper": "remap", "order_permutation": "remap"},
+)

@@ -690,7 +690,8 @@ def solve(
         rec.bound = triv
         if rec.strategy != "lns":
             rec.notes.append(
-                "bound from the combinatorial bound (single table / packing); the solver proved none better"
+                "bound from the combinatorial bound (single table / weighted packing; the full "
+                "model also gets it as z >= bound); the solver proved none better"
             )
     if rec.bound > rec.objective:
         rec.bound = rec.objective
@@ -802,13 +803,13 @@ def makespan_bound(opts: OptionSet) -> float:
         # template needs at least the sum of its tables' sizes s_t(λ)
         blocks: list[tuple[list[np.ndarray | None], np.ndarray]] = []
         res_sets = set()
-        seen: set[int] = set()
-        for j in range(J):
-            c = opts.cls_of[j]
-            if c in seen:
-                continue
-            seen.add(c)
+        seen: set[bytes] = set()  # classes the cost model cannot tell apart count once
+        for c in sorted(set(opts.cls_of)):
             co = opts.classes[c]
+            fp = _class_fingerprint(co)
+            if fp in seen:
+                continue
+            seen.add(fp)
             res_sets.add(co.resources)
             for m in range(len(co.templates)):
                 rate = co.rates[m]

@@ -1081,10 +1081,17 @@ def synthetic_tables(
     pooling_mean: float = 15.0,
     breakpoints: int = 16,
     uniform: bool = False,
+    fine_tables: int = 0,
+    fine_breakpoints: int = 61,
 ) -> tuple[TableStat, ...]:
     """MELS-like synthetic tables (mip-probe.md): rows log-uniform, dims from ``dims``, Zipf
     exponents uniform in ``alpha_range`` (or uniform access with ``uniform``), pooling lognormal
-    with mean ``pooling_mean``. Deterministic in ``seed``."""
+    with mean ``pooling_mean``. Deterministic in ``seed``.
+
+    ``fine_tables``: the that many largest tables (by bytes) get ``fine_breakpoints`` row
+    fractions over the same range (geometric, from the ladder's smallest fraction to 1; 61 gives
+    ratio 2^(1/4) instead of 2), so a table larger than a device's fast tier can stop closer to
+    where that tier fills (docs/sharding.md, skewed T = 300, J = 8)."""
     rng = np.random.default_rng(seed)
     lo, hi = np.log(rows_range[0]), np.log(rows_range[1])
     rows = np.exp(rng.uniform(lo, hi, num_tables)).astype(np.int64)
@@ -1092,9 +1099,13 @@ def synthetic_tables(
     alpha = rng.uniform(*alpha_range, num_tables)
     sigma = 0.8
     pool = rng.lognormal(np.log(pooling_mean) - sigma**2 / 2, sigma, num_tables)
-    x = default_breakpoints(breakpoints)
+    x0 = default_breakpoints(breakpoints)
+    xf = np.concatenate([[0.0], np.geomspace(x0[1], 1.0, max(int(fine_breakpoints), 2))])
+    nbytes = rows * dim
+    fine = set(np.argsort(-nbytes, kind="stable")[: max(int(fine_tables), 0)].tolist())
     out = []
     for t in range(num_tables):
+        x = xf if t in fine else x0
         c = x.copy() if uniform else zipf_cdf(int(rows[t]), float(alpha[t]), x)
         out.append(
             TableStat(

@@ -602,6 +602,11 @@ class Dram:
             "channel_utilisation": [s.stats(now).utilisation for s in self.channels],
         }
 
+    def utilisation(self) -> float:
+        """Mean utilisation of the channels' data buses so far (0 with no channels)."""
+        u = self.stats()["channel_utilisation"]
+        return float(np.mean(u)) if u else 0.0
+
     # ----- internals -----
     def _count(self, c: ChunkCounts) -> None:
         nb = int(c.bursts.sum())

@@ -230,8 +230,7 @@ class CpuDramSystem:
         out = run_load(env, batches, serve_batch, spec)
         util: dict[str, float] = {}
         for d in drams:
-            u = d.stats()["channel_utilisation"]
-            util[d.name] = float(np.mean(u)) if u else 0.0
+            util[d.name] = d.utilisation()
         for c in cpus:
             util[c.name] = c.cores.stats().utilisation
         counters = {

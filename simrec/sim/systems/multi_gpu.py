@@ -611,8 +611,10 @@ class MultiGpuSystem:
             burst = self.host_drams[0].burst_bytes
             nb_host = np.maximum(1, np.ceil(rb / burst).astype(np.int64))
             stride = nb_host * burst
-            base = np.concatenate([[0], np.cumsum(header.rows * stride)[:-1]])
-            base = (base + 4095) // 4096 * 4096
+            # Tables laid out back to back, each starting on a 4 KiB page (as cpu_dram does):
+            # start_t = sum over earlier tables of their size rounded up to whole pages.
+            padded = (header.rows * stride + 4095) // 4096 * 4096
+            base = np.concatenate([[0], np.cumsum(padded)[:-1]])
         dims = np.array([s.dim for s in header.tables])
         # GPUs producing pooled or partial outputs per table (for the all-to-all volume)
         out_dims = np.zeros(G)
@@ -760,8 +762,7 @@ class MultiGpuSystem:
         for lk in links:
             util[lk.dirs["down"].name] = lk.dirs["down"].stats().utilisation
         for d in hdram:
-            u = d.stats()["channel_utilisation"]
-            util[d.name] = float(np.mean(u)) if u else 0.0
+            util[d.name] = d.utilisation()
         counters["host_dram_bursts"] = sum(d.bursts for d in hdram)
         live = [c for c in caches if c is not None]
         if live:
