@@ -434,6 +434,18 @@ def run_cpu_benchmarks(
             add(measure_workload(runner, w, reps))
     finally:
         runner.close()
+    # the other implementation at 1 and all threads, recorded for comparison (not fitted)
+    other = "torch" if impl == "numba" else "numba"
+    if other == "numba" or torch_available():
+        for t in thread_list:
+            r = EmbeddingRunner(other, t)
+            try:
+                for w in cpu_calibration_workloads(quick)[2:4]:
+                    m = measure_workload(r, w, reps)
+                    m.name = f"{other}_t{t}_{w.name}"
+                    add(m)
+            finally:
+                r.close()
     info["loadavg_after"] = [float(x) for x in _read("/proc/loadavg").split()[:3]] or [0.0] * 3
     return {
         "kind": "simrec-cpu-calibration",

@@ -78,7 +78,8 @@ def _cuda_check() -> None:
     type=click.Choice(["auto", "torch", "numba"]),
     default="auto",
     show_default=True,
-    help="CPU embedding-bag implementation to calibrate (auto: torch if installed)",
+    help="CPU embedding-bag implementation to calibrate (auto: simrec's numba kernel; torch: "
+    "torch.nn.functional.embedding_bag with its OpenMP threads)",
 )
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all usable CPUs)")
 @click.option("--reps", type=int, default=None, help="repetitions per benchmark (default 5)")
@@ -193,7 +194,7 @@ def calibrate_command(
         else:
             use = impl
             if use == "auto":
-                use = "torch" if torch_available() else "numba"
+                use = "numba"
             elif use == "torch" and not torch_available():
                 raise SimrecError(
                     "--impl torch but PyTorch is not installed",

@@ -302,7 +302,7 @@ def _cpu_resid_points(
     bags = [
         (Workload.from_dict(m["params"]["workload"]), m["median_s"] / m["work"])
         for m in ms
-        if m["unit"] == "batches"
+        if m["unit"] == "batches" and m["params"].get("impl", data["impl"]) == data["impl"]
     ]
     nthr = data["threads"]
     gathers = [m for m in ms if m["name"].startswith("gather_") and m["params"]["threads"] == nthr]
@@ -315,7 +315,11 @@ def cpu_fit_inputs(data: dict[str, Any]) -> set[str]:
     ms = data["measurements"]
     n = data["threads"]
     chases = [m for m in ms if m["name"].startswith("chase_")]
-    names = {f"seq_read_t{n}"} | {m["name"] for m in ms if m["unit"] == "batches"}
+    names = {f"seq_read_t{n}"} | {
+        m["name"]
+        for m in ms
+        if m["unit"] == "batches" and m["params"].get("impl", data["impl"]) == data["impl"]
+    }
     names |= {f"gather_{rb}B_t{n}" for rb in (64, 256, 512)}
     if chases:
         names.add(max(chases, key=lambda m: m["params"]["bytes"])["name"])

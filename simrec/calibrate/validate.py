@@ -168,7 +168,7 @@ def run_measure_validation(
         quick: the small CI set (CPU: 4 workloads on tables <= 64 MiB).
         probe_json: GPU presets: a ``gpu_probe`` output to take the measured times from.
         impl: CPU embedding-bag implementation (``torch``/``numba``; default: the one the
-            preset was calibrated with, else torch if installed, else numba).
+            preset was calibrated with, else numba).
         threads: CPU threads (default: the preset's cores).
         reps: repetitions per workload (default 5, quick 3).
         workloads: override the held-out set (CPU).
@@ -231,7 +231,7 @@ def run_measure_validation(
                 fix="validate a cpu_dram or multi_gpu preset",
             )
         bench = (rec or {}).get("benchmarks") or {}
-        impl = impl or bench.get("impl") or ("torch" if torch_available() else "numba")
+        impl = impl or bench.get("impl") or "numba"
         if impl == "torch" and not torch_available():
             raise SimrecError(
                 "PyTorch is not installed but the preset was calibrated with torch's embedding_bag",
