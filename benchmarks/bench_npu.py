@@ -297,6 +297,7 @@ def bench() -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the default short run (CI passes it)")
     ap.add_argument("--study", action="store_true")
     ap.add_argument("--replot", action="store_true", help="redraw the plots from --json only")
     ap.add_argument("--img", default=str(ROOT / "docs" / "img"), help="folder for the plots")

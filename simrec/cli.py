@@ -143,6 +143,7 @@ def hw_info(path: str, as_json: bool) -> None:
 
 
 def _register() -> None:
+    from simrec.calibrate.cli import calibrate_command
     from simrec.explore.cli import sweep_command
     from simrec.functional.cli import size_command, validate_command
     from simrec.report.cli import report_command
@@ -162,6 +163,7 @@ def _register() -> None:
     cli.add_command(report_command, "report")
     cli.add_command(sweep_command, "sweep")
     cli.add_command(shard_command, "shard")
+    cli.add_command(calibrate_command, "calibrate")
 
 
 _register()

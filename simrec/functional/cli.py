@@ -18,6 +18,12 @@ import click
 __all__ = ["parse_codec", "size_command", "validate_command"]
 
 
+def _measure_options(f):  # type: ignore[no-untyped-def]
+    from simrec.calibrate.cli import measure_options
+
+    return measure_options(f)
+
+
 @click.command("validate")
 @click.option(
     "--functional",
@@ -52,7 +58,13 @@ __all__ = ["parse_codec", "size_command", "validate_command"]
 )
 @click.option("--max-batches", type=click.IntRange(min=1), help="Check only the first N batches.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@_measure_options
 def validate_command(
+    measure: bool,
+    quick: bool,
+    probe_json: str | None,
+    record: bool,
+    json_out: str | None,
     functional: bool,
     trace_path: str | None,
     hw_path: str | None,
@@ -62,16 +74,27 @@ def validate_command(
     max_batches: int | None,
     as_json: bool,
 ) -> None:
-    """Validate a simulated system: --functional checks the embedding math end to end.
+    """Validate a simulated system: --functional checks the embedding math end to end;
+    --measure compares the model built from --hw with held-out workloads measured here.
 
     \b
-    Example:
+    Examples:
       simrec validate --functional --trace traces/criteo_sample.trc --plan plan.json
+      simrec validate --measure --quick --hw hwconfigs/cpu_dram.yaml
     """
+    if measure:
+        if functional:
+            raise click.UsageError("give --functional or --measure, not both")
+        if hw_path is None:
+            raise click.UsageError("--measure needs --hw HW.yaml (e.g. a calibrated preset)")
+        from simrec.calibrate.cli import validate_measure
+
+        validate_measure(hw_path, quick, probe_json, record, json_out, as_json)
+        return
     if not functional:
         raise click.UsageError(
             "choose what to validate: --functional (replay the planned data path on a trace "
-            "and compare with the reference)"
+            "and compare with the reference) or --measure (held-out workloads on this machine)"
         )
     if trace_path is None:
         raise click.UsageError("--functional needs --trace T.trc")
