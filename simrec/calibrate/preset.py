@@ -11,15 +11,14 @@ A preset is marked ``validated: true`` only once a held-out validation is record
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from simrec.calibrate.fit import CpuFit, GpuFit, cpu_system_dict
 from simrec.errors import atomic_output
+from simrec.util import jsonable
 
 __all__ = ["record_path", "write_cpu_preset", "write_gpu_preset", "render_validation_table"]
 
@@ -28,18 +27,6 @@ def record_path(yaml_path: str | Path) -> Path:
     """The JSON record beside a preset: ``x/NAME.yaml`` -> ``x/NAME.calib.json``."""
     p = Path(yaml_path)
     return p.with_name(p.stem + ".calib.json")
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return o
 
 
 class _NoAliases(yaml.SafeDumper):
@@ -118,7 +105,7 @@ def _validation_block(
 def _write(path: Path, text: str, record: dict[str, Any]) -> None:
     rp = record_path(path)
     with atomic_output(rp) as tmp:
-        Path(tmp).write_text(json.dumps(_jsonable(record), indent=1, allow_nan=False) + "\n")
+        Path(tmp).write_text(json.dumps(jsonable(record), indent=1, allow_nan=False) + "\n")
     with atomic_output(path) as tmp:
         Path(tmp).write_text(text)
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from simrec.calibrate.heldout import Workload, cpu_heldout
 from simrec.errors import SimrecError, atomic_output
+from simrec.util import jsonable
 
 __all__ = ["run_measure_validation", "summarise", "load_record"]
 
@@ -268,14 +269,8 @@ def run_measure_validation(
         _record(hw_path, rec, out)
     if json_out is not None:
         with atomic_output(json_out) as tmp:
-            Path(tmp).write_text(json.dumps(_clean(out), indent=1, allow_nan=False) + "\n")
+            Path(tmp).write_text(json.dumps(jsonable(out), indent=1, allow_nan=False) + "\n")
     return out
-
-
-def _clean(o: Any) -> Any:
-    from simrec.calibrate.preset import _jsonable
-
-    return _jsonable(o)
 
 
 def _record(hw_path: str | Path, rec: dict[str, Any] | None, result: dict[str, Any]) -> None:
@@ -290,7 +285,7 @@ def _record(hw_path: str | Path, rec: dict[str, Any] | None, result: dict[str, A
             path=record_path(hw_path),
             fix="record only into presets written by simrec calibrate (or drop --record)",
         )
-    v = _clean(result)
+    v = jsonable(result)
     if rec["device"] == "cpu":
         fit = CpuFit(**{**rec["fit"], "residuals": rec["residuals"]})
         write_cpu_preset(hw_path, rec["benchmarks"], fit, validation=v)

@@ -24,20 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from simrec.shard.remap import Remapper, order_permutation
 
-_PLAN_NAMES = (
-    "PLAN_VERSION",
-    "Band",
-    "CoreConfig",
-    "DevicePlan",
-    "Plan",
-    "RowOrder",
-    "SolverRecord",
-    "TablePlan",
-    "load_plan",
-    "plan_from_dict",
-    "single_device_plan",
-)
-
 __all__ = [
     "PLAN_VERSION",
     "Band",
@@ -54,7 +40,7 @@ __all__ = [
     "single_device_plan",
 ]
 
+_FROM_REMAP = ("Remapper", "order_permutation")
 __getattr__, __dir__ = lazy_exports(
-    __name__,
-    {**{n: "plan" for n in _PLAN_NAMES}, "Remapper": "remap", "order_permutation": "remap"},
+    __name__, {n: "remap" if n in _FROM_REMAP else "plan" for n in __all__}
 )

@@ -59,6 +59,7 @@ from simrec.sim.components.npu import (
     output_cost,
     strategy_cost,
 )
+from simrec.util import jsonable
 
 __all__ = [
     "NpuTable",
@@ -167,7 +168,7 @@ class NpuMapping:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the mapping as JSON (atomically)."""
         with atomic_output(Path(path)) as tmp:
-            tmp.write_text(json.dumps(_jsonable(self.to_dict()), indent=2) + "\n")
+            tmp.write_text(json.dumps(jsonable(self.to_dict()), indent=2) + "\n")
         return Path(path)
 
     def validate(self, tables: tuple[NpuTable, ...], p: NpuParams, source: str | None = None):
@@ -237,19 +238,6 @@ class NpuMapping:
 
 
 _FIX = "use GM or GM-UB for it, or a smaller row range"
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, float | np.floating):
-        f = float(o)
-        return None if not math.isfinite(f) else f
-    return o
 
 
 def load_mapping(path: str | os.PathLike[str]) -> NpuMapping:
