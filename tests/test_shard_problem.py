@@ -282,3 +282,173 @@ def test_fine_breakpoints_for_the_largest_tables_only() -> None:
             assert b[i] == a[i]
             assert np.allclose(a[i].cdf_x, default_breakpoints(16))
     assert zipf_cdf(100, 1.1, np.array([1.0]))[0] == 1.0
+
+
+# ---- finer breakpoints for the tables that need them (docs/sharding.md) ---------------------------
+
+
+def _zipf_table(name: str, nbytes: float, fine: bool = True, alpha: float = 1.1) -> TableStat:
+    """A dim-16 fp32 table of about ``nbytes`` bytes with its Zipf CDF (coarse, and fine)."""
+    from simrec.shard.problem import default_breakpoints, fine_breakpoints
+
+    rows = max(int(nbytes // 64), 1)
+    x, fx = default_breakpoints(16), fine_breakpoints(61)
+    return TableStat(
+        name=name,
+        rows=rows,
+        dim=16,
+        lookups_per_batch=1000.0,
+        cdf_x=tuple(x),
+        cdf_c=tuple(zipf_cdf(rows, alpha, x)),
+        fine_cdf_x=tuple(fx) if fine else (),
+        fine_cdf_c=tuple(zipf_cdf(rows, alpha, fx)) if fine else (),
+    )
+
+
+def _assert_superset(coarse: TableStat, fine: TableStat) -> None:
+    """Every (hot rows, share) of the coarse breakpoints is one of the refined table's."""
+    from simrec.shard.problem import table_breaks
+
+    rk, ck = table_breaks(coarse)
+    rf, cf = table_breaks(fine)
+    at = {int(r): float(c) for r, c in zip(rf, cf, strict=True)}
+    for r, c in zip(rk, ck, strict=True):
+        assert int(r) in at
+        assert at[int(r)] == pytest.approx(float(c), abs=1e-9)
+    x, c = np.asarray(fine.cdf_x), np.asarray(fine.cdf_c)
+    assert np.all(np.diff(x) > 0) and np.all(np.diff(c) >= 0)
+    slope = np.diff(c) / np.diff(
+        x
+    )  # an access CDF is concave: a finer point off the curve breaks it
+    assert np.all(np.diff(slope) <= 1e-9 * slope.max())
+
+
+def test_refined_breakpoints_are_a_superset_of_the_coarse_ones() -> None:
+    for tab in (*synthetic_tables(12, seed=5), *synthetic_tables(4, seed=6, uniform=True)):
+        r = tab.refined()
+        _assert_superset(tab, r)
+        assert r.fine_cdf_x == () and r.refined() == r
+        assert len(r.cdf_x) >= len(tab.cdf_x)
+        if tab.rows >= 2**18:  # ratio-2^(1/4) steps of at least one row even at 2^-15
+            assert len(r.cdf_x) == 62
+    # a table without a finer CDF is unchanged
+    plain = _zipf_table("p", 1e6, fine=False)
+    assert plain.refined() is plain
+
+
+def test_refined_profile_table_follows_the_trace(tmp_path) -> None:
+    from collections import Counter
+
+    from simrec.trace.format import TableSpec, TraceHeader, TraceWriter
+    from simrec.trace.stats import profile_trace
+
+    rows = 20_000
+    hdr = TraceHeader(tables=(TableSpec(name="big", rows=rows, dim=16),), batch_size=256)
+    path = tmp_path / "t.trc"
+    rng = np.random.default_rng(1)
+    seen: list[int] = []
+    with TraceWriter(path, hdr) as w:
+        for _ in range(4):
+            idx = (rng.zipf(1.2, 512) - 1) % rows  # 2 look-ups per sample
+            seen += idx.tolist()
+            w.write_batch(np.arange(0, 513, 2), idx)
+    (tab,), _ = tables_from_profile(profile_trace(path, stack_distance=False))
+    assert len(tab.fine_cdf_x) == 62
+    r = tab.refined()
+    _assert_superset(tab, r)
+    hot = np.sort(np.array(list(Counter(seen).values())))[::-1]
+    cum = np.concatenate([[0], np.cumsum(hot), np.full(rows, hot.sum())]) / hot.sum()
+    for x, c in zip(r.cdf_x, r.cdf_c, strict=True):  # linear between whole rows
+        k = int(np.floor(x * rows + 1e-9))
+        want = cum[k] + (x * rows - k) * (cum[k + 1] - cum[k]) if k < rows else 1.0
+        assert c == pytest.approx(want, abs=1e-12)
+    # an old profile (no fine_cdf): the table has no finer CDF and is never refined
+    d = profile_trace(path, stack_distance=False).to_dict()
+    del d["fine_cdf_breakpoints"]
+    for td in d["tables"]:
+        del td["fine_cdf"]
+    (old,), _ = tables_from_profile(d)
+    assert old.fine_cdf_x == () and old.cdf_x == tab.cdf_x and old.cdf_c == tab.cdf_c
+
+
+def test_disagreeing_finer_cdf_is_a_config_error() -> None:
+    t = TableStat("x", 100, 4, 1.0, (0.0, 0.5, 1.0), (0.0, 0.9, 1.0),
+                  fine_cdf_x=(0.0, 0.25, 0.75, 1.0), fine_cdf_c=(0.0, 0.95, 0.96, 1.0))  # fmt: skip
+    with pytest.raises(ConfigError, match="disagrees"):
+        t.refined()
+    with pytest.raises(ConfigError, match="fine_cdf"):
+        TableStat(
+            "y", 100, 4, 1.0, (0.0, 1.0), (0.0, 1.0), fine_cdf_x=(0.0, 1.0), fine_cdf_c=(0.0,)
+        )
+
+
+def test_which_tables_are_refined_follows_the_documented_rule() -> None:
+    from dataclasses import replace
+
+    from simrec.shard.problem import (
+        FINE_MIN_FAST_SHARE,
+        FINE_OPTION_BUDGET,
+        fine_candidates,
+        two_tier_device,
+    )
+
+    assert FINE_MIN_FAST_SHARE == 0.25 and FINE_OPTION_BUDGET == 0.30  # as documented
+    # fast tiers of 1 MB and 4 MB: the smaller decides, threshold 250 kB of table bytes
+    devs = (two_tier_device("a", 1e6, 1e15), two_tier_device("b", 4e6, 1e15))
+    sizes = [3e5, 64e3, 4e6, 2.5e5 + 64, 2.4e5, 1e6, 8e6]
+    tabs = [_zipf_table(f"t{i}", b) for i, b in enumerate(sizes)]
+    tabs.append(_zipf_table("nofine", 5e7, fine=False))  # largest, but no finer CDF
+    tabs += [_zipf_table(f"s{i}", 2e4, alpha=1.0 + i / 100) for i in range(40)]  # small ones
+    p = ShardProblem(tuple(tabs), devs, 64)
+    # bytes >= 0.25 x 1 MB, largest first: t6 (8 MB), t2, t5, t0, t3; not t4 (240 kB), t1
+    assert fine_candidates(p) == [6, 2, 5, 0, 3]
+    coarse = build_options(replace(p, fine_tables=0))
+    assert coarse.refined == () and coarse.problem.tables == p.tables
+    n0 = coarse.total_options()
+
+    def extra(k: int) -> int:
+        return build_options(replace(p, fine_tables=k)).total_options() - n0
+
+    auto = build_options(p)
+    k = len(auto.refined)
+    assert auto.refined == tuple(f"t{i}" for i in [6, 2, 5, 0, 3][:k])  # a prefix
+    assert auto.total_options() - n0 == extra(k) <= FINE_OPTION_BUDGET * n0
+    assert k == 5 or extra(k + 1) > FINE_OPTION_BUDGET * n0  # the next one would exceed it
+    assert 0 < k < 5  # this instance has the budget binding
+    for t, tab in enumerate(auto.problem.tables):
+        assert (len(tab.cdf_x) > 17) == (tab.name in auto.refined)
+        assert tab.fine_cdf_x == () if tab.name in auto.refined else tab == p.tables[t]
+    assert auto.problem.fine_tables == 0  # the planned problem is not refined again
+    # override: the N largest with a finer CDF, below the threshold too; 0 is off
+    over = build_options(replace(p, fine_tables=7))
+    assert over.refined == ("t6", "t2", "t5", "t0", "t3", "t4", "t1")
+    # one-tier devices have no cut to refine
+    flat = ShardProblem(tuple(tabs), (Device("m", (Tier("m", 1e9, 1e9),)),), 64)
+    assert fine_candidates(flat) == [] and build_options(flat).refined == ()
+    with pytest.raises(ConfigError, match="fine_tables"):
+        ShardProblem(tuple(tabs), devs, 64, fine_tables=-1)
+
+
+def test_finer_problem_keeps_every_coarse_cut_and_is_no_worse() -> None:
+    from dataclasses import replace
+
+    from simrec.shard.mip import solve
+    from simrec.shard.problem import two_tier_device
+
+    tabs = synthetic_tables(8, seed=2, rows_range=(1e4, 1e6))
+    fast = sum(t.table_bytes for t in tabs) * 0.1 / 2
+    devs = tuple(two_tier_device(f"d{j}", fast, 1e15) for j in range(2))
+    pc = ShardProblem(tabs, devs, 4096, fine_tables=0)
+    pf = replace(pc, fine_tables=3)
+    oc, of = build_options(pc), build_options(pf)
+    big = sorted(tabs, key=lambda t: -t.table_bytes)[:3]
+    assert of.refined == tuple(t.name for t in big)
+    for t in range(len(tabs)):
+        cc, cf = oc.for_device(0), of.for_device(0)
+        assert set(cc.cut_index[t]) <= set(cf.cut_index[t])
+        for key, o in cc.cut_index[t].items():  # the same cut costs no more in the finer problem
+            assert cf.work[t][cf.cut_index[t][key]][0] <= cc.work[t][o][0] * (1 + 1e-12)
+    rc = solve(oc, strategy="full", gap=1e-9, time_limit=30)
+    rf = solve(of, strategy="full", gap=1e-9, time_limit=30)
+    assert rc.record.status == rf.record.status == "Optimal"
+    assert rf.evaluation.objective <= rc.evaluation.objective * (1 + 1e-9)

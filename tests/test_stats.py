@@ -424,3 +424,85 @@ def test_counts_widen_to_int64(hand_trace: Path, monkeypatch):
     for a, b in zip(want.tables, got.tables, strict=True):
         assert a.scalars() == b.scalars()
         assert a.counts.tolist() == b.counts.tolist()
+
+
+# ------------------------------------------------------------------------------------------------
+# Finer CDF (fine_cdf at FINE_CDF_BREAKPOINTS) for the sharding planner
+# ------------------------------------------------------------------------------------------------
+def _zipf_like_trace(tmp_path: Path) -> tuple[Path, list[list[int]], list[int]]:
+    """Two tables (5,000 and 300 rows); table 0 skewed (a few rows take most accesses)."""
+    rng = np.random.default_rng(7)
+    rows = [5000, 300]
+    batches = []
+    flat: list[list[int]] = [[], []]
+    for _ in range(3):
+        bt = []
+        for t, r in enumerate(rows):
+            idx = (rng.zipf(1.3, 400) - 1) % r if t == 0 else rng.integers(0, r, 400)
+            bags = [[int(v) for v in idx[i : i + 4]] for i in range(0, 400, 4)]
+            flat[t] += [int(v) for v in idx]
+            bt.append(bags)
+        batches.append(bt)
+    return write_bags(tmp_path / "z.trc", rows, batches), flat, rows
+
+
+def _cdf_by_sorting(values: list[int], rows: int, x: float) -> float:
+    """The access-CDF definition, from the raw indices: hottest floor(x*rows) rows plus the
+    fraction of the next one."""
+    hot = sorted(Counter(values).values(), reverse=True)
+    t = x * rows
+    k = int(np.floor(t + 1e-12))
+    whole = sum(hot[:k])
+    part = (t - k) * hot[k] if k < len(hot) else 0.0
+    return min((whole + part) / len(values), 1.0)
+
+
+def test_fine_cdf_is_the_trace_curve_at_the_finer_ladder(tmp_path: Path):
+    from simrec.trace.stats import FINE_CDF_BREAKPOINTS
+
+    path, flat, rows = _zipf_like_trace(tmp_path)
+    p = profile_trace(path, stack_distance=False)
+    fx = np.asarray(FINE_CDF_BREAKPOINTS)
+    assert fx[0] == 0.0 and fx[-1] == 1.0 and np.all(np.diff(fx) > 0) and len(fx) == 62
+    assert np.allclose(fx[2:] / fx[1:-1], 2.0**0.25)  # ratio 2^(1/4)
+    assert np.array_equal(p.fine_cdf_breakpoints, fx)
+    for t, tp in enumerate(p.tables):
+        assert tp.fine_cdf is not None and tp.fine_cdf.shape == fx.shape
+        assert np.all(np.diff(tp.fine_cdf) >= -1e-15)  # monotone
+        for x, c in zip(fx, tp.fine_cdf, strict=True):
+            assert c == pytest.approx(_cdf_by_sorting(flat[t], rows[t], float(x)), abs=1e-12)
+    # a table without look-ups gets NaN (null in JSON), like cdf
+    e = profile_trace(write_bags(tmp_path / "e.trc", [5, 5], [[[[]], [[3]]]]))
+    assert np.all(np.isnan(e.tables[0].fine_cdf)) and e.tables[1].fine_cdf[-1] == 1.0
+
+
+def test_fine_cdf_only_adds_json_fields(tmp_path: Path):
+    path, _, _ = _zipf_like_trace(tmp_path)
+    new = profile_trace(path, stack_distance=False).to_dict()
+    old = profile_trace(path, stack_distance=False, fine_cdf_breakpoints=None).to_dict()
+    # the keys of docs/trace-stats.md before the finer CDF, plus exactly the two new ones
+    old_top = {"profiler", "path", "batches", "batches_in_file", "batch_size", "samples",
+               "lookups", "unique", "cdf_breakpoints", "tables", "locality", "stack_distance",
+               "provenance"}  # fmt: skip
+    old_table = {"name", "rows", "dim", "dtype", "table_bytes", "samples", "lookups", "unique",
+                 "lookups_per_batch", "pooling_mean", "pooling_mean_nonempty", "pooling_p50",
+                 "pooling_p99", "pooling_max", "coverage", "top1pct_share", "top10pct_share",
+                 "cdf_breakpoints", "cdf", "bag_sizes", "stack_distance"}  # fmt: skip
+    assert set(new) == old_top | {"fine_cdf_breakpoints"} == set(old)
+    assert all(set(t) == old_table | {"fine_cdf"} for t in new["tables"])
+    assert old["fine_cdf_breakpoints"] is None and new["fine_cdf_breakpoints"][-1] == 1.0
+    for key in set(old) - {"fine_cdf_breakpoints", "tables"}:
+        assert new[key] == old[key], key
+    for tn, to in zip(new["tables"], old["tables"], strict=True):
+        assert set(tn) == set(to)
+        assert to["fine_cdf"] is None and len(tn["fine_cdf"]) == len(new["fine_cdf_breakpoints"])
+        for key in set(to) - {"fine_cdf"}:
+            assert tn[key] == to[key], key
+        assert tn["cdf_breakpoints"] == list(DEFAULT_CDF_BREAKPOINTS)
+    # the CLI JSON carries the finer curve, and the DataFrame/CSV columns are unchanged
+    r = run(str(path), "--json", "--no-stack-distance")
+    d = json.loads(r.output)
+    assert d["fine_cdf_breakpoints"] == pytest.approx(new["fine_cdf_breakpoints"])
+    assert d["tables"][0]["fine_cdf"] == pytest.approx(new["tables"][0]["fine_cdf"])
+    df = profile_trace(path, stack_distance=False).to_dataframe()
+    assert not any("fine" in c for c in df.columns)

@@ -63,6 +63,10 @@ __all__ = [
     "tables_from_profile",
     "devices_from_hw",
     "default_breakpoints",
+    "fine_breakpoints",
+    "fine_candidates",
+    "FINE_MIN_FAST_SHARE",
+    "FINE_OPTION_BUDGET",
     "table_breaks",
     "zipf_cdf",
     "synthetic_tables",
@@ -107,6 +111,44 @@ def default_breakpoints(k: int = 16) -> np.ndarray:
     return np.concatenate([[0.0], np.geomspace(2.0 ** -(k - 1), 1.0, k)])
 
 
+def fine_breakpoints(k: int = 61, lo: float = 2.0**-15) -> np.ndarray:
+    """Row fractions 0, then ``k`` geometric points from ``lo`` to 1 (61 points: ratio 2^(1/4), a
+    superset of :func:`default_breakpoints`'s ladder ``2^-15 … 1`` up to rounding)."""
+    return np.concatenate([[0.0], np.geomspace(lo, 1.0, max(int(k), 2))])
+
+
+#: Automatic finer breakpoints (docs/sharding.md, "Finer breakpoints"): a table is a candidate
+#: when its bytes are at least this share of the smallest fast-tier capacity (the first tier's
+#: capacity less the smallest template reservation, over devices with two or more tiers).
+FINE_MIN_FAST_SHARE = 0.25
+#: ... and candidates are refined, largest first, while the extra placement options they add (over
+#: all devices) stay within this share of the coarse problem's options.
+FINE_OPTION_BUDGET = 0.30
+
+
+def _check_cdf(x: np.ndarray, c: np.ndarray, where: str, what: str) -> None:
+    """Raise :class:`ConfigError` unless ``(x, c)`` rises from (0, 0) to (1, 1)."""
+    if x.shape != c.shape or x.size < 2:
+        raise ConfigError(
+            f"{what}_x and {what}_c must have the same length >= 2",
+            where=where,
+            fix="give the access CDF at matching breakpoints, from 0 to 1",
+        )
+    if (
+        abs(x[0]) > 1e-12
+        or abs(x[-1] - 1) > 1e-9
+        or np.any(np.diff(x) < 0)
+        or np.any(np.diff(c) < -1e-12)
+        or abs(c[0]) > 1e-9
+        or abs(c[-1] - 1) > 1e-6
+    ):
+        raise ConfigError(
+            f"the access CDF{'' if what == 'cdf' else f' ({what})'} must rise from (0, 0) to (1, 1)",
+            where=where,
+            fix="recompute the profile of the trace (simrec trace stats)",
+        )
+
+
 def zipf_cdf(rows: int, alpha: float, x: np.ndarray) -> np.ndarray:
     """Access share of the hottest ``x`` fraction of rows under Zipf(alpha) (integral approximation)."""
     x = np.asarray(x, dtype=np.float64)
@@ -130,6 +172,11 @@ class TableStat:
     ``cdf_x`` are row fractions (hottest rows first, ascending, starting at 0 and ending at 1) and
     ``cdf_c`` the share of look-ups served by that many hottest rows (non-decreasing, 0 … 1).
     ``lookups_per_batch`` = batch size x pooling factor x coverage.
+
+    ``fine_cdf_x``/``fine_cdf_c`` (optional, same rules) are the same access CDF at more row
+    fractions, from the same source (the Zipf law of a synthetic table, the trace's counts of a
+    profiled one). The planner uses them only for the tables it refines (:meth:`refined`,
+    :func:`build_options`); empty means the table cannot be refined.
     """
 
     name: str
@@ -143,6 +190,8 @@ class TableStat:
     coverage: float = 1.0
     tt_ranks: tuple[int, ...] = (8, 8)
     tt_allowed: bool = True
+    fine_cdf_x: tuple[float, ...] = ()
+    fine_cdf_c: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"table '{self.name}'"
@@ -152,25 +201,52 @@ class TableStat:
             raise ConfigError("lookups_per_batch must be finite and >= 0", where=where)
         x = np.asarray(self.cdf_x, dtype=np.float64)
         c = np.asarray(self.cdf_c, dtype=np.float64)
-        if x.shape != c.shape or x.size < 2:
+        _check_cdf(x, c, where, "cdf")
+        if self.fine_cdf_x or self.fine_cdf_c:
+            fx = np.asarray(self.fine_cdf_x, dtype=np.float64)
+            fc = np.asarray(self.fine_cdf_c, dtype=np.float64)
+            _check_cdf(fx, fc, where, "fine_cdf")
+
+    def refined(self) -> TableStat:
+        """This table with the union of its breakpoints and the finer ones (no finer CDF left).
+
+        Every breakpoint of ``cdf_x`` is kept with its own share, so the refined table offers
+        every cut of the coarse one (a superset: the planner's optimum is no worse). A finer point
+        is dropped when it rounds to the same number of rows as a kept point (the first one per row
+        count is kept). Raises :class:`ConfigError` when the merged curve is not non-decreasing
+        (the two CDFs disagree). Without a finer CDF the table is returned unchanged.
+        """
+        if not self.fine_cdf_x:
+            return self
+        x = np.asarray(self.cdf_x, dtype=np.float64)
+        c = np.asarray(self.cdf_c, dtype=np.float64)
+        fx = np.asarray(self.fine_cdf_x, dtype=np.float64)
+        fc = np.asarray(self.fine_cdf_c, dtype=np.float64)
+        taken = set(np.rint(x * self.rows).astype(np.int64).tolist())
+        add_x, add_c = [], []
+        for xv, cv, r in zip(fx, fc, np.rint(fx * self.rows).astype(np.int64), strict=True):
+            if int(r) in taken:
+                continue
+            taken.add(int(r))
+            add_x.append(xv)
+            add_c.append(cv)
+        mx = np.concatenate([x, np.asarray(add_x, dtype=np.float64)])
+        mc = np.concatenate([c, np.asarray(add_c, dtype=np.float64)])
+        order = np.argsort(mx, kind="stable")
+        mx, mc = mx[order], mc[order]
+        if np.any(np.diff(mc) < -1e-9):
             raise ConfigError(
-                "cdf_x and cdf_c must have the same length >= 2",
-                where=where,
-                fix="give the access CDF at matching breakpoints, from 0 to 1",
+                "the finer access CDF disagrees with the CDF (the merged curve decreases)",
+                where=f"table '{self.name}'",
+                fix="take both CDFs from the same source (recompute the profile)",
             )
-        if (
-            abs(x[0]) > 1e-12
-            or abs(x[-1] - 1) > 1e-9
-            or np.any(np.diff(x) < 0)
-            or np.any(np.diff(c) < -1e-12)
-            or abs(c[0]) > 1e-9
-            or abs(c[-1] - 1) > 1e-6
-        ):
-            raise ConfigError(
-                "the access CDF must rise from (0, 0) to (1, 1)",
-                where=where,
-                fix="recompute the profile of the trace (simrec trace stats)",
-            )
+        return replace(
+            self,
+            cdf_x=tuple(float(v) for v in mx),
+            cdf_c=tuple(float(v) for v in np.maximum.accumulate(mc)),
+            fine_cdf_x=(),
+            fine_cdf_c=(),
+        )
 
     @property
     def row_bytes(self) -> int:
@@ -377,15 +453,28 @@ class Device:
 
 @dataclass(frozen=True)
 class ShardProblem:
-    """Tables x devices x tiers, with the batch size and the energy weight (seconds per joule)."""
+    """Tables x devices x tiers, with the batch size and the energy weight (seconds per joule).
+
+    ``fine_tables`` chooses which tables with a finer access CDF (``TableStat.fine_cdf_x``) are
+    planned at their finer breakpoints: ``None`` (default) by the automatic rule of
+    :func:`build_options` (``FINE_MIN_FAST_SHARE``, ``FINE_OPTION_BUDGET``), ``0`` none, ``N`` the
+    ``N`` largest by bytes (no threshold, no budget).
+    """
 
     tables: tuple[TableStat, ...]
     devices: tuple[Device, ...]
     batch_size: int
     energy_weight: float = 0.0
     allow_tt: bool = True
+    fine_tables: int | None = None
 
     def __post_init__(self) -> None:
+        if self.fine_tables is not None and int(self.fine_tables) < 0:
+            raise ConfigError(
+                f"fine_tables must be >= 0 or None, got {self.fine_tables}",
+                where="fine_tables",
+                fix="give None (automatic), 0 (off) or a number of tables",
+            )
         if not self.tables:
             raise ConfigError("the problem has no tables", fix="profile a trace with tables")
         if not self.devices:
@@ -443,6 +532,8 @@ class OptionSet:
     problem: ShardProblem
     classes: list[ClassOptions]
     cls_of: list[int]
+    #: names of the tables planned at their finer breakpoints (``problem`` holds them refined)
+    refined: tuple[str, ...] = ()
 
     def for_device(self, j: int) -> ClassOptions:
         return self.classes[self.cls_of[j]]
@@ -544,7 +635,15 @@ def _pareto_keep(bytes_: np.ndarray, work: np.ndarray, energy: np.ndarray) -> np
 
 
 def build_options(problem: ShardProblem, prune: bool = True) -> OptionSet:
-    """Precompute every table's placement options on every device class (the cost model)."""
+    """Precompute every table's placement options on every device class (the cost model).
+
+    Tables chosen by :func:`fine_candidates` are then refined (:meth:`TableStat.refined`) in that
+    order: under the automatic rule (``problem.fine_tables is None``) each is kept while the
+    extra options of all refined tables on all devices stay within ``FINE_OPTION_BUDGET`` of the
+    coarse options, and the first that would exceed it ends the refinement; with
+    ``fine_tables=N`` all N are refined. The returned ``OptionSet.problem`` holds the refined
+    tables (with ``fine_tables=0``), so heuristics, MIP and plan all see the same breakpoints.
+    """
     sig_to_cls: dict[Any, int] = {}
     cls_of: list[int] = []
     classes: list[ClassOptions] = []
@@ -554,7 +653,70 @@ def build_options(problem: ShardProblem, prune: bool = True) -> OptionSet:
             sig_to_cls[sig] = len(classes)
             classes.append(_class_options(problem, dev, prune))
         cls_of.append(sig_to_cls[sig])
-    return OptionSet(problem, classes, cls_of)
+    cand = fine_candidates(problem, classes)
+    if not cand:
+        return OptionSet(problem, classes, cls_of)
+    ndev = np.bincount(np.asarray(cls_of), minlength=len(classes))
+    coarse = sum(
+        int(ndev[k]) * co.num_options(t)
+        for k, co in enumerate(classes)
+        for t in range(problem.num_tables)
+    )
+    budget = FINE_OPTION_BUDGET * coarse if problem.fine_tables is None else math.inf
+    tables = list(problem.tables)
+    used = 0.0
+    names: list[str] = []
+    one = replace(problem, fine_tables=0)
+    for t in cand:
+        tab = tables[t].refined()
+        sub = [_class_options(replace(one, tables=(tab,)), co.device, prune) for co in classes]
+        extra = sum(
+            int(ndev[k]) * (sub[k].num_options(0) - co.num_options(t))
+            for k, co in enumerate(classes)
+        )
+        if used + extra > budget:
+            break
+        used += extra
+        tables[t] = tab
+        names.append(tab.name)
+        for co, so in zip(classes, sub, strict=True):
+            for attr in ("fmt", "rows", "bytes", "work", "energy", "tt_tier", "cut_index"):
+                getattr(co, attr)[t] = getattr(so, attr)[0]
+    return OptionSet(
+        replace(problem, tables=tuple(tables), fine_tables=0), classes, cls_of, tuple(names)
+    )
+
+
+def fine_candidates(
+    problem: ShardProblem, classes: Sequence[ClassOptions] | None = None
+) -> list[int]:
+    """Indices of the tables to try at finer breakpoints, in the order they are tried.
+
+    Only tables with a finer CDF (``TableStat.fine_cdf_x``) qualify, largest (bytes) first, ties
+    by index. ``problem.fine_tables``: 0 gives none, N the first N. ``None`` (the automatic rule)
+    keeps those whose bytes are at least ``FINE_MIN_FAST_SHARE`` of the smallest fast tier: the
+    first tier's capacity less the smallest template reservation there, over the devices with
+    two or more tiers (none without such a device: a single tier has no cut to refine). Such a
+    table's hot band in a fast tier grows in steps of its own size at ratio-2 breakpoints, steps
+    comparable to the tier; smaller tables already move in small steps. ``classes`` (the coarse
+    options of :func:`build_options`) saves recomputing the reservations.
+    """
+    if problem.fine_tables == 0:
+        return []
+    cand = [t for t, tab in enumerate(problem.tables) if tab.fine_cdf_x]
+    cand.sort(key=lambda t: (-problem.tables[t].table_bytes, t))
+    if problem.fine_tables is not None:
+        return cand[: int(problem.fine_tables)]
+    fast = []
+    for d in problem.devices if classes is None else [co.device for co in classes]:
+        if len(d.tiers) < 2:
+            continue
+        res = [m.reserved_bytes.get(d.tiers[0].name, 0.0) for m in d.usable_templates()]
+        fast.append(float(d.tiers[0].capacity_bytes) - min(res))
+    if not fast:
+        return []
+    thr = FINE_MIN_FAST_SHARE * min(fast)
+    return [t for t in cand if problem.tables[t].table_bytes >= thr]
 
 
 def _class_options(problem: ShardProblem, dev: Device, prune: bool) -> ClassOptions:
@@ -841,7 +1003,9 @@ def tables_from_profile(
     Read duck-typed so it works with the profile object or its dict form: per table ``name``,
     ``rows``, ``dim``, look-ups per batch (``lookups_per_batch``, or ``lookups`` / batches),
     ``pooling`` (mean), ``coverage`` and the access CDF at breakpoints (``cdf_x``/``cdf_c`` or
-    ``cdf_breakpoints``/``cdf``). Returns (tables, batch_size).
+    ``cdf_breakpoints``/``cdf``). The finer CDF of the profile (per table ``fine_cdf`` at the
+    profile's ``fine_cdf_breakpoints``, simrec.trace.stats) becomes ``TableStat.fine_cdf_x``/
+    ``fine_cdf_c`` when present, for the tables the planner refines. Returns (tables, batch_size).
     """
     tabs_in = _get(profile, "tables")
     if tabs_in is None:
@@ -882,6 +1046,7 @@ def tables_from_profile(
             x, c = np.r_[0.0, x], np.r_[0.0, c]
         if x[-1] < 1:
             x, c = np.r_[x, 1.0], np.r_[c, 1.0]
+        fx, fc = _fine_profile_cdf(profile, tp)
         out.append(
             TableStat(
                 name=name,
@@ -897,9 +1062,32 @@ def tables_from_profile(
                 cdf_c=tuple(float(v) for v in c),
                 tt_ranks=tt_ranks,
                 tt_allowed=tt_allowed,
+                fine_cdf_x=fx,
+                fine_cdf_c=fc,
             )
         )
     return tuple(out), bs
+
+
+def _fine_profile_cdf(profile: Any, tp: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A table's finer access CDF from the profile (``fine_cdf`` at ``fine_cdf_breakpoints``, of
+    the table or else of the profile), with 0 and 1 added; empty when the profile has none (older
+    profiles) or the table had no look-ups."""
+    fc = _get(tp, "fine_cdf", default=None)
+    fx = _get(tp, "fine_cdf_breakpoints", default=None)
+    if fx is None:
+        fx = _get(profile, "fine_cdf_breakpoints", default=None)
+    if fc is None or fx is None:
+        return (), ()
+    fx = np.asarray(fx, dtype=np.float64)
+    fc = np.asarray([np.nan if v is None else v for v in fc], dtype=np.float64)
+    if fx.shape != fc.shape or fx.size == 0 or not np.all(np.isfinite(fc)):
+        return (), ()
+    if fx[0] > 0:
+        fx, fc = np.r_[0.0, fx], np.r_[0.0, fc]
+    if fx[-1] < 1:
+        fx, fc = np.r_[fx, 1.0], np.r_[fc, 1.0]
+    return tuple(float(v) for v in fx), tuple(float(v) for v in fc)
 
 
 def _dtype_bytes(dt: Any) -> int:
@@ -1082,16 +1270,18 @@ def synthetic_tables(
     breakpoints: int = 16,
     uniform: bool = False,
     fine_tables: int = 0,
-    fine_breakpoints: int = 61,
+    fine_breakpoints: int | None = None,
 ) -> tuple[TableStat, ...]:
     """MELS-like synthetic tables (mip-probe.md): rows log-uniform, dims from ``dims``, Zipf
     exponents uniform in ``alpha_range`` (or uniform access with ``uniform``), pooling lognormal
     with mean ``pooling_mean``. Deterministic in ``seed``.
 
-    ``fine_tables``: the that many largest tables (by bytes) get ``fine_breakpoints`` row
-    fractions over the same range (geometric, from the ladder's smallest fraction to 1; 61 gives
-    ratio 2^(1/4) instead of 2), so a table larger than a device's fast tier can stop closer to
-    where that tier fills (docs/sharding.md, skewed T = 300, J = 8)."""
+    Every table carries its CDF at ``breakpoints + 1`` row fractions (:func:`default_breakpoints`,
+    ratio 2) and, as ``fine_cdf_x``/``fine_cdf_c``, at ``fine_breakpoints + 1`` over the same range
+    (default ``4 * breakpoints - 3``, ratio 2^(1/4): 61 for 16), from the same Zipf law; the
+    planner refines the tables that need it (:func:`build_options`). ``fine_tables``: the that many
+    largest tables (by bytes) are returned refined already (:meth:`TableStat.refined`), whatever
+    the devices."""
     rng = np.random.default_rng(seed)
     lo, hi = np.log(rows_range[0]), np.log(rows_range[1])
     rows = np.exp(rng.uniform(lo, hi, num_tables)).astype(np.int64)
@@ -1100,24 +1290,29 @@ def synthetic_tables(
     sigma = 0.8
     pool = rng.lognormal(np.log(pooling_mean) - sigma**2 / 2, sigma, num_tables)
     x0 = default_breakpoints(breakpoints)
-    xf = np.concatenate([[0.0], np.geomspace(x0[1], 1.0, max(int(fine_breakpoints), 2))])
+    nf = 4 * int(breakpoints) - 3 if fine_breakpoints is None else int(fine_breakpoints)
+    xf = np.concatenate([[0.0], np.geomspace(x0[1], 1.0, max(nf, 2))])
     nbytes = rows * dim
     fine = set(np.argsort(-nbytes, kind="stable")[: max(int(fine_tables), 0)].tolist())
     out = []
     for t in range(num_tables):
-        x = xf if t in fine else x0
-        c = x.copy() if uniform else zipf_cdf(int(rows[t]), float(alpha[t]), x)
-        out.append(
-            TableStat(
-                name=f"t{t}",
-                rows=int(rows[t]),
-                dim=int(dim[t]),
-                lookups_per_batch=float(batch_size * pool[t]),
-                pooling=float(pool[t]),
-                cdf_x=tuple(float(v) for v in x),
-                cdf_c=tuple(float(v) for v in c),
-            )
+
+        def cdf(x: np.ndarray, t: int = t) -> tuple[float, ...]:
+            c = x.copy() if uniform else zipf_cdf(int(rows[t]), float(alpha[t]), x)
+            return tuple(float(v) for v in c)
+
+        tab = TableStat(
+            name=f"t{t}",
+            rows=int(rows[t]),
+            dim=int(dim[t]),
+            lookups_per_batch=float(batch_size * pool[t]),
+            pooling=float(pool[t]),
+            cdf_x=tuple(float(v) for v in x0),
+            cdf_c=cdf(x0),
+            fine_cdf_x=tuple(float(v) for v in xf),
+            fine_cdf_c=cdf(xf),
         )
+        out.append(tab.refined() if t in fine else tab)
     return tuple(out)
 
 

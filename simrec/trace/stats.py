@@ -17,6 +17,9 @@ in; ``docs/trace-stats.md`` has the full list):
   linearly (a fractional row counts for that fraction of its accesses), so the curve is continuous,
   concave, ``cdf(0) = 0`` and ``cdf(1) = 1``: what a piecewise-linear MIP wants.
   ``top1pct_share = cdf(0.01)``, ``top10pct_share = cdf(0.10)``. NaN for a table without lookups.
+  The same curve is also kept at the finer ladder ``FINE_CDF_BREAKPOINTS`` (0 and ``2^(-k/4)``,
+  ``k = 60 … 0``) as ``fine_cdf``: the planner (simrec.shard) gives those breakpoints to the
+  tables whose row bands need them.
 * Reuse histogram — the ``dlrm_datasets`` ``locality_stats.txt`` histograms
   (:mod:`simrec.trace.locality`), computed per batch over (table, row) pairs and averaged over the
   batches that have lookups (each batch weighs the same).
@@ -55,6 +58,7 @@ from simrec.trace.stackdist import DEFAULT_EXACT_LIMIT, StackDistanceCounter, St
 
 __all__ = [
     "DEFAULT_CDF_BREAKPOINTS",
+    "FINE_CDF_BREAKPOINTS",
     "MRC_CSV_CAPACITIES",
     "TableProfile",
     "TraceProfile",
@@ -68,6 +72,9 @@ DEFAULT_CDF_BREAKPOINTS: tuple[float, ...] = (
     0.0, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.02, 0.05,
     0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0,
 )  # fmt: skip
+#: Finer row fractions for ``fine_cdf``: 0 and 2^(-k/4) for k = 60 … 0 (62 points, ratio 2^(1/4)
+#: from 2^-15 to 1), the ladder the sharding planner uses for the tables it refines.
+FINE_CDF_BREAKPOINTS: tuple[float, ...] = (0.0, *(2.0 ** (-k / 4) for k in range(60, -1, -1)))
 #: LRU capacities (rows) whose miss ratios appear as columns of the per-table DataFrame/CSV.
 MRC_CSV_CAPACITIES: tuple[int, ...] = (1, 16, 256, 4096, 65536, 1048576)
 PROFILER = "simrec.trace.stats.profile_trace"
@@ -135,6 +142,8 @@ class TableProfile:
     stack_distance: StackDistanceHistogram | None = None
     counts: np.ndarray | None = None
     sorted_counts: np.ndarray | None = None
+    fine_cdf_breakpoints: np.ndarray | None = None
+    fine_cdf: np.ndarray | None = None
 
     @property
     def pooling_mean(self) -> float:
@@ -210,6 +219,8 @@ class TableProfile:
         d = self.scalars()
         d["cdf_breakpoints"] = [float(x) for x in self.cdf_breakpoints]
         d["cdf"] = [float(x) for x in self.cdf]
+        # at the profile's ``fine_cdf_breakpoints`` (top level); null when not computed
+        d["fine_cdf"] = None if self.fine_cdf is None else [float(x) for x in self.fine_cdf]
         nz = np.flatnonzero(self.bag_size_hist)
         d["bag_sizes"] = {
             "size": nz.tolist(),
@@ -234,6 +245,7 @@ class TraceProfile:
     locality: LocalityHistogram
     stack_distance: StackDistanceHistogram | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    fine_cdf_breakpoints: np.ndarray | None = None
 
     @property
     def unique(self) -> int:
@@ -259,6 +271,9 @@ class TraceProfile:
             "lookups": self.lookups,
             "unique": self.unique,
             "cdf_breakpoints": [float(x) for x in self.cdf_breakpoints],
+            "fine_cdf_breakpoints": None
+            if self.fine_cdf_breakpoints is None
+            else [float(x) for x in self.fine_cdf_breakpoints],
             "tables": [t.to_dict() for t in self.tables],
             "locality": self.locality.to_dict(),
             "stack_distance": None
@@ -415,6 +430,7 @@ def profile_trace(
     *,
     stack_distance: bool = True,
     cdf_breakpoints: Sequence[float] | np.ndarray = DEFAULT_CDF_BREAKPOINTS,
+    fine_cdf_breakpoints: Sequence[float] | np.ndarray | None = FINE_CDF_BREAKPOINTS,
     max_batches: int | None = None,
     full_cdf: bool = False,
     keep_counts: bool = False,
@@ -426,6 +442,8 @@ def profile_trace(
     Args:
         stack_distance: also compute LRU stack-distance histograms per table and overall.
         cdf_breakpoints: row fractions (strictly increasing, in [0, 1]) for the access CDF.
+        fine_cdf_breakpoints: finer row fractions (same rules) for ``fine_cdf``, the curve the
+            sharding planner refines tables with; None skips it.
         max_batches: profile only the first N batches.
         full_cdf: keep each table's sorted non-zero counts (``TableProfile.cdf_at``/``cdf_curve``).
         keep_counts: keep each table's per-row access counts (``rows`` entries per table).
@@ -433,6 +451,7 @@ def profile_trace(
         progress: called as ``progress(batches_done, batches_total)`` after every batch.
     """
     bp = _check_breakpoints(cdf_breakpoints)
+    fbp = None if fine_cdf_breakpoints is None else _check_breakpoints(fine_cdf_breakpoints)
     if max_batches is not None and max_batches < 1:
         raise SimrecError(
             f"max_batches must be >= 1, got {max_batches}", where="max_batches", fix="pass N >= 1"
@@ -548,6 +567,8 @@ def profile_trace(
             stack_distance=acc.sd[t].histogram() if acc.sd else None,
             counts=counts.astype(np.int64) if keep_counts else None,
             sorted_counts=sc if (full_cdf or keep_counts) else None,
+            fine_cdf_breakpoints=fbp,
+            fine_cdf=None if fbp is None else access_cdf(sc, spec.rows, fbp),
         )
         tables.append(tp)
     return TraceProfile(
@@ -562,6 +583,7 @@ def profile_trace(
         locality=locality,
         stack_distance=acc.overall.histogram() if acc.overall is not None else None,
         provenance=dict(h.provenance),
+        fine_cdf_breakpoints=fbp,
     )
 
 
