@@ -41,20 +41,43 @@ def _group() -> SimrecGroup:
 
 
 # ------------------------------------------------------------------ synthetic measurements
+# Planted parameters, chosen so that every mechanism binds on some calibration point of
+# SYN_WORKLOADS: the cache-resident points are compute-bound (lookup, add, per-bag and per-call
+# costs), the 1.5 MiB table hits in the 4 MiB LLC at 5 GB/s (slower than its compute), and the
+# 64 MiB tables (working sets of 16-32 MiB) miss: 64 B rows are activate-bound (tFAW / 32 = 20 ns
+# a row), 256 and 512 B rows bus-bound (bursts of 6.7 ns at 1.2 GT/s).
 TRUTH = F.CpuFit(
     cores=2,
     freq_hz=2.6e9,
     flops_per_cycle=32.0,
     simd_width_bits=512,
-    llc_bytes=32 * 2**20,
+    llc_bytes=4 * 2**20,
     memory_bytes=16 * 2**30,
     lookup_cycles=15.0,
     pool_efficiency=0.08,
     mlp_efficiency=0.5,
     data_rate=1.2e9,
-    tFAW_s=60e-9,
+    tFAW_s=640e-9,
     latency_s=120e-9,
+    bag_cycles=40.0,
+    call_overhead_s=30e-6,
+    llc_bandwidth_Bps=5e9,
 )
+
+MiB = 2**20
+SYN_WORKLOADS = [
+    Workload("cal_d16_l32_b1024_l2", 2048, 16, 32, 1024, nbatches=2),
+    Workload("cal_d64_l32_b1024_l2", 2048, 64, 32, 1024, nbatches=2),
+    Workload("cal_d128_l32_b1024_l2", 2048, 128, 32, 1024, nbatches=2),
+    Workload("cal_d16_l2_b4096_l2", 2048, 16, 2, 4096, nbatches=2),
+    Workload("cal_d16_l32_b256_l2", 2048, 16, 32, 256, nbatches=2),
+    Workload("cal_d64_l32_b1024_llc", 6144, 64, 32, 1024, nbatches=2),
+    Workload("cal_d64_l32_b1024_llc3", 12288, 64, 32, 1024, nbatches=2),  # fits 4 MiB, not 2
+    Workload("cal_d16_l32_b4096_dram", 64 * MiB // 64, 16, 32, 4096, nbatches=2),
+    Workload("cal_d64_l32_b1024_dram", 64 * MiB // 256, 64, 32, 1024, nbatches=2),
+    Workload("cal_d128_l32_b1024_dram", 64 * MiB // 512, 128, 32, 1024, nbatches=2),
+    Workload("cal_d64_l2_b16384_dram", 64 * MiB // 256, 64, 2, 16384, nbatches=2),
+]
 
 
 def _machine() -> dict:
@@ -69,7 +92,7 @@ def _machine() -> dict:
         "flops_per_cycle": 32.0,
         "simd_width_bits": 512,
         "flags_simd": [],
-        "caches": {"L1": 32768, "L2": 1048576, "L3": 33554432},
+        "caches": {"L1": 32768, "L2": 1048576, "L3": 4 * 2**20},
         "memory_bytes": 16 * 2**30,
         "hypervisor": False,
         "loadavg": [0.0, 0.0, 0.0],
@@ -110,9 +133,10 @@ def synthetic_cpu_data(truth: F.CpuFit, noise: float, seed: int = 0, reps: int =
             )
         )
     ms.append(m("sgemm_512", "flops", 2 * 512**3, 2 * 512**3 / (0.5 * 2 * 2.6e9 * 32), {}))
-    for w in cpu_calibration_workloads(quick=True):
+    for w in SYN_WORKLOADS:
         t = F.predict_cpu(truth, w) * w.nbatches
-        ms.append(m(w.name, "batches", w.nbatches, t, {"workload": w.to_dict(), "unique": []}))
+        params = {"workload": w.to_dict(), "unique": [], "impl": "numba", "threads": 2}
+        ms.append(m(w.name, "batches", w.nbatches, t, params))
     return {
         "kind": "simrec-cpu-calibration",
         "version": 1,
@@ -139,17 +163,68 @@ def test_levenberg_marquardt_recovers_exponential() -> None:
     assert float(r @ r) < 1e-12
 
 
-def test_fit_cpu_recovers_known_parameters(cpu_data: dict) -> None:
-    fit = F.fit_cpu(cpu_data, iters=10)
-    assert fit.lookup_cycles == pytest.approx(TRUTH.lookup_cycles, rel=0.15)
-    assert fit.pool_efficiency == pytest.approx(TRUTH.pool_efficiency, rel=0.15)
-    assert fit.tFAW_s == pytest.approx(TRUTH.tFAW_s, rel=0.15)
-    assert fit.data_rate == pytest.approx(TRUTH.data_rate, rel=0.15)
+@pytest.fixture(scope="module")
+def cpu_fit(cpu_data: dict) -> F.CpuFit:
+    return F.fit_cpu(cpu_data, iters=10)
+
+
+def test_fit_cpu_recovers_known_parameters(cpu_fit: F.CpuFit) -> None:
+    fit = cpu_fit
+    assert fit.llc_bytes == TRUTH.llc_bytes  # the grid's fraction 1 of the 4 MiB sysfs L3
+    for k in (
+        "lookup_cycles",
+        "pool_efficiency",
+        "bag_cycles",
+        "call_overhead_s",
+        "llc_bandwidth_Bps",
+        "tFAW_s",
+        "data_rate",
+    ):
+        assert getattr(fit, k) == pytest.approx(getattr(TRUTH, k), rel=0.15), k
     # 2 % noise: the fitted model reproduces its own data within a few per cent
     assert fit.rms_log_residual() < 0.06
     assert {r["kind"] for r in fit.residuals} == {"embedding_bag", "gather", "seq_read"}
+    assert all(r["in_fit"] == (r["kind"] == "embedding_bag") for r in fit.residuals)
     # the SGEMM point was generated at 0.5 of the SIMD peak (2 cores x 2.6 GHz x 32)
     assert fit.mlp_efficiency == pytest.approx(0.5, rel=0.1)
+    # the grid covered every LLC fraction, each with its own data-rate grid
+    finals = [g for g in fit.grid if g.get("final")]
+    assert [g["llc_fraction"] for g in finals] == [0.125, 0.25, 0.5, 1.0, 2.0]
+    assert min(finals, key=lambda g: g["cost"])["llc_fraction"] == 1.0
+
+
+def test_cpu_evaluator_equals_the_simulator(cpu_data: dict) -> None:
+    """The fit's fast evaluation (recorded accounting) gives the simulator's own times."""
+    from simrec.calibrate.cpufit import CpuEvaluator
+
+    wls = [SYN_WORKLOADS[0], SYN_WORKLOADS[5], SYN_WORKLOADS[8]]
+    ev = CpuEvaluator(TRUTH, [(w, 1.0) for w in wls], [])
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        g = F.CpuFit(**TRUTH.__dict__)
+        g.lookup_cycles *= float(rng.uniform(0.5, 2))
+        g.bag_cycles *= float(rng.uniform(0.5, 2))
+        g.call_overhead_s *= float(rng.uniform(0.5, 2))
+        g.llc_bandwidth_Bps *= float(rng.uniform(0.3, 3))
+        g.tFAW_s *= float(rng.uniform(0.5, 2))
+        g.data_rate *= float(rng.uniform(0.5, 2))
+        fast = ev.predict(g)
+        slow = [F.predict_cpu(g, w) for w in wls]
+        assert fast == pytest.approx(slow, rel=1e-9)
+
+
+def test_fit_cpu_grid_beats_a_bad_start(cpu_data: dict) -> None:
+    """Started from a data rate 30x too high (as a streaming-bandwidth start can be), the grid
+    still finds the planted one: the objective is piecewise constant in the data rate."""
+    data = json.loads(json.dumps(cpu_data))
+    for m in data["measurements"]:
+        if m["name"] == "seq_read_t2":
+            m["times_s"] = [t / 30 for t in m["times_s"]]
+            m["median_s"] /= 30
+            m["rate"] *= 30
+    fit = F.fit_cpu(data, iters=10)
+    assert fit.data_rate == pytest.approx(TRUTH.data_rate, rel=0.15)
+    assert fit.tFAW_s == pytest.approx(TRUTH.tFAW_s, rel=0.15)
 
 
 def test_fit_cpu_start_values_come_from_microbenchmarks(cpu_data: dict) -> None:
@@ -160,15 +235,56 @@ def test_fit_cpu_start_values_come_from_microbenchmarks(cpu_data: dict) -> None:
     assert fit.latency_s == pytest.approx(TRUTH.latency_s, rel=0.1)
 
 
-def _synthetic_probe(launch: float, effs: dict[int, float], noise: float, seed: int = 0) -> dict:
-    truth = F.GpuFit("synthetic", launch, sorted(effs.items()), 0.6, 0.8)
+H100_NAME = "NVIDIA H100 80GB HBM3"
+SYN_L2 = 4 * 2**20  # a small L2, so that small synthetic tables show every regime
+
+
+def _synthetic_calibration() -> list[Workload]:
+    """A small calibration set (the probe's is too slow to simulate in a test): 64/256/512 B rows,
+    pooling 1-32, batches 2,048/8,192 on 2M rows (partly L2-resident once warm, as the probe's
+    small batches are), three L2-resident tables and one Zipf table."""
+    out = [
+        Workload(f"s_d{d}_l{lp}_b{b}", 2_000_000, d, lp, b)
+        for d in (16, 64, 128)
+        for lp in (1, 4, 16, 32)
+        for b in (2048, 8192)
+    ]
+    out += [Workload(f"s_d{d}_l8_b4096_l2", 2048, d, 8, 4096) for d in (16, 64, 128)]
+    out.append(Workload("s_d64_l8_b8192_zipf", 500_000, 64, 8, 8192, dist="zipf"))
+    return out
+
+
+def _synthetic_probe(
+    launch: float,
+    effs: dict[int, float],
+    noise: float,
+    seed: int = 0,
+    output_eff: float | None = 0.15,
+    l2_bw: float | None = 2.5e12,
+    calibration: list[Workload] | None = None,
+) -> dict:
+    """Probe JSON whose times come from the GPU model itself (the simulator's warm L2 hits and
+    :meth:`GpuParams.gather_time_s`) with seeded log-normal noise; held-out times x 1.1."""
+    truth = F.GpuFit(
+        H100_NAME,
+        launch,
+        sorted(effs.items()),
+        0.6,
+        0.8,
+        output_efficiency=output_eff,
+        l2_bandwidth_Bps=l2_bw,
+        l2_bytes=SYN_L2,
+    )
+
+    def model_t(w: Workload) -> float:
+        hits = F.l2_warm_hits(w, SYN_L2) if l2_bw else 0.0
+        bags = w.batch if output_eff else 0
+        return truth.gather_time_s(w.lookups, w.row_bytes, bags, hits)
+
     rng = np.random.default_rng(seed)
     cal = []
-    for w in gpu_calibration(quick=False):
-        if w.row_bytes not in effs:
-            continue
-        t = truth.gather_time_s(w.lookups, w.row_bytes)
-        times = list(t * np.exp(rng.normal(0, noise, 5)))
+    for w in calibration or _synthetic_calibration():
+        times = list(model_t(w) * np.exp(rng.normal(0, noise, 5)))
         med = float(np.median(times))
         cal.append(
             {
@@ -180,13 +296,13 @@ def _synthetic_probe(launch: float, effs: dict[int, float], noise: float, seed: 
         )
     held = []
     for w in gpu_heldout(quick=True):
-        t = truth.gather_time_s(w.lookups, w.row_bytes) * 1.1
+        t = model_t(w) * 1.1
         held.append({"workload": w.to_dict(), "times_s": [t], "median_s": t, "spread": 0.0})
     return {
         "kind": "simrec-gpu-probe",
-        "version": 1,
+        "version": 2,
         "quick": False,
-        "machine": {"gpu_name": "synthetic GPU", "date_utc": "2026-01-01T00:00:00Z"},
+        "machine": {"gpu_name": H100_NAME, "date_utc": "2026-01-01T00:00:00Z", "l2_bytes": SYN_L2},
         "micro": {
             "matmul": {"TFLOPs": 600.0, "dtype": "torch.bfloat16", "median_s": 1.0, "spread": 0.0},
             "h2d_pinned": {"GBps": 50.0, "median_s": 1.0, "spread": 0.0},
@@ -199,24 +315,101 @@ def _synthetic_probe(launch: float, effs: dict[int, float], noise: float, seed: 
 
 def test_fit_gpu_recovers_known_parameters() -> None:
     effs = {64: 0.25, 256: 0.45, 512: 0.5}
-    probe = _synthetic_probe(8e-6, effs, noise=0.01, seed=3)
+    probe = _synthetic_probe(8e-6, effs, noise=0.01, seed=3, output_eff=0.15, l2_bw=2.5e12)
+    shares = [
+        F.l2_warm_hits(Workload.from_dict(p["workload"]), SYN_L2) for p in probe["calibration"]
+    ]
+    assert sum(s > 0 for s in shares) >= 6  # the set exercises the L2 term
     g = F.fit_gpu(probe)
     assert g.kernel_launch_s == pytest.approx(8e-6, rel=0.1)
     for rb, e in g.gather_efficiency:
         assert e == pytest.approx(effs[rb], rel=0.05)
+    assert g.output_efficiency == pytest.approx(0.15, rel=0.1)
+    assert g.l2_bandwidth_Bps == pytest.approx(2.5e12, rel=0.1)
+    assert g.l2_bytes == SYN_L2 and g.gpu_model == "H100_SXM" and g.hbm_peak_Bps == 3.35e12
     assert g.mlp_efficiency == pytest.approx(600e12 / F.H100_BF16_PEAK)  # independent ratio
     assert g.pcie_efficiency == pytest.approx(50e9 / 63.02e9)  # data.md §5.1 raw Gen5 x16
+    # the residuals are the planted noise (1 % log-normal), not a model mismatch
+    assert max(abs(r["residual"]) for r in g.residuals) < 0.05
 
 
-def test_gpu_component_uses_the_fitted_formula() -> None:
-    """The simulator's GPU component computes the gather time the fitter assumes."""
+def test_fit_gpu_other_planted_values() -> None:
+    effs = {64: 0.35, 256: 0.6, 512: 0.7}
+    probe = _synthetic_probe(20e-6, effs, noise=0.02, seed=11, output_eff=0.3, l2_bw=6e12)
+    g = F.fit_gpu(probe)
+    assert g.kernel_launch_s == pytest.approx(20e-6, rel=0.1)
+    assert g.output_efficiency == pytest.approx(0.3, rel=0.15)
+    assert g.l2_bandwidth_Bps == pytest.approx(6e12, rel=0.15)
+    for rb, e in g.gather_efficiency:
+        assert e == pytest.approx(effs[rb], rel=0.08)
+
+
+def test_fit_gpu_holds_the_l2_without_l2_bound_runs() -> None:
+    # only runs on huge tables with large batches: no run is L2-bound, the L2 is not fitted
+    cal = [
+        Workload(f"b_d{d}_l{lp}_b65536", 50_000_000, d, lp, 65_536)
+        for d in (16, 64, 128)
+        for lp in (1, 8)
+    ]
+    probe = _synthetic_probe(
+        8e-6, {64: 0.25, 256: 0.45, 512: 0.5}, 0.0, output_eff=0.15, l2_bw=None, calibration=cal
+    )
+    g = F.fit_gpu(probe)
+    assert g.l2_bandwidth_Bps is None and "l2_bandwidth" in g.held
+    assert g.output_efficiency == pytest.approx(0.15, rel=0.05)
+
+
+def test_gpu_spec_by_name_and_measured_bandwidth(tmp_path: Path) -> None:
+    from simrec.calibrate.preset import write_gpu_preset
+
+    probe = {"machine": {"gpu_name": "NVIDIA H200"}, "micro": {"d2d_copy": {}}}
+    assert F.gpu_spec(probe).hbm_peak_Bps == 4.8e12
+    probe["micro"]["d2d_copy"]["GBps_read_plus_write"] = 4300.0
+    assert F.gpu_spec(probe).key == "H200"
+    probe["micro"]["d2d_copy"]["GBps_read_plus_write"] = 900.0  # an H200 does more
+    with pytest.raises(SimrecError, match="copy bandwidth"):
+        F.gpu_spec(probe)
+    for name in ("NVIDIA A100-SXM4-80GB", "NVIDIA H100 PCIe", "synthetic GPU"):
+        with pytest.raises(SimrecError, match="unknown GPU"):
+            F.gpu_spec({"machine": {"gpu_name": name}})
+    assert F.gpu_spec({"machine": {"gpu_name": H100_NAME}}).hbm_peak_Bps == 3.35e12
+    # the H200 preset carries the H200's HBM (peak, capacity) and L2, not the H100's
+    syn = _synthetic_probe(8e-6, {64: 0.25, 256: 0.45, 512: 0.5}, noise=0.0)
+    syn["machine"].update(gpu_name="NVIDIA H200", sms=132, l2_bytes=62_914_560)
+    g = F.fit_gpu(syn)
+    assert g.gpu_model == "H200" and g.hbm_peak_Bps == 4.8e12
+    out = write_gpu_preset(tmp_path / "h200.yaml", syn, g)
+    hw = load_hw(out)
+    for k in range(8):
+        p = hw.gpu_params(f"gpu{k}")
+        assert p.hbm.peak_bw_Bps == pytest.approx(4.8e12, rel=1e-9)
+        assert p.hbm_capacity_bytes == pytest.approx(141e9)
+        assert p.l2_bytes == 62_914_560
+        assert p.output_efficiency == pytest.approx(g.output_efficiency, rel=1e-3)
+
+
+def test_gpu_component_formula() -> None:
+    """GpuParams.gather_time_s against the formula written out by hand."""
     from simrec.sim.components.gpu import GpuParams
     from simrec.sim.components.hbm import HbmParams
 
-    g = F.GpuFit("x", 9e-6, [(64, 0.3), (512, 0.5)], 0.6, 0.8)
-    p = GpuParams("x", 1e15, 0.6, 9e-6, HbmParams.h100_sxm_hbm3(), 80e9, ((64, 0.3), (512, 0.5)))
-    for rb in (64, 128, 512, 2048):
-        assert p.gather_time_s(1e6, rb) == pytest.approx(g.gather_time_s(1e6, rb), rel=1e-9)
+    hbm = HbmParams.h100_sxm_hbm3()
+    p = GpuParams(
+        "x", 1e15, 0.6, 9e-6, hbm, 80e9, ((64, 0.3), (512, 0.5)),
+        output_efficiency=0.2, l2_bytes=50e6, l2_bandwidth_Bps=4e12,
+    )  # fmt: skip
+    peak = hbm.peak_bw_Bps
+    assert peak == pytest.approx(3.35e12, rel=1e-3)
+    for rb, eff in ((64, 0.3), (128, 0.3 + 0.2 / 3), (512, 0.5), (2048, 0.5)):
+        sec = 32 * math.ceil(rb / 32)
+        want = 9e-6 + 7e5 * rb / (eff * peak) + 3e5 * sec / 4e12 + 1e4 * rb / (0.2 * peak)
+        assert p.gather_time_s(1e6, rb, bags=1e4, l2_hits=3e5) == pytest.approx(want, rel=1e-9)
+    # the fit's formula is the component's
+    g = F.GpuFit("x", 9e-6, [(64, 0.3), (512, 0.5)], 0.6, 0.8, output_efficiency=0.2,
+                 l2_bandwidth_Bps=4e12, l2_bytes=50e6)  # fmt: skip
+    assert g.gather_time_s(1e6, 300, 1e4, 3e5) == pytest.approx(
+        p.gather_time_s(1e6, 300, 1e4, 3e5), rel=1e-9
+    )
 
 
 # ------------------------------------------------------------------ noise
@@ -326,6 +519,18 @@ def test_committed_h100_preset() -> None:
     assert hw.validation.error == pytest.approx(math.exp(np.mean(np.log(errs))), abs=1e-4)
     g = hw.gpu_params("gpu7")
     assert g.kernel_launch_s == pytest.approx(rec["fit"]["kernel_launch_s"], rel=1e-3)
+    # the L2 and per-bag output terms of the fit are in the preset, against the H100's HBM
+    assert g.output_efficiency == pytest.approx(rec["fit"]["output_efficiency"], rel=1e-3)
+    assert g.l2_bandwidth_Bps == pytest.approx(rec["fit"]["l2_bandwidth_Bps"], rel=1e-3)
+    assert g.l2_bytes == rec["probe"]["machine"]["l2_bytes"]
+    assert rec["fit"]["hbm_peak_Bps"] == 3.35e12 and g.hbm.peak_bw_Bps == pytest.approx(
+        3.35e12, rel=1e-3
+    )
+    # every calibration residual is the fitted model's (the preset predicts them back)
+    cal = {c["workload"]["name"]: c for c in rec["probe"]["calibration"]}
+    for r in rec["residuals"][:6]:
+        w = Workload.from_dict(cal[r["name"]]["workload"])
+        assert F.predict_gpu(hw, w) == pytest.approx(r["predicted_s"], rel=2e-3)
     # the probe re-measured the data.md §5.2 anchors: D=64/128, L=32 within 5 %
     ref = {"x_d64_l32_b65536": 0.353e-3, "x_d128_l32_b65536": 0.676e-3}
     for c in rec["probe"]["crosscheck"]:
@@ -356,6 +561,18 @@ def test_heldout_sets_cover_the_issue_ranges_and_differ_from_calibration() -> No
         assert {w.dist for w in held} == {"uniform", "zipf"}
     sizes = [w.table_bytes for w in cpu_heldout()]
     assert min(sizes) <= 512 * 1024 and max(sizes) >= 10 * 32 * 2**20
+
+
+def test_gpu_calibration_v2_points_do_not_copy_heldout_shapes() -> None:
+    """The points added for the L2 / output terms share (dim, pooling, batch) with no held-out
+    workload; the only shared triple is version 1's c_d16_l8_b65536 (other table and skew)."""
+    held = {(w.dim, w.pooling, w.batch): w for w in gpu_heldout()}
+    shared = [w.name for w in gpu_calibration() if (w.dim, w.pooling, w.batch) in held]
+    assert shared == ["c_d16_l8_b65536"]
+    cal = gpu_calibration()
+    assert any(w.pooling == 1 for w in cal) and any(w.dist == "zipf" for w in cal)
+    assert sum(w.table_bytes <= 50e6 for w in cal) >= 3  # L2-resident on an H100
+    assert len(gpu_heldout()) == 13  # the held-out set is fixed
 
 
 def test_make_batch_is_seeded_and_zipf_is_skewed() -> None:
@@ -506,3 +723,143 @@ def test_output_write_whatif_recovers_its_own_model() -> None:
     assert r["write_efficiency"] == pytest.approx(0.2, rel=0.02)
     assert r["launch_s"] == pytest.approx(10e-6, rel=0.05)
     assert r["calibration_geomean_abs_error"] < 1e-3
+
+
+# ------------------------------------------------------------------ CPU probe (python3 -m simrec.calibrate.cpu_probe)
+def _synthetic_cpu_probe(cpu_data: dict, factor: float = 1.1) -> dict:
+    """A probe record whose calibration part is ``cpu_data`` and whose held-out times are the
+    planted model's times x ``factor``."""
+    from simrec.calibrate.cpu_probe import PROBE_KIND
+
+    held = []
+    for w in cpu_heldout(quick=True):
+        t = F.predict_cpu(TRUTH, w) * factor
+        params = {"workload": w.to_dict(), "impl": "numba", "threads": 2, "unique": []}
+        held.append(Measurement(w.name, "batches", 1, [t, t * 1.01, t * 0.99], params).to_dict())
+    return {
+        "kind": PROBE_KIND,
+        "version": 1,
+        "quick": True,
+        "impl": "numba",
+        "threads": 2,
+        "reps": 3,
+        "machine": cpu_data["machine"],
+        "calibration": cpu_data,
+        "heldout": held,
+        "wall_s": {"calibration": 1.0, "heldout": 1.0, "total": 2.0},
+    }
+
+
+def test_cpu_probe_main_writes_a_probe_the_fit_reads(
+    tmp_path: Path, cpu_data: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from simrec.calibrate import cpu_probe
+    from simrec.calibrate.validate import read_cpu_probe
+
+    rec = _synthetic_cpu_probe(cpu_data)
+    seen = {}
+
+    def fake(quick, impl, threads, reps, log=None):  # the measuring part is tested elsewhere
+        seen.update(quick=quick, impl=impl, threads=threads)
+        return rec
+
+    monkeypatch.setattr(cpu_probe, "probe", fake)
+    out = tmp_path / "p.json"
+    assert cpu_probe.main(["--out", str(out), "--quick", "--impl", "numba", "--threads", "2"]) == 0
+    assert seen == {"quick": True, "impl": "numba", "threads": 2}
+    back = read_cpu_probe(out)
+    assert back["heldout"] == json.loads(json.dumps(rec["heldout"]))
+    assert cpu_probe.main(["--out", str(tmp_path / "no" / "p.json")]) == 2
+    assert cpu_probe.main(["--out", str(out), "--threads", "0"]) == 2
+
+
+def test_calibrate_and_validate_from_cpu_probe(tmp_path: Path, cpu_data: dict) -> None:
+    src = tmp_path / "cpu.probe.json"
+    src.write_text(json.dumps(_synthetic_cpu_probe(cpu_data)))
+    out = tmp_path / "c.yaml"
+    r = CliRunner().invoke(
+        _group(),
+        [
+            "calibrate",
+            "--device",
+            "cpu",
+            "--from-json",
+            str(src),
+            "-o",
+            str(out),
+            "--validate",
+            "-q",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    hw = load_hw(out)
+    # the held-out times are the planted model's x 1.1 and the fit recovers the model: -1/11
+    assert hw.validated and hw.validation.error == pytest.approx(1 / 11, rel=0.1)
+    rec = json.loads(record_path(out).read_text())
+    assert rec["probe"]["kind"] == "simrec-cpu-probe" and rec["source"] == "cpu.probe.json"
+    v = rec["validation"]
+    assert v["source"] == "cpu probe" and len(v["workloads"]) == 4
+    assert {w["name"] for w in v["workloads"]} == {w.name for w in cpu_heldout(quick=True)}
+    for extra in ([], ["--probe-json", str(src)]):  # from the record, or from the file
+        r2 = CliRunner().invoke(
+            _group(), ["validate-measure", "--hw", str(out), "--json", "-q", *extra]
+        )
+        assert r2.exit_code == 0, r2.output
+        v2 = json.loads(r2.output)
+        _check_contract(v2)
+        assert v2["geomean_abs_error"] == pytest.approx(v["geomean_abs_error"], rel=1e-9)
+
+
+def test_bad_cpu_probe_json_is_refused(tmp_path: Path, cpu_data: dict) -> None:
+    good = _synthetic_cpu_probe(cpu_data)
+    text = json.dumps(good)
+    cases = {
+        "truncated": (text[: len(text) // 2], "not valid JSON"),
+        "gpu": (json.dumps({"kind": "simrec-gpu-probe"}), "not CPU calibration measurements"),
+        "noheld": (json.dumps({**good, "heldout": []}), "has no heldout"),
+        "nokeys": (
+            json.dumps({**good, "heldout": [{"name": "x", "params": {}}]}),
+            "lacks unit, work, times_s, median_s, spread",
+        ),
+    }
+    for name, (body, msg) in cases.items():
+        src = tmp_path / f"{name}.json"
+        src.write_text(body)
+        out = tmp_path / f"{name}.yaml"
+        r = CliRunner().invoke(_group(), ["calibrate", "--from-json", str(src), "-o", str(out)])
+        assert r.exit_code == 2, (name, r.output)
+        assert msg in r.output, (name, r.output)
+        assert not out.exists()
+    # validate --probe-json on a CPU preset with something that is not a CPU probe
+    src = tmp_path / "good.json"
+    src.write_text(text)
+    out = tmp_path / "c.yaml"
+    r = CliRunner().invoke(_group(), ["calibrate", "--from-json", str(src), "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    for name, msg in (("truncated", "not valid JSON"), ("gpu", "not a CPU probe output")):
+        r = CliRunner().invoke(
+            _group(),
+            ["validate-measure", "--hw", str(out), "--probe-json", str(tmp_path / f"{name}.json")],
+        )
+        assert r.exit_code == 2 and msg in r.output, (name, r.output)
+
+
+@pytest.mark.slow
+def test_cpu_probe_pipeline_end_to_end(tmp_path: Path) -> None:
+    """The real probe (--quick) on this machine, then fit and validate from its JSON."""
+    from simrec.calibrate import cpu_probe
+
+    src = tmp_path / "cpu.probe.json"
+    assert cpu_probe.main(["--out", str(src), "--quick", "--impl", "numba"]) == 0
+    out = tmp_path / "q.yaml"
+    r = CliRunner().invoke(
+        _group(),
+        ["calibrate", "--from-json", str(src), "-o", str(out), "--max-spread", "100", "--validate"],
+    )
+    assert r.exit_code == 0, r.output
+    assert load_hw(out).validated
+    r2 = CliRunner().invoke(
+        _group(), ["validate-measure", "--hw", str(out), "--probe-json", str(src), "--json", "-q"]
+    )
+    assert r2.exit_code == 0, r2.output
+    _check_contract(json.loads(r2.output))

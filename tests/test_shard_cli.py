@@ -192,3 +192,24 @@ def test_screc_config_plans_csd_devices_and_verifies(app: click.Group, tmp_path)
     assert v["system"] == "screc" and v["batches"] == 3
     assert v["predicted_s"] == pytest.approx(d["makespan_s"])
     assert abs(v["error"]) < 0.5
+
+
+def test_human_output_has_no_highs_banner(tmp_path) -> None:
+    # HiGHS prints "Running HiGHS ..." from C++ when a process builds its first Highs object,
+    # before PuLP can switch its output off; it must reach neither stdout nor stderr. A fresh
+    # interpreter, because the banner comes once per process.
+    import subprocess
+    import sys
+
+    code = "import sys; from simrec.cli import main; sys.argv = ['simrec'] + sys.argv[1:]; main()"
+    r = subprocess.run(
+        [sys.executable, "-c", code, "shard", "--hw", "cpu_dram", "--synthetic", "8", "--solve"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("problem "), r.stdout[:200]
+    assert "HiGHS" not in r.stdout and "HiGHS" not in r.stderr
+    assert "solver    highs (full)" in r.stdout

@@ -189,3 +189,98 @@ def test_latency_mode_with_query_sizes(tmp_path):
     )
     assert res.batches == 16 and res.samples == 128
     assert res.lookups == r.total_lookups
+
+
+# ------------------------------------------------------------------ LLC, per-bag and per-call costs
+def _llc_socket(llc_bytes: float, bw: float, **kw) -> Socket:
+    # a CPU so fast that memory bounds the embedding stage
+    cpu = CpuParams(1, 64, 4e9, 64, 0.5, 1.0, 0.0, llc_bytes=llc_bytes, llc_bandwidth_Bps=bw, **kw)
+    return Socket(cpu, DramParams.ddr4_3200_dramsim3(1, 1), 2**34, "s0")
+
+
+def _batches(rows: tuple[int, ...], batch: int, pooling: int, n: int, seed: int = 0) -> list:
+    from simrec.trace.format import Batch
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        idx = np.concatenate([rng.integers(0, r, batch * pooling) for r in rows]).astype(np.int64)
+        offs = np.arange(0, len(idx) + 1, pooling, dtype=np.int64)
+        out.append(Batch(offsets=offs, indices=idx, num_tables=len(rows), number=i))
+    return out
+
+
+def test_llc_hits_match_a_brute_force_lru():
+    from collections import OrderedDict
+
+    rows = (300, 200)
+    h = TraceHeader(
+        tables=tuple(TableSpec(name=f"t{i}", rows=r, dim=16) for i, r in enumerate(rows)),
+        batch_size=8,
+    )
+    batches = _batches(rows, 8, 3, 12, seed=5)
+    cap = 100  # rows of 64 B
+    res = CpuDramSystem([_llc_socket(cap * 64, 50e9)]).simulate(batches, h)
+    lru: OrderedDict = OrderedDict()
+    hits = refs = 0
+    for b in batches:
+        for t in range(len(rows)):
+            seen = set()
+            for x in b.table_indices(t).tolist():  # distinct rows, first occurrence order
+                if x in seen:
+                    continue
+                seen.add(x)
+                refs += 1
+                if (t, x) in lru:
+                    hits += 1
+                    lru.move_to_end((t, x))
+                else:
+                    lru[(t, x)] = True
+                    if len(lru) > cap:
+                        lru.popitem(last=False)
+    assert 0 < hits < refs
+    assert res.counters["llc_refs"] == refs and res.counters["llc_hits"] == hits
+    assert res.counters["dram_bursts"] == refs - hits  # only the misses reach the DRAM
+
+
+def test_table_in_the_llc_is_faster_than_without():
+    h = TraceHeader(tables=(TableSpec(name="a", rows=2000, dim=16),), batch_size=256)
+    batches = _batches((2000,), 256, 8, 12, seed=1)  # cold misses: at most the 2,000 rows
+    no_llc = CpuDramSystem([_llc_socket(0, 0)]).simulate(batches, h)
+    llc = CpuDramSystem([_llc_socket(8 * 2**20, 200e9)]).simulate(batches, h)
+    assert llc.counters["llc_hits"] > 0.8 * llc.counters["llc_refs"]
+    assert llc.sim_time_s < 0.5 * no_llc.sim_time_s
+    assert llc.counters["dram_bursts"] < 0.2 * no_llc.counters["dram_bursts"]
+    # hits at a low LLC bandwidth cost more than the DRAM would: the parameter is used
+    slow = CpuDramSystem([_llc_socket(8 * 2**20, 0.1e9)]).simulate(batches, h)
+    assert slow.sim_time_s > no_llc.sim_time_s
+    hit_bytes = slow.counters["llc_hits"] * 64
+    assert slow.breakdown_s["embedding_llc"] == pytest.approx(hit_bytes / 0.1e9, rel=1e-9)
+
+
+def test_per_call_and_per_bag_costs_follow_the_formula(tmp_path):
+    r = read_trace(make_trace(tmp_path / "t.trc", tables=3, batches=2, batch=128, pooling=4))
+    cpu = CpuParams(1, 4, 1e9, 64, 0.5, 0.25, 100.0, bag_cycles=50.0, call_overhead_s=20e-6)
+    s = CpuDramSystem([Socket(cpu, DramParams.ddr4_3200_dramsim3(4, 2), 2**34, "s0")])
+    res = s.simulate(r, r.header)
+    lookups, bags = r.total_lookups, 2 * 3 * 128
+    compute = (lookups * 100 + lookups * 16 / (64 * 0.25) + bags * 50) / 1e9 / 4
+    assert res.sim_time_s == pytest.approx(2 * 3 * 20e-6 + compute, rel=1e-9)
+    assert res.breakdown_s["embedding_overhead"] == pytest.approx(2 * 3 * 20e-6, rel=1e-9)
+
+
+def test_cpu_yaml_llc_and_overhead_fields(tmp_path):
+    from simrec.hw import load_hw
+
+    base = load_hw("cpu_dram")
+    assert base.params("cpu0").has_llc is False  # the preset keeps its old behaviour
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        "extends: cpu_dram\n"
+        "devices:\n"
+        "  cpu0: {llc_bandwidth: 400 GB/s, bag_cycles: 12, call_overhead: 15 us}\n"
+    )
+    c = load_hw(p).params("cpu0")
+    assert c.has_llc and c.llc_bandwidth_Bps == pytest.approx(400e9)
+    assert c.llc_bytes == pytest.approx(60e6)
+    assert c.bag_cycles == 12 and c.call_overhead_s == pytest.approx(15e-6)

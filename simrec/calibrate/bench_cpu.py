@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import math
 import os
 import platform
 import time
@@ -53,6 +54,8 @@ __all__ = [
 ]
 
 MiB = 2**20
+#: shortest timed repetition, seconds (shorter calls are repeated back to back and averaged)
+MIN_REP_S = 0.05
 
 
 @dataclass
@@ -121,6 +124,44 @@ def _cache_sizes() -> dict[str, int]:
     return out
 
 
+def _topology() -> dict[str, Any]:
+    """SMT, NUMA and LLC sharing from sysfs (empty values where sysfs does not say)."""
+    cpu0 = Path("/sys/devices/system/cpu/cpu0")
+    sib = _read(str(cpu0 / "topology" / "thread_siblings_list")).strip()
+    out: dict[str, Any] = {
+        "threads_per_core": _count_list(sib) if sib else None,
+        "numa_nodes": len(list(Path("/sys/devices/system/node").glob("node[0-9]*"))) or None,
+        "governor": _read(str(cpu0 / "cpufreq" / "scaling_governor")).strip() or None,
+        "cpu_max_mhz": None,
+        "llc_shared_cpus": None,
+        "logical_cpus": os.cpu_count(),
+    }
+    mx = _read(str(cpu0 / "cpufreq" / "cpuinfo_max_freq")).strip()
+    if mx.isdigit():
+        out["cpu_max_mhz"] = int(mx) / 1000.0
+    best = -1
+    base = cpu0 / "cache"
+    for d in sorted(base.glob("index*")) if base.exists() else []:
+        lv = _read(str(d / "level")).strip()
+        if lv.isdigit() and int(lv) > best:
+            best = int(lv)
+            shared = _read(str(d / "shared_cpu_list")).strip()
+            out["llc_shared_cpus"] = _count_list(shared) if shared else None
+    return out
+
+
+def _count_list(s: str) -> int:
+    """Number of CPUs in a sysfs CPU list such as ``0-3,8-11``."""
+    n = 0
+    for part in s.split(","):
+        if "-" in part:
+            a, b = part.split("-", 1)
+            n += int(b) - int(a) + 1
+        elif part.strip():
+            n += 1
+    return n
+
+
 def torch_available() -> bool:
     try:
         import torch  # noqa: F401
@@ -173,7 +214,13 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
+        "model_id": {k: fields.get(k) for k in ("model", "stepping", "microcode")},
+        # page size and TLB reach (for analysing random-row costs; not used by the fit)
+        "tlb": fields.get("TLB size"),
+        "thp": _read("/sys/kernel/mm/transparent_hugepage/enabled").strip() or None,
+        "page_bytes": os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None,
     }
+    info.update(_topology())
     if torch_available():
         import torch
 
@@ -189,16 +236,30 @@ def measure(
     reps: int,
     params: dict[str, Any] | None = None,
     warmup: int = 1,
+    min_time_s: float = MIN_REP_S,
 ) -> Measurement:
-    """Time ``fn()`` ``reps`` times after ``warmup`` untimed calls."""
+    """Time ``fn()`` ``reps`` times after ``warmup`` untimed calls.
+
+    A repetition that would last less than ``min_time_s`` calls ``fn`` back to back ``inner``
+    times (sized from the last warm-up call) and records the mean time per call: a
+    sub-millisecond embedding-bag call timed alone measures the scheduler (thread wake-ups,
+    one descheduled thread) as much as the kernel. ``params["inner"]`` records the count.
+    """
+    t_once = 0.0
     for _ in range(warmup):
+        t0 = time.perf_counter()
         fn()
+        t_once = time.perf_counter() - t0
+    inner = 1
+    if min_time_s > 0 and 0 < t_once < min_time_s:
+        inner = min(10_000, math.ceil(min_time_s / t_once))
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return Measurement(name, unit, float(work), times, dict(params or {}))
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - t0) / inner)
+    return Measurement(name, unit, float(work), times, {**dict(params or {}), "inner": inner})
 
 
 def _chunks(n: int, k: int) -> list[slice]:
@@ -383,15 +444,68 @@ def measure_workload(runner: EmbeddingRunner, w: Workload, reps: int) -> Measure
     return m
 
 
-def cpu_calibration_workloads(quick: bool = False) -> list[Workload]:
-    """Embedding-bag calibration points: dims 16/64/128 at pooling 32, batch 4096, on an
-    L2-resident table (2,048 rows: compute-bound) and on a table far beyond the LLC (DRAM-bound)."""
-    big = (64 if quick else 256) * MiB
-    b = 1024 if quick else 4096
+def llc_resident_bytes(llc_bytes: float | None) -> int:
+    """Table size of the LLC-resident calibration points: a quarter of the last-level cache
+    (8 MiB when it is not known), at least 4 MiB so that it is beyond a core's L2."""
+    llc = float(llc_bytes or 32 * MiB)
+    return int(max(4 * MiB, llc / 4))
+
+
+def cpu_calibration_workloads(
+    quick: bool = False, llc_bytes: float | None = None
+) -> list[Workload]:
+    """Embedding-bag calibration points (sum pooling, fp32, uniform indices).
+
+    Three table sizes, so that every mechanism of the CPU-DRAM model is seen by some point:
+
+    * ``_l2``: 2,048 rows (128 KiB-1 MiB, cache-resident: the pooling compute). Pooling 32 at
+      batch 4,096 (per-lookup cost), pooling 2 at batch 16,384 (per-bag cost) and two batches of
+      256 bags (the per-call overhead);
+    * ``_llc``: a table of a quarter of the LLC (:func:`llc_resident_bytes`), pooling 32, batch
+      4,096 (hits in the last-level cache);
+    * ``_dram``: a 256 MiB table (DRAM-bound), pooling 32 at batch 4,096 and pooling 2 at batch
+      16,384;
+    * ``_llchalf`` / ``_llctwice``: dim 32, pooling 32 on a table of four LLCs, with batches
+      sized so that the two batches' rows take half / twice the LLC (the effective LLC capacity).
+
+    Dims 16/64/128. No (dim, pooling, batch) of these is one of the held-out workloads of
+    :func:`~simrec.calibrate.heldout.cpu_heldout`.
+    """
+    llc = llc_resident_bytes(llc_bytes)
+    if quick:
+        big = 64 * MiB
+        out = []
+        for d in (16, 64, 128):
+            out.append(Workload(f"cal_d{d}_l32_b1024_l2", 2048, d, 32, 1024, nbatches=2))
+        out.append(Workload("cal_d64_l2_b4096_l2", 2048, 64, 2, 4096, nbatches=2))
+        out.append(Workload("cal_d16_l32_b256_l2", 2048, 16, 32, 256, nbatches=2))
+        out.append(Workload("cal_d64_l32_b1024_llc", llc // 256, 64, 32, 1024, nbatches=2))
+        for d in (16, 64, 128):
+            out.append(
+                Workload(f"cal_d{d}_l32_b1024_dram", big // (4 * d), d, 32, 1024, nbatches=2)
+            )
+        return out
+    big = 256 * MiB
     out = []
     for d in (16, 64, 128):
-        out.append(Workload(f"cal_d{d}_l32_b{b}_l2", 2048, d, 32, b, nbatches=2))
-        out.append(Workload(f"cal_d{d}_l32_b{b}_dram", big // (4 * d), d, 32, b, nbatches=2))
+        out.append(Workload(f"cal_d{d}_l32_b4096_l2", 2048, d, 32, 4096, nbatches=2))
+    for d in (16, 64, 128):
+        out.append(Workload(f"cal_d{d}_l2_b16384_l2", 2048, d, 2, 16_384, nbatches=2))
+    out.append(Workload("cal_d16_l32_b256_l2", 2048, 16, 32, 256, nbatches=2))
+    out.append(Workload("cal_d128_l2_b256_l2", 2048, 128, 2, 256, nbatches=2))
+    for d in (16, 64, 128):
+        out.append(Workload(f"cal_d{d}_l32_b4096_llc", llc // (4 * d), d, 32, 4096, nbatches=2))
+    for d in (16, 64, 128):
+        out.append(Workload(f"cal_d{d}_l32_b4096_dram", big // (4 * d), d, 32, 4096, nbatches=2))
+    out.append(Workload("cal_d64_l2_b16384_dram", big // 256, 64, 2, 16_384, nbatches=2))
+    # around the LLC: a table of 4 LLCs whose two batches' rows (dim 32, 128 B) fill half the
+    # LLC and twice the LLC: they tell how much of the LLC the rows really get
+    cap = float(llc_bytes or 32 * MiB)
+    for tag, ws in (("half", 0.5), ("twice", 2.0)):
+        b = max(256, int(round(ws * cap / (2 * 32 * 128))))
+        out.append(
+            Workload(f"cal_d32_l32_b{b}_llc{tag}", int(4 * cap) // 128, 32, 32, b, nbatches=2)
+        )
     return out
 
 
@@ -401,9 +515,14 @@ def run_cpu_benchmarks(
     threads: int | None = None,
     reps: int | None = None,
     log: Callable[[str], None] | None = None,
+    other_full: bool = False,
 ) -> dict[str, Any]:
     """Run every CPU microbenchmark; returns ``{"machine", "impl", "threads", "quick",
-    "measurements": [Measurement.to_dict()...]}``."""
+    "measurements": [Measurement.to_dict()...]}``.
+
+    The other embedding-bag implementation is measured for comparison on two calibration points at
+    1 and all threads; with ``other_full`` it runs every calibration point at all threads (so that
+    it, too, can be fitted: ``fit_cpu(data, impl=other)``)."""
     say = log or (lambda s: None)
     info = machine_info()
     nthr = threads or info["cores"]
@@ -428,19 +547,22 @@ def run_cpu_benchmarks(
         for t in thread_list:
             add(gather(rb, t, gtab, nlook, reps))
     add(sgemm(512 if quick else 1536, reps))
+    llc = max(info["caches"].values() or [0]) or None
+    cal = cpu_calibration_workloads(quick, llc)
     runner = EmbeddingRunner(impl, nthr)
     try:
-        for w in cpu_calibration_workloads(quick):
+        for w in cal:
             add(measure_workload(runner, w, reps))
     finally:
         runner.close()
     # the other implementation at 1 and all threads, recorded for comparison (not fitted)
     other = "torch" if impl == "numba" else "numba"
+    compare = [w for w in cal if w.name.startswith("cal_d64_l32_")][::2]
     if other == "numba" or torch_available():
         for t in thread_list:
             r = EmbeddingRunner(other, t)
             try:
-                for w in cpu_calibration_workloads(quick)[2:4]:
+                for w in cal if (other_full and t == nthr) else compare:
                     m = measure_workload(r, w, reps)
                     m.name = f"{other}_t{t}_{w.name}"
                     add(m)

@@ -37,6 +37,17 @@ def _read_json(path: str) -> dict[str, Any]:
         ) from None
 
 
+def _is_cpu_probe(path: str) -> bool:
+    """Whether ``path`` looks like a CPU probe output (its first bytes name the kind), so that a
+    truncated probe gets the probe's own message."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return b'"simrec-cpu-probe"' in head
+
+
 def _cuda_check() -> None:
     from simrec.calibrate.gpu_probe import gpu_available
 
@@ -95,8 +106,8 @@ def _cuda_check() -> None:
     "from_json",
     type=click.Path(dir_okay=False),
     default=None,
-    help="fit saved measurements instead of measuring: a NAME.calib.json (cpu) or a gpu_probe "
-    "output (cuda)",
+    help="fit saved measurements instead of measuring: a cpu_probe output or a NAME.calib.json "
+    "(cpu), a gpu_probe output (cuda); a probe's held-out runs are kept for --validate",
 )
 @click.option(
     "--validate/--no-validate",
@@ -171,9 +182,14 @@ def calibrate_command(
         write_gpu_preset(out, probe, fit, source=Path(from_json).name if from_json else None)
         summary["fit"] = {k: v for k, v in fit.__dict__.items() if k != "residuals"}
         summary["residuals"] = fit.residuals
+        l2bw = fit.l2_bandwidth_Bps
         say(
-            f"fit: launch {fit.kernel_launch_s * 1e6:.2f} us, gather efficiency "
-            f"{[(rb, round(e, 3)) for rb, e in fit.gather_efficiency]}, mlp "
+            f"fit ({fit.gpu_model}, HBM peak {fit.hbm_peak_Bps / 1e12:.3g} TB/s): launch "
+            f"{fit.kernel_launch_s * 1e6:.2f} us, gather efficiency "
+            f"{[(rb, round(e, 3)) for rb, e in fit.gather_efficiency]}, output efficiency "
+            f"{fit.output_efficiency if fit.output_efficiency is None else round(fit.output_efficiency, 4)}"
+            f", L2 {fit.l2_bytes / 2**20:.0f} MiB at "
+            f"{'(not modelled)' if l2bw is None else format(l2bw / 1e12, '.3g') + ' TB/s'}, mlp "
             f"{fit.mlp_efficiency:.3f}, pcie {fit.pcie_efficiency:.3f}"
         )
         if do_validate:
@@ -182,15 +198,32 @@ def calibrate_command(
             for ln in render_validation_table(v):
                 say(ln)
     else:
+        cprobe: dict[str, Any] | None = None
         if from_json is not None:
-            data = _read_json(from_json)
-            data = data.get("benchmarks", data)
-            if data.get("kind") != "simrec-cpu-calibration":
+            from simrec.calibrate.validate import CPU_PROBE_KIND, check_cpu_probe, read_cpu_probe
+
+            raw = read_cpu_probe(from_json) if _is_cpu_probe(from_json) else _read_json(from_json)
+            if raw.get("kind") == CPU_PROBE_KIND:
+                cprobe = raw
+                data = raw["calibration"]
+            else:
+                if raw.get("probe"):  # a calibration record of a probe-fitted preset
+                    cprobe = check_cpu_probe(raw["probe"], from_json)
+                data = raw.get("benchmarks", raw)
+            if not isinstance(data, dict) or data.get("kind") != "simrec-cpu-calibration":
                 raise SimrecError(
                     "not CPU calibration measurements",
                     path=from_json,
-                    fix="give a NAME.calib.json written by simrec calibrate --device cpu",
+                    fix="give the JSON of python3 -m simrec.calibrate.cpu_probe --out, or a "
+                    "NAME.calib.json written by simrec calibrate --device cpu",
                 )
+            for k in ("measurements", "machine", "threads", "impl"):
+                if k not in data:
+                    raise SimrecError(
+                        f"the CPU calibration measurements lack {k!r} (truncated or edited?)",
+                        path=from_json,
+                        fix="re-run the CPU probe or simrec calibrate",
+                    )
         else:
             use = impl
             if use == "auto":
@@ -202,7 +235,8 @@ def calibrate_command(
                     fix="pip install torch==2.13.0, or use --impl numba",
                 )
             data = run_cpu_benchmarks(quick, use, threads, reps, log=say)
-        used = F.cpu_fit_inputs(data)
+        use_impl = None if impl == "auto" else impl
+        used = F.cpu_fit_inputs(data, use_impl)
         check = [m for m in data["measurements"] if m["name"] in used]
         try:
             F.check_noise(check, spread)
@@ -210,17 +244,23 @@ def calibrate_command(
             la = data["machine"].get("loadavg")
             e.message += f" (load average {la} at the start)"
             raise
-        fit = F.fit_cpu(data, iters=8 if quick else 15)
-        write_cpu_preset(out, data, fit)
+        fit = F.fit_cpu(data, iters=8 if (quick or data.get("quick")) else 15, impl=use_impl)
+        src = Path(from_json).name if from_json and cprobe is not None else None
+        write_cpu_preset(out, data, fit, probe=cprobe, source=src)
         say(
-            f"fit: lookup_cycles {fit.lookup_cycles:.3g}, pool_efficiency "
-            f"{fit.pool_efficiency:.3g}, effective DRAM {fit.stream_Bps / 1e9:.3g} GB/s, tFAW "
-            f"{fit.tFAW_s * 1e9:.3g} ns, rms log residual {fit.rms_log_residual():.3f}"
+            f"fit ({fit.impl}, {fit.cores} threads): lookup_cycles {fit.lookup_cycles:.3g}, "
+            f"pool_efficiency {fit.pool_efficiency:.3g}, bag_cycles {fit.bag_cycles:.3g}, "
+            f"call overhead {fit.call_overhead_s * 1e6:.3g} us, LLC "
+            f"{fit.llc_bandwidth_Bps / 1e9:.3g} GB/s, effective DRAM bus "
+            f"{fit.stream_Bps / 1e9:.3g} GB/s, tFAW {fit.tFAW_s * 1e9:.4g} ns, rms log residual "
+            f"{fit.rms_log_residual():.3f}"
         )
         summary["fit"] = {k: v for k, v in fit.__dict__.items() if k != "residuals"}
         summary["residuals"] = fit.residuals
         if do_validate:
-            v = run_measure_validation(out, quick=quick, threads=threads, record=True, log=say)
+            v = run_measure_validation(
+                out, quick=quick, threads=None if cprobe else threads, record=True, log=say
+            )
             summary["validation"] = v
             for ln in render_validation_table(v):
                 say(ln)
@@ -245,7 +285,8 @@ def measure_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--probe-json",
             type=click.Path(dir_okay=False, exists=True),
             default=None,
-            help="with --measure on a GPU preset: measured times from a gpu_probe run",
+            help="with --measure: measured held-out times from a gpu_probe (GPU preset) or "
+            "cpu_probe (CPU preset) run instead of measuring here",
         ),
         click.option(
             "--record",

@@ -2,31 +2,23 @@
 
 CPU-DRAM (the parameters :class:`~simrec.sim.systems.cpu_dram.CpuDramSystem` uses)
 ----------------------------------------------------------------------------------
-The system charges a batch ``max(t_pool, t_dram)``: the cores' pooling time
-``lookups * (lookup_cycles + dim / (flops_per_cycle * pool_efficiency)) / freq / cores`` and the
-DRAM timing model's time to read the batch's distinct rows. A VM's memory system is not visible
-(channels, ranks, DIMM speed), and with few cores the achievable random-read rate is set by the
-cores' outstanding misses rather than by the DIMMs, so the fit describes an **effective DRAM**: one
-64-bit DDR4 channel, one rank, one bank group of 16 banks (a row's consecutive 64 B bursts stay in
-one DRAM row, as consecutive cache lines do), whose two free parameters are
-
-* ``data_rate``: the bus rate, so the channel streams at the measured sequential read bandwidth;
-* ``tFAW``: the four-activate window, so the activate rate (one per random row) matches the
-  measured random-row rate (``tRRD = tFAW / 4``; ``tRC`` short enough never to bind);
-
-``CL = tRCD = tRP`` = one third of the measured DRAM pointer-chase latency. ``lookup_cycles`` and
-``pool_efficiency`` start from a straight-line fit of cycles per lookup against ``dim`` on
-L2-resident embedding-bag runs. All four are then refined together (Levenberg-Marquardt on log
-parameters) to minimise the squared log error of the model's predictions for the embedding-bag
-calibration points and the all-thread gathers; ``mlp_efficiency`` = measured SGEMM FLOP/s over
-the SIMD peak. Every point's residual (model / measured - 1) is reported.
+:mod:`simrec.calibrate.cpufit` (re-exported here: :class:`CpuFit`, :func:`fit_cpu`,
+:func:`predict_cpu`, ...): per embedding-bag call ``call_overhead + max(t_pool, t_dram, t_llc)``
+with an LRU model of the LLC in front of an effective DRAM; the data rate is searched on a grid
+(the timing model rounds to whole cycles), then every parameter is refined by Levenberg-Marquardt
+on the squared log error of the calibration points. The procedure is in that module's docstring.
 
 GPU (the parameters :class:`~simrec.sim.components.gpu.GpuParams` uses)
 -----------------------------------------------------------------------
-A gather kernel takes ``kernel_launch_s + lookups * row_bytes / (eff(row_bytes) * hbm_peak)``.
-The fit finds one launch overhead and one efficiency per calibrated row size (64/256/512 B),
-minimising the squared log error over the calibration runs; ``mlp_efficiency`` = measured bf16
-matmul rate / datasheet peak; the PCIe ``efficiency`` = measured pinned H2D rate / Gen5 x16 raw.
+A gather kernel takes ``kernel_launch_s + misses * row_bytes / (eff(row_bytes) * hbm_peak) +
+l2_hits * sectors(row_bytes) / l2_bandwidth + bags * row_bytes / (output_efficiency *
+hbm_peak)``, the L2 hits of each run coming from the simulator's LRU model of the L2 in the warm
+state of the measurement. The fit (:func:`fit_gpu`, procedure in its docstring) finds one launch
+overhead, one efficiency per calibrated row size, the output efficiency and (when the calibration
+runs include L2-bound ones) the L2 bandwidth, minimising the squared log error over the
+calibration runs; the HBM peak is the datasheet figure of the probed GPU (:data:`GPU_SPECS`);
+``mlp_efficiency`` = measured bf16 matmul rate / datasheet peak; the PCIe ``efficiency`` =
+measured pinned H2D rate / Gen5 x16 raw.
 
 What the fits cannot do: represent mechanisms the models lack (caches in front of DRAM/HBM,
 per-bag output writes, per-thread memory-level parallelism); their effect shows in the residuals
@@ -42,6 +34,15 @@ from typing import Any
 
 import numpy as np
 
+from simrec.calibrate.cpufit import (
+    CpuFit,
+    cpu_fit_inputs,
+    cpu_system_dict,
+    fit_cpu,
+    predict_cpu,
+    predict_cpu_gather,
+    steady_detail,
+)
 from simrec.calibrate.heldout import Workload, make_batch, zipf_cdf
 from simrec.errors import SimrecError
 
@@ -53,8 +54,13 @@ __all__ = [
     "predict_cpu",
     "predict_cpu_gather",
     "GpuFit",
+    "GpuSpec",
+    "GPU_SPECS",
+    "gpu_spec",
     "fit_gpu",
+    "l2_warm_hits",
     "predict_gpu",
+    "predict_gpu_detail",
     "check_noise",
     "cpu_fit_inputs",
     "H100_BF16_PEAK",
@@ -144,96 +150,7 @@ def _by_name(ms: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------ CPU
-@dataclass
-class CpuFit:
-    """Fitted CPU-DRAM parameters and their residuals (model / measured - 1 per point)."""
-
-    cores: int
-    freq_hz: float
-    flops_per_cycle: float
-    simd_width_bits: int
-    llc_bytes: float
-    memory_bytes: float
-    lookup_cycles: float
-    pool_efficiency: float
-    mlp_efficiency: float
-    data_rate: float  # transfers/s of the effective 64-bit channel
-    tFAW_s: float
-    latency_s: float
-    initial: dict[str, float] = field(default_factory=dict)
-    residuals: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def stream_Bps(self) -> float:
-        return self.data_rate * 8
-
-    def rms_log_residual(self) -> float:
-        r = [math.log1p(x["residual"]) for x in self.residuals if x.get("in_fit")]
-        return float(np.sqrt(np.mean(np.square(r)))) if r else 0.0
-
-
-def _ns(x: float) -> str:
-    return f"{x * 1e9:.6g} ns"
-
-
-def cpu_system_dict(f: CpuFit, name: str = "measured_cpu") -> dict[str, Any]:
-    """The hardware config (plain data with units, as the YAML holds it) of a fit."""
-    lat3 = f.latency_s / 3
-    tck = 2.0 / f.data_rate
-    tfaw = max(f.tFAW_s, 4 * tck)
-    gib = max(1, int(f.memory_bytes // 2**30))
-    return {
-        "name": name,
-        "description": "measured",
-        "devices": {
-            "cpu0": {
-                "kind": "cpu",
-                "sockets": 1,
-                "cores_per_socket": int(f.cores),
-                "frequency": f"{f.freq_hz / 1e9:.6g} GHz",
-                "simd_width_bits": int(f.simd_width_bits),
-                "flops_per_cycle": float(f.flops_per_cycle),
-                "pool_efficiency": float(f.pool_efficiency),
-                "lookup_cycles": float(f.lookup_cycles),
-                "mlp_efficiency": float(f.mlp_efficiency),
-                "llc_size": f"{int(f.llc_bytes)} B",
-            },
-            "dram0": {
-                "kind": "dram",
-                "attached_to": "cpu0",
-                "standard": "DDR4",
-                "data_rate": f"{f.data_rate / 1e6:.6g} MT/s",
-                "channels": 1,
-                "ranks_per_channel": 1,
-                "bank_groups": 1,
-                "banks_per_group": 16,
-                "bus_width_bits": 64,
-                "burst_length": 8,
-                "row_buffer_size": "8 KiB",
-                "capacity": f"{gib} GiB",
-                "timing": {
-                    "CL": _ns(lat3),
-                    "tRCD": _ns(lat3),
-                    "tRP": _ns(lat3),
-                    "tRAS": _ns(lat3),
-                    "tRRD_S": _ns(tfaw / 4),
-                    "tRRD_L": _ns(tfaw / 4),
-                    "tFAW": _ns(tfaw),
-                    "tCCD_S": "4 nCK",
-                    "tCCD_L": "4 nCK",
-                    "tRTP": "4 nCK",
-                },
-            },
-        },
-    }
-
-
-def _cpu_system(f: CpuFit) -> Any:
-    from simrec.hw.schema import SystemConfig
-    from simrec.sim.systems.cpu_dram import CpuDramSystem
-
-    hw = SystemConfig.from_dict(cpu_system_dict(f))
-    return CpuDramSystem.from_hw(hw)
+# the CPU-DRAM fit lives in simrec.calibrate.cpufit (re-exported at the top of this module)
 
 
 def _batches(w: Workload) -> tuple[Any, list[Any]]:
@@ -263,6 +180,10 @@ def predict_detail(
         header, batches = _batches(w)
         if cache is not None:
             cache[w.name] = (header, batches)
+    if getattr(system, "kind", "") == "cpu_dram":
+        # the warm state of a measurement that cycles the batches (the LLC model keeps rows)
+        t, br, _ = steady_detail(system, header, batches)
+        return t, br
     res = system.simulate(batches, header)
     n = len(batches)
     return float(res.sim_time_s) / n, {k: float(v) / n for k, v in res.breakdown_s.items()}
@@ -273,193 +194,102 @@ def predict_system(system: Any, w: Workload, cache: dict[str, Any] | None = None
     return predict_detail(system, w, cache)[0]
 
 
-def predict_cpu(f: CpuFit, w: Workload, cache: dict[str, Any] | None = None) -> float:
-    """CPU-DRAM model time per batch (s) of workload ``w`` with the fitted parameters."""
-    return predict_system(_cpu_system(f), w, cache)
-
-
-def predict_cpu_gather(f: CpuFit, row_bytes: int, rows: int, lookups: int, seed: int = 0) -> float:
-    """DRAM-model time (s) of a bare random gather (``lookups`` uniform rows of ``row_bytes`` out
-    of ``rows``; distinct rows read once), as the cpu_dram system reads a batch."""
-    from simrec.hw.schema import SystemConfig
-    from simrec.sim.components.dram import channel_times, count_chunk, unique_first
-
-    hw = SystemConfig.from_dict(cpu_system_dict(f))
-    p = hw.params("dram0")
-    nb = max(1, -(-row_bytes // p.burst_bytes))
-    n = int(min(lookups, 2**16))  # the model's time is linear in the count: scale a sample
-    idx = np.random.default_rng([seed, row_bytes]).integers(0, rows, n, dtype=np.int64)
-    addr = unique_first(idx) * (nb * p.burst_bytes)
-    open_row = np.full(p.total_banks, -1, dtype=np.int64)
-    t = float(channel_times(p, count_chunk(p, addr, nb, open_row)).max())
-    return t * lookups / n
-
-
-def _cpu_resid_points(
-    data: dict[str, Any],
-) -> tuple[list[tuple[Workload, float]], list[dict[str, Any]]]:
-    ms = data["measurements"]
-    bags = [
-        (Workload.from_dict(m["params"]["workload"]), m["median_s"] / m["work"])
-        for m in ms
-        if m["unit"] == "batches" and m["params"].get("impl", data["impl"]) == data["impl"]
-    ]
-    nthr = data["threads"]
-    gathers = [m for m in ms if m["name"].startswith("gather_") and m["params"]["threads"] == nthr]
-    return bags, gathers
-
-
-def cpu_fit_inputs(data: dict[str, Any]) -> set[str]:
-    """Names of the measurements the CPU fit uses (the noise check looks at these): the
-    all-thread sequential read and gathers, the largest pointer chase and the embedding-bag runs."""
-    ms = data["measurements"]
-    n = data["threads"]
-    chases = [m for m in ms if m["name"].startswith("chase_")]
-    names = {f"seq_read_t{n}"} | {
-        m["name"]
-        for m in ms
-        if m["unit"] == "batches" and m["params"].get("impl", data["impl"]) == data["impl"]
-    }
-    names |= {f"gather_{rb}B_t{n}" for rb in (64, 256, 512)}
-    if chases:
-        names.add(max(chases, key=lambda m: m["params"]["bytes"])["name"])
-    return names
-
-
-def fit_cpu(data: dict[str, Any], refine: bool = True, iters: int = 15) -> CpuFit:
-    """Fit the CPU-DRAM parameters to :func:`~simrec.calibrate.bench_cpu.run_cpu_benchmarks`
-    output (see the module docstring)."""
-    info = data["machine"]
-    ms = data["measurements"]
-    by = _by_name(ms)
-    nthr = int(data["threads"])
-    freq = float(info["cpu_mhz"]) * 1e6 or 2.0e9
-    fpc = float(info["flops_per_cycle"])
-    seq = by.get(f"seq_read_t{nthr}")
-    if seq is None:
-        raise SimrecError(
-            f"no seq_read_t{nthr} measurement", where="calibration data", fix="re-run calibrate"
-        )
-    chases = sorted(
-        (m for m in ms if m["name"].startswith("chase_")), key=lambda m: m["params"]["bytes"]
-    )
-    latency = chases[-1]["median_s"] / chases[-1]["work"] if chases else 100e-9
-    bags, gathers = _cpu_resid_points(data)
-    # compute part: cycles per lookup vs dim on L2-resident (cache-bound) bags
-    l2 = [(w, t) for w, t in bags if w.table_bytes <= info["caches"].get("L2", 2**20)]
-    if len(l2) >= 2:
-        d = np.array([w.dim for w, _ in l2], dtype=np.float64)
-        c = np.array([t * nthr * freq / w.lookups for w, t in l2])
-        slope, icpt = np.polyfit(d, c, 1)
-    else:
-        slope, icpt = 1.0 / (fpc * 0.25), 20.0
-    lookup_cycles = float(max(icpt, 0.1))
-    pool_eff = float(np.clip(1.0 / (max(slope, 1e-9) * fpc), 1e-4, 1.0))
-    # DRAM part: streaming rate and activate (random-row) rate
-    data_rate = seq["rate"] / 8.0
-    g64 = next((m for m in gathers if m["params"]["row_bytes"] == 64), None)
-    tfaw = 4.0 / g64["rate"] if g64 else 4 * 64 / seq["rate"] * 4
-    sg = next((m for m in ms if m["name"].startswith("sgemm_")), None)
-    peak = nthr * freq * fpc
-    mlp_eff = float(np.clip(sg["rate"] / peak, 1e-4, 1.0)) if sg else 0.5
-    fit = CpuFit(
-        cores=nthr,
-        freq_hz=freq,
-        flops_per_cycle=fpc,
-        simd_width_bits=int(info["simd_width_bits"]),
-        llc_bytes=float(max(info["caches"].values() or [32 * 2**20])),
-        memory_bytes=float(info["memory_bytes"] or 2**34),
-        lookup_cycles=lookup_cycles,
-        pool_efficiency=pool_eff,
-        mlp_efficiency=mlp_eff,
-        data_rate=float(data_rate),
-        tFAW_s=float(tfaw),
-        latency_s=float(latency),
-    )
-    fit.initial = {
-        "lookup_cycles": lookup_cycles,
-        "pool_efficiency": pool_eff,
-        "data_rate": float(data_rate),
-        "tFAW_s": float(tfaw),
-    }
-    cache: dict[str, Any] = {}
-
-    def with_x(x: np.ndarray) -> CpuFit:
-        g = CpuFit(**{**fit.__dict__, "initial": {}, "residuals": []})
-        g.lookup_cycles = float(math.exp(x[0]))
-        g.pool_efficiency = float(min(1.0, math.exp(x[1])))
-        g.data_rate = float(math.exp(x[2]))
-        g.tFAW_s = float(math.exp(x[3]))
-        return g
-
-    def points(g: CpuFit) -> list[tuple[str, str, float, float]]:
-        out = []
-        for w, t in bags:
-            out.append((w.name, "embedding_bag", predict_cpu(g, w, cache), t))
-        for m in gathers:
-            p = m["params"]
-            rows = p["table_bytes"] // p["row_bytes"]
-            out.append(
-                (
-                    m["name"],
-                    "gather",
-                    predict_cpu_gather(g, p["row_bytes"], rows, m["work"]),
-                    m["median_s"],
-                )
-            )
-        return out
-
-    def resid(x: np.ndarray) -> np.ndarray:
-        return np.array([math.log(p / t) for _, _, p, t in points(with_x(x))])
-
-    x0 = np.log([lookup_cycles, pool_eff, data_rate, tfaw])
-    if refine and bags:
-        x, _ = levenberg_marquardt(
-            resid,
-            x0,
-            iters=iters,
-            step=1e-2,
-            lo=[math.log(0.1), math.log(1e-4), x0[2] - 5, x0[3] - 5],
-            hi=[math.log(1e5), 0.0, x0[2] + 5, x0[3] + 5],
-        )
-        fit = with_x(x) if float(np.sum(resid(x) ** 2)) <= float(np.sum(resid(x0) ** 2)) else fit
-        fit.initial = {
-            "lookup_cycles": lookup_cycles,
-            "pool_efficiency": pool_eff,
-            "data_rate": float(data_rate),
-            "tFAW_s": float(tfaw),
-        }
-    res = []
-    for name, kind, p, t in points(fit):
-        res.append(
-            {
-                "name": name,
-                "kind": kind,
-                "measured_s": t,
-                "predicted_s": p,
-                "residual": p / t - 1,
-                "in_fit": True,
-            }
-        )
-    # the streaming bandwidth, reported (not in the objective: the data rate is set from it)
-    res.append(
-        {
-            "name": seq["name"],
-            "kind": "seq_read",
-            "measured_s": seq["median_s"],
-            "predicted_s": seq["work"] / fit.stream_Bps,
-            "residual": seq["rate"] / fit.stream_Bps - 1,
-            "in_fit": False,
-        }
-    )
-    fit.residuals = res
-    return fit
-
-
 # ------------------------------------------------------------------------------------ GPU
+@dataclass(frozen=True)
+class GpuSpec:
+    """Datasheet figures of a GPU model that a probe is matched to (by name): what the fit
+    measures efficiencies against and what the written preset's HBM and L2 are."""
+
+    key: str
+    label: str
+    hbm_peak_Bps: float
+    hbm_capacity: str
+    l2_bytes: float
+    bf16_peak: float
+    #: overrides of the base preset's hbm devices (the base is the H100 multi_gpu preset)
+    hbm_yaml: dict[str, Any] = field(default_factory=dict)
+    sources: str = ""
+
+
+#: GPUs the preset writer knows. H100 SXM: HBM3 3.35 TB/s (reference/data.md §5.2), 80 GB, 50 MB
+#: L2 and 989.4 TFLOP/s dense BF16 (hwconfigs/multi_gpu.yaml [hpctech], [Klockwood]). H200 (SXM):
+#: HBM3e 4.8 TB/s (data.md §5.2), 141 GB (NVIDIA H200 datasheet, as quoted in the device notes
+#: of this workplace), 60 MB L2 (PyTorch's device properties on an H200 here), the H100's compute.
+GPU_SPECS: dict[str, GpuSpec] = {
+    "H100_SXM": GpuSpec(
+        "H100_SXM",
+        "H100 SXM5 80GB",
+        3.35e12,
+        "80 GiB",
+        50e6,
+        989.4e12,
+        {},
+        "HBM3 3.35 TB/s [data.md §5.2]; 80 GB, 50 MB L2, 989.4 TFLOP/s bf16 [multi_gpu.yaml]",
+    ),
+    "H200": GpuSpec(
+        "H200",
+        "H200 SXM 141GB",
+        4.8e12,
+        "141 GB",
+        60e6,
+        989.4e12,
+        {
+            "description": "141 GB HBM3e of one H200",
+            "standard": "HBM3E",
+            "stacks": 6,
+            # 6 stacks x 16 channels x 64 bit = 768 B per transfer; 4.8 TB/s / 768 B
+            "data_rate": "6.25 GT/s",
+            "capacity": "141 GB",
+        },
+        "HBM3e 4.8 TB/s [data.md §5.2]; 141 GB [NVIDIA H200 datasheet]; 6 HBM3e stacks "
+        "[recall], data rate derived = 4.8 TB/s / 768 B; 60 MB L2 [measured: torch device "
+        "properties]; compute as H100 [datasheet]",
+    ),
+}
+
+
+def gpu_spec(probe: dict[str, Any]) -> GpuSpec:
+    """The :data:`GPU_SPECS` entry of the probed GPU, by its name, checked against the measured
+    copy bandwidth (a device-to-device copy moves 2 bytes per byte copied; it must reach 40-100 %
+    of the datasheet peak). Raises :class:`SimrecError` for a GPU not in the table."""
+    info = probe.get("machine", {})
+    name = str(info.get("gpu_name") or "")
+    up = name.upper()
+    key = None
+    if "H200" in up:
+        key = "H200"
+    elif "H100" in up and ("HBM3" in up or "SXM" in up):
+        key = "H100_SXM"
+    if key is None:
+        raise SimrecError(
+            f"unknown GPU {name!r}: simrec knows the datasheet figures (HBM peak and capacity, "
+            f"L2) of {', '.join(s.label for s in GPU_SPECS.values())} only",
+            where="probe machine.gpu_name",
+            fix="add the GPU to simrec.calibrate.fit.GPU_SPECS (with sources), or fit a probe "
+            "run on one of those GPUs",
+        )
+    spec = GPU_SPECS[key]
+    d2d = (probe.get("micro", {}).get("d2d_copy") or {}).get("GBps_read_plus_write")
+    if d2d:
+        ratio = float(d2d) * 1e9 / spec.hbm_peak_Bps
+        if not 0.4 <= ratio <= 1.0:
+            raise SimrecError(
+                f"the probe names a {spec.label} but its measured copy bandwidth ({d2d:.0f} GB/s "
+                f"read + write) is {ratio:.0%} of that GPU's {spec.hbm_peak_Bps / 1e12:.2f} TB/s "
+                "peak (expected 40-100 %)",
+                where="probe micro.d2d_copy",
+                fix="check that the probe ran on the GPU it names (CUDA_VISIBLE_DEVICES, MIG), "
+                "or add the GPU variant to simrec.calibrate.fit.GPU_SPECS",
+            )
+    return spec
+
+
 @dataclass
 class GpuFit:
-    """Fitted single-GPU parameters and residuals."""
+    """Fitted single-GPU parameters and residuals.
+
+    ``output_efficiency`` / ``l2_bandwidth_Bps`` are None when the mechanism is not in the preset
+    (``held`` says why: not identifiable from the calibration runs)."""
 
     gpu_name: str
     kernel_launch_s: float
@@ -467,18 +297,142 @@ class GpuFit:
     mlp_efficiency: float
     pcie_efficiency: float
     hbm_peak_Bps: float = H100_HBM_PEAK
+    output_efficiency: float | None = None
+    l2_bandwidth_Bps: float | None = None
+    l2_bytes: float = 0.0
+    gpu_model: str = "H100_SXM"
+    held: dict[str, str] = field(default_factory=dict)
     residuals: list[dict[str, Any]] = field(default_factory=list)
 
-    def gather_time_s(self, lookups: float, row_bytes: float) -> float:
-        """The GPU component's gather formula with these parameters."""
-        xs = np.log2([r for r, _ in self.gather_efficiency])
-        ys = [e for _, e in self.gather_efficiency]
-        eff = float(np.interp(math.log2(max(row_bytes, 1.0)), xs, ys))
-        return self.kernel_launch_s + lookups * row_bytes / (eff * self.hbm_peak_Bps)
+    def params(self) -> Any:
+        """The simulator's :class:`~simrec.sim.components.gpu.GpuParams` with these values (the
+        rest as the H100 SXM: only the gather-related fields matter here)."""
+        from simrec.sim.components.gpu import GpuParams
+        from simrec.sim.components.hbm import HbmParams
+
+        h = HbmParams.h100_sxm_hbm3()
+        scale = self.hbm_peak_Bps / h.peak_bw_Bps
+        hbm = HbmParams(**{**h.__dict__, "tCK_s": h.tCK_s / scale})
+        return GpuParams(
+            name=self.gpu_name,
+            peak_flops=989.4e12,
+            mlp_efficiency=min(max(self.mlp_efficiency, 1e-3), 1.0),
+            kernel_launch_s=self.kernel_launch_s,
+            hbm=hbm,
+            hbm_capacity_bytes=80e9,
+            gather_efficiency=tuple((int(r), float(e)) for r, e in self.gather_efficiency),
+            output_efficiency=self.output_efficiency,
+            l2_bytes=self.l2_bytes,
+            l2_bandwidth_Bps=self.l2_bandwidth_Bps,
+        )
+
+    def gather_time_s(
+        self, lookups: float, row_bytes: float, bags: float = 0.0, l2_hits: float = 0.0
+    ) -> float:
+        """The GPU component's gather formula (:meth:`GpuParams.gather_time_s`) with these
+        parameters."""
+        return self.params().gather_time_s(lookups, row_bytes, bags, l2_hits)
 
 
-def fit_gpu(probe: dict[str, Any], hbm_peak_Bps: float = H100_HBM_PEAK) -> GpuFit:
-    """Fit launch overhead and gather efficiency per row size to the probe's calibration runs."""
+def l2_warm_hits(w: Workload, l2_bytes: float, cache: dict[str, Any] | None = None) -> float:
+    """L2-hit lookups per batch of ``w`` in the steady state of the probe's measurement (its
+    ``nbatches`` batches cycled), from the simulator's own L2 model: a one-GPU system whose GPU
+    has an L2 of ``l2_bytes`` runs the batches twice and once; the difference is the warm pass."""
+    from simrec.sim.components.gpu import GpuParams
+
+    memo = (w, float(l2_bytes))
+    if memo in _L2_HITS:
+        return _L2_HITS[memo]
+    hbm_fake = GpuFit(
+        "probe", 1e-6, [(64, 0.5)], 0.5, 0.5, l2_bytes=l2_bytes, l2_bandwidth_Bps=1e12
+    )
+    p: GpuParams = hbm_fake.params()
+    p = GpuParams(**{**p.__dict__, "hbm_capacity_bytes": max(1e12, 2.0 * w.table_bytes)})
+    _, c = _warm_run(_one_gpu_system(p), w, cache)
+    _L2_HITS[memo] = float(c.get("l2_hit_lookups", 0.0))
+    return _L2_HITS[memo]
+
+
+#: memo of :func:`l2_warm_hits` (deterministic in the workload and the L2 size)
+_L2_HITS: dict[tuple[Workload, float], float] = {}
+
+
+def _one_gpu_system(p: Any, pcie: Any = None) -> Any:
+    from simrec.sim.components.network import NetDim, NetworkParams
+    from simrec.sim.components.pcie import PcieParams
+    from simrec.sim.systems.multi_gpu import MultiGpuSystem
+
+    net = NetworkParams(dims=(NetDim(npus=1, bandwidth_Bps=1e12, latency_s=0.0),), name="none")
+    return MultiGpuSystem(
+        [p],
+        net,
+        [pcie or PcieParams(generation=5, lanes=16)],
+        host_capacity_bytes=1e12,
+        gpu_names=[p.name],
+        name=f"one:{p.name}",
+    )
+
+
+def _warm_run(
+    system: Any, w: Workload, cache: dict[str, Any] | None = None
+) -> tuple[float, dict[str, float]]:
+    """Time per batch (s) and counters per batch of the warm pass: ``simulate(batches * 2) -
+    simulate(batches)`` (the state of caches after one pass is the steady state of cycling)."""
+    if cache is not None and w.name in cache:
+        header, batches = cache[w.name]
+    else:
+        header, batches = _batches(w)
+        if cache is not None:
+            cache[w.name] = (header, batches)
+    one = system.simulate(batches, header)
+    two = system.simulate(list(batches) + list(batches), header)
+    n = len(batches)
+    counters = {
+        k: (float(two.counters[k]) - float(one.counters.get(k, 0.0))) / n
+        for k in two.counters
+        if isinstance(two.counters[k], int | float)
+    }
+    return (float(two.sim_time_s) - float(one.sim_time_s)) / n, counters
+
+
+def _fit_gpu_inputs(
+    probe: dict[str, Any], l2_bytes: float
+) -> tuple[list[Workload], np.ndarray, np.ndarray]:
+    pts = probe["calibration"]
+    wl = [Workload.from_dict(p["workload"]) for p in pts]
+    t = np.array([float(p["median_s"]) for p in pts])
+    hits = np.array([l2_warm_hits(w, l2_bytes) for w in wl])
+    return wl, t, hits
+
+
+#: A calibration run counts as L2-bound when at least this share of its lookups hit the L2 (warm).
+L2_POINT_SHARE = 0.5
+#: The L2 bandwidth is fitted only with at least this many L2-bound calibration runs.
+L2_MIN_POINTS = 2
+
+
+def fit_gpu(probe: dict[str, Any], hbm_peak_Bps: float | None = None) -> GpuFit:
+    """Fit the GPU gather parameters to the probe's calibration runs (never its held-out runs).
+
+    Procedure (fixed before any H200 data existed; docs/validation.md):
+
+    1. the GPU model and its datasheet HBM peak from the probed name (:func:`gpu_spec`;
+       ``hbm_peak_Bps`` overrides the peak); the L2 size = the probed ``l2_bytes`` (else the
+       datasheet's);
+    2. every calibration run's warm L2-hit lookups per batch from the simulator's L2 model
+       (:func:`l2_warm_hits`), which does not depend on the fitted values;
+    3. parameters: launch overhead, one gather efficiency per calibrated row size, the output
+       efficiency (always: the runs have pooling 2 to 32, so the per-bag term is identifiable),
+       and the L2 bandwidth only when at least :data:`L2_MIN_POINTS` runs have >=
+       :data:`L2_POINT_SHARE` of their lookups hitting the L2 — else the L2 is left out of the
+       preset (``l2_bandwidth_Bps`` None, said in ``held``);
+    4. start values from a linear least-squares fit of the time (launch + per-size read bytes +
+       output bytes + L2 sector bytes), relative-error weighted; then Levenberg-Marquardt on the
+       log parameters minimising the squared log error of :meth:`GpuParams.gather_time_s` — the
+       simulator's formula — over all calibration runs, equally weighted;
+    5. ``mlp_efficiency`` = measured bf16 matmul / datasheet peak; PCIe ``efficiency`` = measured
+       pinned H2D / 63.02 GB/s.
+    """
     pts = probe["calibration"]
     if not pts:
         raise SimrecError(
@@ -486,62 +440,109 @@ def fit_gpu(probe: dict[str, Any], hbm_peak_Bps: float = H100_HBM_PEAK) -> GpuFi
             where="calibration",
             fix="run python3 -m simrec.calibrate.gpu_probe again",
         )
-    wl = [Workload.from_dict(p["workload"]) for p in pts]
-    t = np.array([p["median_s"] for p in pts])
+    spec = gpu_spec(probe)
+    peak = float(hbm_peak_Bps or spec.hbm_peak_Bps)
+    l2_bytes = float(probe.get("machine", {}).get("l2_bytes") or spec.l2_bytes)
+    wl, t, hits = _fit_gpu_inputs(probe, l2_bytes)
     sizes = sorted({w.row_bytes for w in wl})
-    # linear start: t = a + sum_s [rb == s] * bytes / bw_s (weighted by 1/t: relative error)
-    x_lin = np.column_stack(
-        [np.ones(len(t))]
-        + [np.array([w.lookups * w.row_bytes * (w.row_bytes == s) for w in wl]) for s in sizes]
-    )
+    share = hits / np.array([w.lookups for w in wl], dtype=np.float64)
+    held: dict[str, str] = {}
+    fit_l2 = int(np.sum(share >= L2_POINT_SHARE)) >= L2_MIN_POINTS
+    if not fit_l2:
+        held["l2_bandwidth"] = (
+            f"not identifiable: {int(np.sum(share >= L2_POINT_SHARE))} calibration runs with >= "
+            f"{L2_POINT_SHARE:.0%} L2 hits (need {L2_MIN_POINTS}); the L2 is not modelled"
+        )
+    sec = np.array([32 * math.ceil(w.row_bytes / 32) for w in wl], dtype=np.float64)
+    # linear start: t = a + sum_s [rb == s] * miss bytes / bw_s + bag bytes / bw_o + hit sectors / bw_l2
+    cols = [np.ones(len(t))]
+    cols += [
+        np.array(
+            [
+                (w.lookups - h) * w.row_bytes * (w.row_bytes == s)
+                for w, h in zip(wl, hits, strict=True)
+            ]
+        )
+        for s in sizes
+    ]
+    cols.append(np.array([w.batch * w.row_bytes for w in wl], dtype=np.float64))
+    if fit_l2:
+        cols.append(hits * sec)
+    x_lin = np.column_stack(cols)
     coef, *_ = np.linalg.lstsq(x_lin / t[:, None], np.ones(len(t)), rcond=None)
-    a0 = max(float(coef[0]), 1e-7)
-    eff0 = [float(np.clip(1.0 / (c * hbm_peak_Bps), 1e-3, 1.0)) if c > 0 else 0.5 for c in coef[1:]]
+    a0 = float(np.clip(coef[0], 1e-6, 1e-4))
+    n = len(sizes)
+    eff0 = [float(np.clip(1.0 / (c * peak), 1e-3, 1.0)) if c > 0 else 0.3 for c in coef[1 : 1 + n]]
+    co = coef[1 + n]
+    oe0 = float(np.clip(1.0 / (co * peak), 1e-3, 1.0)) if co > 0 else 0.2
+    bw0 = 2.0 * peak
+    if fit_l2 and coef[2 + n] > 0:
+        bw0 = float(np.clip(1.0 / coef[2 + n], 0.1 * peak, 20 * peak))
+    base = GpuFit(
+        gpu_name=str(probe["machine"].get("gpu_name", "gpu")),
+        kernel_launch_s=a0,
+        gather_efficiency=[],
+        mlp_efficiency=1.0,
+        pcie_efficiency=1.0,
+        hbm_peak_Bps=peak,
+        l2_bytes=l2_bytes,
+        gpu_model=spec.key,
+        held=held,
+    )
 
     def make(x: np.ndarray) -> GpuFit:
         return GpuFit(
-            gpu_name=str(probe["machine"].get("gpu_name", "gpu")),
-            kernel_launch_s=float(math.exp(x[0])),
-            gather_efficiency=[
-                (s, float(min(1.0, math.exp(v)))) for s, v in zip(sizes, x[1:], strict=True)
-            ],
-            mlp_efficiency=1.0,
-            pcie_efficiency=1.0,
-            hbm_peak_Bps=hbm_peak_Bps,
+            **{
+                **base.__dict__,
+                "kernel_launch_s": float(math.exp(x[0])),
+                "gather_efficiency": [
+                    (s, float(min(1.0, math.exp(v))))
+                    for s, v in zip(sizes, x[1 : 1 + n], strict=True)
+                ],
+                "output_efficiency": float(min(1.0, math.exp(x[1 + n]))),
+                "l2_bandwidth_Bps": float(math.exp(x[2 + n])) if fit_l2 else None,
+                "held": dict(held),
+                "residuals": [],
+            }
+        )
+
+    def predict(g: GpuFit) -> np.ndarray:
+        p = g.params()
+        return np.array(
+            [
+                p.gather_time_s(w.lookups, w.row_bytes, w.batch, h)
+                for w, h in zip(wl, hits, strict=True)
+            ]
         )
 
     def resid(x: np.ndarray) -> np.ndarray:
-        g = make(x)
-        return np.log([g.gather_time_s(w.lookups, w.row_bytes) for w in wl]) - np.log(t)
+        return np.log(predict(make(x))) - np.log(t)
 
-    x0 = np.log([a0, *eff0])
-    x, _ = levenberg_marquardt(
-        resid,
-        x0,
-        iters=60,
-        step=1e-4,
-        lo=[math.log(1e-7)] + [math.log(1e-3)] * len(sizes),
-        hi=[math.log(1e-3)] + [0.0] * len(sizes),
-    )
+    x0 = [math.log(a0), *np.log(eff0), math.log(oe0)] + ([math.log(bw0)] if fit_l2 else [])
+    lo = [math.log(1e-7)] + [math.log(1e-3)] * (n + 1) + ([math.log(0.05 * peak)] if fit_l2 else [])
+    hi = [math.log(1e-3)] + [0.0] * (n + 1) + ([math.log(50 * peak)] if fit_l2 else [])
+    x, _ = levenberg_marquardt(resid, x0, iters=80, step=1e-4, lo=lo, hi=hi)
     g = make(x)
     micro = probe.get("micro", {})
     mm = micro.get("matmul")
     if mm and str(mm.get("dtype", "")).endswith("bfloat16"):
-        g.mlp_efficiency = float(np.clip(mm["TFLOPs"] * 1e12 / H100_BF16_PEAK, 1e-3, 1.0))
+        g.mlp_efficiency = float(np.clip(mm["TFLOPs"] * 1e12 / spec.bf16_peak, 1e-3, 1.0))
     else:
         g.mlp_efficiency = 0.6
     h2d = micro.get("h2d_pinned")
     g.pcie_efficiency = float(np.clip(h2d["GBps"] * 1e9 / PCIE5_X16_RAW, 1e-3, 1.0)) if h2d else 0.8
+    pred = predict(g)
     g.residuals = [
         {
             "name": w.name,
             "kind": "embedding_bag",
             "measured_s": float(tt),
-            "predicted_s": g.gather_time_s(w.lookups, w.row_bytes),
-            "residual": g.gather_time_s(w.lookups, w.row_bytes) / float(tt) - 1,
+            "predicted_s": float(pp),
+            "residual": float(pp) / float(tt) - 1,
+            "l2_hit_share": float(s),
             "in_fit": True,
         }
-        for w, tt in zip(wl, t, strict=True)
+        for w, tt, pp, s in zip(wl, t, pred, share, strict=True)
     ]
     return g
 
@@ -549,26 +550,20 @@ def fit_gpu(probe: dict[str, Any], hbm_peak_Bps: float = H100_HBM_PEAK) -> GpuFi
 def gpu_system(hw: Any, gpu: str = "gpu0") -> Any:
     """A one-GPU :class:`~simrec.sim.systems.multi_gpu.MultiGpuSystem` from GPU ``gpu`` of ``hw``
     (its parameters, its PCIe link; a one-member network, so no all-to-all)."""
-    from simrec.sim.components.network import NetDim, NetworkParams
-    from simrec.sim.systems.multi_gpu import MultiGpuSystem
-
     links = [n for n, lk in hw.links.items() if lk.kind == "pcie" and gpu in (lk.endpoints or [])]
-    pcie = [hw.params(links[0])] if links else []
-    if not pcie:
-        from simrec.sim.components.pcie import PcieParams
+    pcie = hw.params(links[0]) if links else None
+    return _one_gpu_system(hw.gpu_params(gpu), pcie)
 
-        pcie = [PcieParams(generation=5, lanes=16)]
-    net = NetworkParams(dims=(NetDim(npus=1, bandwidth_Bps=1e12, latency_s=0.0),), name="none")
-    return MultiGpuSystem(
-        [hw.gpu_params(gpu)],
-        net,
-        pcie,
-        host_capacity_bytes=1e12,
-        gpu_names=[gpu],
-        name=f"{hw.name}:{gpu}",
-    )
+
+def predict_gpu_detail(
+    hw: Any, w: Workload, cache: dict[str, Any] | None = None
+) -> tuple[float, dict[str, float]]:
+    """Multi-GPU model time per batch (s) of ``w`` on one GPU of ``hw`` (HBM-resident table) in
+    the steady state of the probe's measurement (its batches cycled: :func:`_warm_run`), and the
+    simulator's counters per batch (``l2_hit_lookups`` etc.)."""
+    return _warm_run(gpu_system(hw), w, cache)
 
 
 def predict_gpu(hw: Any, w: Workload, cache: dict[str, Any] | None = None) -> float:
-    """Multi-GPU model time per batch (s) of ``w`` on one GPU of ``hw`` (HBM-resident table)."""
-    return predict_system(gpu_system(hw), w, cache)
+    """Multi-GPU model time per batch (s) of ``w`` on one GPU of ``hw`` (warm, as measured)."""
+    return predict_gpu_detail(hw, w, cache)[0]

@@ -7,7 +7,9 @@ Run on the GPU machine::
 It measures, with CUDA events (each point: ``reps`` repetitions of ``iters`` back-to-back calls,
 after a warm-up; the per-call mean of every repetition is recorded):
 
-* device-to-device copy and read (``sum``) bandwidth of HBM; pinned host-to-device copy bandwidth;
+* the GPU (name, SM count, L2 size, memory, compute capability, nvidia-smi clocks and driver);
+* device-to-device copy and read (``sum``) bandwidth of HBM, the read bandwidth of an
+  L2-resident buffer (``sum`` over 8 MiB); pinned host-to-device copy bandwidth;
 * the per-call time of tiny kernels (launch overhead) and of a one-bag ``embedding_bag``;
 * a bf16 8192^3 matrix product (MLP efficiency);
 * random row gathers (``index_select``) of 64/256/512 B rows;
@@ -17,6 +19,10 @@ after a warm-up; the per-call mean of every repetition is recorded):
 It imports nothing from simrec but :mod:`simrec.calibrate.heldout` (numpy only), so it runs where
 simrec's other dependencies are not installed. Fitting and the preset are done by
 ``simrec calibrate --device cuda --from-json probe.json`` on any machine.
+
+Run time on an H100/H200: about 2-3 minutes (most of it generating indices on the host).
+``--device cpu --quick`` runs the same script on torch's CPU backend with small sizes (to test the
+script where no GPU is; the full sizes need tens of GB).
 
 Exit status 2 with a message when torch is missing or no GPU is visible.
 """
@@ -71,7 +77,10 @@ def _cpu_model() -> str:
 
 
 def _smi() -> dict[str, str]:
-    q = "name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,power.limit"
+    q = (
+        "name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,power.limit,"
+        "clocks.sm,clocks.mem,temperature.gpu"
+    )
     try:
         r = subprocess.run(
             ["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"],
@@ -199,11 +208,19 @@ def probe(device: str = "cuda", quick: bool = False, reps: int = 5, log: Any = p
     m["bytes"] = 2 * big
     m["GBps_read_plus_write"] = 2 * big / m["median_s"] / 1e9
     micro["d2d_copy"] = m
+    info["hbm_copy_GBps_read_plus_write"] = m["GBps_read_plus_write"]
     m = timer.measure(lambda i, x=x: x.sum(), reps=reps)
     m["bytes"] = big
     m["GBps_read"] = big / m["median_s"] / 1e9
     micro["read_sum"] = m
     del x, y
+    small = 8 * 2**20  # L2-resident on H100 (50 MB) and H200 (60 MB)
+    xs = torch.empty(small // 4, dtype=torch.float32, device=dev).fill_(1.0)
+    m = timer.measure(lambda i, xs=xs: xs.sum(), reps=reps, max_iters=2000)
+    m["bytes"] = small
+    m["GBps_read"] = small / m["median_s"] / 1e9
+    micro["l2_read_sum"] = m
+    del xs
     if device.startswith("cuda"):
         nh = (64 if quick else 1024) * 2**20
         h = torch.empty(nh, dtype=torch.uint8).pin_memory()
@@ -253,6 +270,7 @@ def probe(device: str = "cuda", quick: bool = False, reps: int = 5, log: Any = p
     micro["gather"] = gathers
     log(
         f"d2d {micro['d2d_copy']['GBps_read_plus_write']:.0f} GB/s, "
+        f"L2 read {micro['l2_read_sum']['GBps_read']:.0f} GB/s, "
         f"matmul {micro['matmul']['TFLOPs']:.0f} TFLOP/s, "
         f"tiny embedding_bag {micro['tiny_embedding_bag']['median_s'] * 1e6:.1f} us"
     )
@@ -263,7 +281,7 @@ def probe(device: str = "cuda", quick: bool = False, reps: int = 5, log: Any = p
     cross = [] if quick else _embedding_points(torch, timer, device, gpu_crosscheck(), reps, log)
     return {
         "kind": "simrec-gpu-probe",
-        "version": 1,
+        "version": 2,
         "quick": quick,
         "machine": info,
         "micro": micro,

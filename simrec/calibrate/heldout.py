@@ -161,18 +161,55 @@ def gpu_heldout(quick: bool = False) -> list[Workload]:
 
 
 def gpu_calibration(quick: bool = False) -> list[Workload]:
-    """GPU calibration points: rows of 32 to 1,280 B (dims 8/16/40/64/128/200/320, the points of
-    the model's gather-efficiency table), pooling 2/8/32, batches 8,192 and 65,536, uniform
-    indices into 10M-row tables (0.32-12.8 GB, far beyond the 50 MB L2)."""
+    """GPU calibration points (version 2 of the probe; version 1 had only the first group):
+
+    * rows of 32 to 1,280 B (dims 8/16/40/64/128/200/320, the points of the model's
+      gather-efficiency table), pooling 2/8/32, batches 8,192 and 65,536, uniform indices into
+      10M-row tables (0.32-12.8 GB, far beyond the L2; the small batches' three cycled batches
+      are L2-resident once warm);
+    * 32-B-sector-aligned power-of-two rows 128 B and 1,024 B (dims 32 and 256), same grid;
+    * pooling 1 (one output row per lookup: the per-bag output term) at dims 8/40/200/320,
+      batch 65,536, and dim 64, batch 16,384, on 10M rows;
+    * L2-resident uniform tables (2-40 MB) and one of ~154 MB (about three L2s: partial hits);
+    * two Zipf(1.05) tables (4M x 128 B, 1M x 512 B).
+
+    Every point differs from every held-out workload of :func:`gpu_heldout` in at least one of
+    (rows, dim, pooling, batch, distribution); of the version-2 points none shares dim, pooling
+    and batch with one (version 1's ``c_d16_l8_b65536`` does with the Zipf held-out
+    ``g_d16_l8_b65536_1.9GB_zipf``, on another table and distribution).
+    """
     if quick:
-        return [
+        out = [
             _w(f"c_d{d}_l{lp}_b4096", 200_000, d, lp, 4096) for d in (16, 64, 128) for lp in (2, 16)
         ]
+        out += [
+            _w("c_d64_l1_b8192", 200_000, 64, 1, 8192),
+            _w("c_d64_l8_b4096_1MiB_uni", 4096, 64, 8, 4096),
+            _w("c_d128_l4_b2048_2MiB_uni", 4096, 128, 4, 2048),
+            _w("c_d32_l8_b2048_zipf", 100_000, 32, 8, 2048, "zipf"),
+        ]
+        return out
     out = []
     for d in (8, 16, 40, 64, 128, 200, 320):
         for lp in (2, 8, 32):
             for b in (8192, 65_536):
                 out.append(_w(f"c_d{d}_l{lp}_b{b}", 10_000_000, d, lp, b))
+    for d in (32, 256):
+        for lp in (2, 8, 32):
+            for b in (8192, 65_536):
+                out.append(_w(f"c_d{d}_l{lp}_b{b}", 10_000_000, d, lp, b))
+    for d in (8, 40, 200, 320):
+        out.append(_w(f"c_d{d}_l1_b65536", 10_000_000, d, 1, 65_536))
+    out.append(_w("c_d64_l1_b16384", 10_000_000, 64, 1, 16_384))
+    out += [
+        _w("c_d128_l4_b32768_2MiB_uni", 4096, 128, 4, 32_768),
+        _w("c_d64_l8_b16384_4MiB_uni", 16_384, 64, 8, 16_384),
+        _w("c_d16_l32_b8192_16MiB_uni", 262_144, 16, 32, 8192),
+        _w("c_d40_l16_b16384_40MB_uni", 250_000, 40, 16, 16_384),
+        _w("c_d64_l16_b65536_154MB_uni", 600_000, 64, 16, 65_536),
+        _w("c_d32_l16_b32768_0.5GB_zipf", 4_000_000, 32, 16, 32_768, "zipf"),
+        _w("c_d128_l8_b16384_0.5GB_zipf", 1_000_000, 128, 8, 16_384, "zipf"),
+    ]
     return out
 
 

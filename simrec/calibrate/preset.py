@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from simrec.calibrate.fit import CpuFit, GpuFit, cpu_system_dict
+from simrec.calibrate.fit import GPU_SPECS, CpuFit, GpuFit, cpu_system_dict
 from simrec.errors import atomic_output
 from simrec.util import jsonable
 
@@ -59,9 +59,9 @@ def render_validation_table(v: dict[str, Any]) -> list[str]:
             f"{'' if sp is None else format(sp, '7.1%')}"
         )
     out.append(
-        "(cache: estimated fraction of lookups on rows that fit the last-level cache (CPU) or "
-        "the L2 (GPU), which the models do not have; spread: (max - min) / median of the "
-        "repetitions)"
+        "(cache: CPU: fraction of lookups on the hottest rows that fit the preset's llc_size "
+        "(a diagnostic; the model's LLC is an LRU of rows, warm); GPU: fraction of lookups the simulator's L2 (an LRU of "
+        "rows, warm) serves; spread: (max - min) / median of the repetitions)"
     )
     out.append(
         f"geomean |error| over {len(v['workloads'])} held-out workloads: "
@@ -115,16 +115,26 @@ def write_cpu_preset(
     data: dict[str, Any],
     fit: CpuFit,
     validation: dict[str, Any] | None = None,
+    probe: dict[str, Any] | None = None,
+    source: str | None = None,
 ) -> Path:
-    """Write the CPU-DRAM preset ``path`` and its JSON record; returns ``path``."""
+    """Write the CPU-DRAM preset ``path`` and its JSON record; returns ``path``. ``probe``: the
+    CPU probe output the measurements came from (kept in the record, with its held-out runs, so
+    that ``simrec validate --measure`` finds them); ``source``: its file name."""
     path = Path(path)
     info = data["machine"]
     name = path.stem
     sysd = cpu_system_dict(fit, name=f"measured_{name}")
     ref = record_path(path).name
+    how = (
+        f"python3 -m simrec.calibrate.cpu_probe ({source or 'probe'}) + simrec calibrate "
+        "--device cpu --from-json"
+        if probe is not None
+        else "simrec calibrate --device cpu"
+    )
     validated, vblock = _validation_block(
-        f"simrec calibrate --device cpu ({'quick' if data['quick'] else 'full'}; embedding-bag "
-        f"impl {data['impl']}, {data['threads']} threads, {data['reps']} repetitions each)",
+        f"{how} ({'quick' if data['quick'] else 'full'}; embedding-bag "
+        f"impl {fit.impl}, {data['threads']} threads, {data['reps']} repetitions each)",
         ref,
         validation,
     )
@@ -151,6 +161,9 @@ def write_cpu_preset(
         f"torch {info.get('torch', '-')}",
         f"date: {info['date_utc']}; load average before {info['loadavg']}, after "
         f"{info.get('loadavg_after')}",
+        f"threads: the preset describes {data['threads']} threads of {fit.impl}'s embedding-bag "
+        f"(cores_per_socket = threads; {info.get('threads_per_core', '?')} threads per core, "
+        f"{info.get('numa_nodes', '?')} NUMA nodes, THP {info.get('thp', '?')})",
         "",
         "measurements (median of the repetitions; spread = (max - min) / median):",
     ]
@@ -159,11 +172,18 @@ def write_cpu_preset(
             f"  {m['name']:34s} {m['rate']:.4g} {m['unit']}/s  ({m['median_s'] * 1e3:.4g} ms, "
             f"spread {m['spread']:.1%})"
         )
+    finals = [g for g in fit.grid if g.get("final")]
     head += [
         "",
-        "fit (simrec.calibrate.fit): lookup_cycles, pool_efficiency, the DRAM data_rate and tFAW "
-        "refined together",
+        "fit (simrec.calibrate.cpufit): for each LLC capacity (a fraction of the sysfs size), the "
+        "data rate on a grid with tFAW, lookup_cycles,",
+        "  pool_efficiency, bag_cycles, call_overhead, llc_bandwidth by Levenberg-Marquardt at "
+        "each, then all seven together; the capacity with",
+        "  the least squared log error over the embedding-bag calibration points and the "
+        "all-thread gathers is kept",
         f"  start: {json.dumps({k: float(f'{v:.4g}') for k, v in fit.initial.items()})}",
+        "  objective by LLC fraction: "
+        + (", ".join(f"{g['llc_fraction']:g}: {g['cost']:.4g}" for g in finals) or "not run"),
         f"  rms log residual over the fitted points: {fit.rms_log_residual():.3f}",
         "residuals (model / measured - 1):",
     ]
@@ -176,12 +196,15 @@ def write_cpu_preset(
         "sources: [measured] = this run; [assumption] = a stated choice (see simrec.calibrate.fit)",
         "cpu0: cores [measured: usable CPUs]; frequency [measured: /proc/cpuinfo]; "
         "flops_per_cycle [assumption from the ISA flags];",
-        "      pool_efficiency, lookup_cycles [fitted]; mlp_efficiency [measured SGEMM / peak]; "
-        "llc_size [measured: sysfs]",
-        "dram0: an effective memory, not the DIMMs: data_rate and tFAW [fitted], CL = tRCD = tRP "
-        "= chase latency / 3 [measured],",
-        "       one channel, one rank, one bank group of 16 banks [assumption]; "
-        "capacity [measured: MemTotal]",
+        "      pool_efficiency, lookup_cycles, bag_cycles, call_overhead, llc_bandwidth [fitted]; "
+        "mlp_efficiency [measured SGEMM / peak];",
+        "      llc_size [fitted: a fraction of the largest sysfs cache, "
+        f"{fit.initial.get('llc_nominal_bytes', 0) / 2**20:g} MiB]",
+        "dram0: an effective memory, not the DIMMs: data_rate and tFAW [fitted], CL = chase "
+        "latency - 2 cycles [measured],",
+        f"       one channel, {fit.ranks} ranks of one bank group of {fit.banks} banks, tRCD = tRP "
+        "= tRAS = tRRD = 1 nCK [assumption: simrec.calibrate.cpufit]; capacity [measured: "
+        "MemTotal]",
     ]
     text = _comment(head) + _dump(doc)
     record = {
@@ -193,6 +216,8 @@ def write_cpu_preset(
         "fit": {k: v for k, v in fit.__dict__.items() if k != "residuals"},
         "residuals": fit.residuals,
         "validation": validation,
+        "probe": probe,
+        "source": source,
     }
     del dev
     _write(path, text, record)
@@ -208,10 +233,13 @@ def write_gpu_preset(
     gpus: int = 8,
     source: str | None = None,
 ) -> Path:
-    """Write a multi-GPU preset that ``extends`` ``base`` with the fitted per-GPU parameters
-    (every ``gpu0..gpu{gpus-1}``, every ``pcie0..``); returns ``path``."""
+    """Write a multi-GPU preset that ``extends`` ``base`` (the 8 x H100 SXM server) with the
+    fitted per-GPU parameters (every ``gpu0..gpu{gpus-1}``, every ``pcie0..``) and, for a GPU other
+    than the H100 (the fit's ``gpu_model``, :data:`~simrec.calibrate.fit.GPU_SPECS`), that GPU's
+    HBM (peak, capacity) and L2 size in every ``hbm0..``; returns ``path``."""
     path = Path(path)
     info = probe["machine"]
+    spec = GPU_SPECS[fit.gpu_model]
     micro = probe.get("micro", {})
     ref = record_path(path).name
     validated, vblock = _validation_block(
@@ -220,23 +248,37 @@ def write_gpu_preset(
         ref,
         validation,
     )
-    gpu_over = {
+    gpu_over: dict[str, Any] = {
         "description": f"{info.get('gpu_name')}, per-GPU parameters measured on one GPU",
+        "l2_size": f"{int(fit.l2_bytes or spec.l2_bytes)} B",
         "kernel_launch_overhead": f"{fit.kernel_launch_s * 1e6:.4g} us",
         "mlp_efficiency": round(fit.mlp_efficiency, 4),
         "gather_efficiency": [
             {"row_bytes": f"{rb} B", "efficiency": round(e, 4)} for rb, e in fit.gather_efficiency
         ],
+        # None deletes an inherited key (the mechanism is then not modelled)
+        "output_efficiency": None
+        if fit.output_efficiency is None
+        else round(fit.output_efficiency, 4),
+        "l2_bandwidth": None
+        if fit.l2_bandwidth_Bps is None
+        else f"{fit.l2_bandwidth_Bps / 1e12:.4g} TB/s",
     }
-    devices = {f"gpu{i}": dict(gpu_over) for i in range(gpus)}
+    if info.get("sms"):
+        gpu_over["sms"] = int(info["sms"])
+    devices: dict[str, Any] = {f"gpu{i}": dict(gpu_over) for i in range(gpus)}
+    if spec.hbm_yaml:
+        devices.update({f"hbm{i}": dict(spec.hbm_yaml) for i in range(gpus)})
     links = {f"pcie{i}": {"efficiency": round(fit.pcie_efficiency, 4)} for i in range(gpus)}
     doc = {
         "extends": base,
         "name": f"{path.stem}_measured",
         "description": (
-            f"The {base} preset with its GPUs' launch overhead, gather efficiency and MLP "
-            f"efficiency, and the PCIe efficiency, measured on one {info.get('gpu_name')} on "
-            f"{info.get('date_utc')} (the NVLink network is not measured: it keeps {base}'s values)"
+            f"The {base} preset with its GPUs' launch overhead, gather, output and MLP "
+            f"efficiencies, L2 size and bandwidth, and the PCIe efficiency, measured on one "
+            f"{info.get('gpu_name')} on {info.get('date_utc')}"
+            + (f", and the {spec.label}'s HBM" if spec.hbm_yaml else "")
+            + f" (the NVLink network is not measured: it keeps {base}'s values)"
         ),
         "validated": validated,
         "validation": vblock,
@@ -271,6 +313,20 @@ def write_gpu_preset(
         head.append(
             f"  {k:20s} {m['median_s'] * 1e6:10.2f} us/call {extra} (spread {m['spread']:.1%})"
         )
+    head += [
+        "",
+        f"fit (simrec.calibrate.fit.fit_gpu, {spec.label}, HBM peak "
+        f"{fit.hbm_peak_Bps / 1e12:.3g} TB/s, L2 {fit.l2_bytes / 2**20:.0f} MiB):",
+        f"  launch {fit.kernel_launch_s * 1e6:.3g} us, output efficiency "
+        f"{fit.output_efficiency if fit.output_efficiency is None else round(fit.output_efficiency, 4)}"
+        f", L2 bandwidth "
+        + (
+            "not modelled"
+            if fit.l2_bandwidth_Bps is None
+            else f"{fit.l2_bandwidth_Bps / 1e12:.3g} TB/s"
+        ),
+    ]
+    head += [f"  held: {k}: {v}" for k, v in fit.held.items()]
     head += ["", "embedding_bag (sum, fp32) calibration runs: residuals of the fitted model"]
     head += ["  " + ln for ln in _resid_lines(fit.residuals)]
     cross = probe.get("crosscheck") or []
@@ -286,9 +342,13 @@ def write_gpu_preset(
         head += ["  " + ln for ln in render_validation_table(validation)]
     head += [
         "",
-        "sources: kernel_launch_overhead, gather_efficiency [fitted to the calibration runs above,",
-        "against the 3.35 TB/s HBM3 peak]; mlp_efficiency [measured bf16 matmul / 989.4 TFLOP/s];",
-        "pcie efficiency [measured pinned H2D / 63.02 GB/s]",
+        "sources: kernel_launch_overhead, gather_efficiency, output_efficiency, l2_bandwidth "
+        "[fitted to the calibration runs above,",
+        f"against the {fit.hbm_peak_Bps / 1e12:.3g} TB/s HBM peak]; l2_size, sms [measured: torch "
+        "device properties];",
+        f"mlp_efficiency [measured bf16 matmul / {spec.bf16_peak / 1e12:.1f} TFLOP/s]; pcie "
+        "efficiency [measured pinned H2D / 63.02 GB/s]",
+        f"{spec.label}: {spec.sources}",
     ]
     text = _comment(head) + _dump(doc)
     record = {

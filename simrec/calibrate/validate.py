@@ -1,8 +1,10 @@
 """``simrec validate --measure``: measured vs predicted embedding-bag time on held-out workloads.
 
 For a CPU preset every workload of :func:`simrec.calibrate.heldout.cpu_heldout` is run on this
-machine (the embedding-bag implementation and thread count the preset was calibrated with) and
-predicted by :class:`~simrec.sim.systems.cpu_dram.CpuDramSystem` built from the preset; for a GPU
+machine (the embedding-bag implementation and thread count the preset was calibrated with), or its
+time is taken from a CPU probe run (``--probe-json``, or the probe stored in the preset's JSON
+record), and predicted by :class:`~simrec.sim.systems.cpu_dram.CpuDramSystem` built from the
+preset, in the warm state of the measurement (:func:`simrec.calibrate.cpufit.steady_detail`); for a GPU
 preset the held-out times come from a GPU probe run (``--probe-json``, or the probe stored in the
 preset's JSON record, or a live probe when this machine has a CUDA GPU) and are predicted by
 :class:`~simrec.sim.systems.multi_gpu.MultiGpuSystem` with one GPU of the preset.
@@ -27,7 +29,20 @@ from simrec.calibrate.heldout import Workload, cpu_heldout
 from simrec.errors import SimrecError, atomic_output
 from simrec.util import jsonable
 
-__all__ = ["run_measure_validation", "summarise", "load_record"]
+__all__ = [
+    "run_measure_validation",
+    "summarise",
+    "load_record",
+    "check_cpu_probe",
+    "read_cpu_probe",
+    "CPU_PROBE_KIND",
+]
+
+
+def record_path_of(hw_path: str | Path) -> Path:
+    from simrec.calibrate.preset import record_path
+
+    return record_path(hw_path)
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -61,10 +76,10 @@ def load_record(hw_path: str | Path) -> dict[str, Any] | None:
 
 
 def _gpu_rows(hw: Any, probe: dict[str, Any], say: Callable[[str], None]) -> list[dict[str, Any]]:
-    from simrec.calibrate.fit import predict_gpu
-    from simrec.calibrate.whatif import cache_hit_estimate
+    from simrec.calibrate.fit import l2_warm_hits, predict_gpu_detail
 
-    l2 = float(probe.get("machine", {}).get("l2_bytes") or 50e6)
+    gp = hw.gpu_params(next(iter(hw.devices_of_kind("gpu"))))
+    l2 = float(gp.l2_bytes or probe.get("machine", {}).get("l2_bytes") or 50e6)
 
     def key(w: Workload) -> tuple[int, int, int, int, str]:
         return (w.rows, w.dim, w.pooling, w.batch, w.dist)
@@ -76,7 +91,12 @@ def _gpu_rows(hw: Any, probe: dict[str, Any], say: Callable[[str], None]) -> lis
         if key(w) in calib:  # identical to a calibration run: not held out
             say(f"{w.name}: skipped, it is one of the calibration runs")
             continue
-        pred = predict_gpu(hw, w)
+        pred, counters = predict_gpu_detail(hw, w)
+        # the share of lookups the simulator's L2 (LRU, warm) serves; when the preset does not
+        # model the L2, the same LRU with the preset's L2 size (what it would serve)
+        hits = counters.get("l2_hit_lookups")
+        if hits is None:
+            hits = l2_warm_hits(w, l2)
         rows.append(
             {
                 "name": w.name,
@@ -85,7 +105,8 @@ def _gpu_rows(hw: Any, probe: dict[str, Any], say: Callable[[str], None]) -> lis
                 "spread": float(m["spread"]),
                 "workload": w.to_dict(),
                 "unique_rows": m.get("unique_rows"),
-                "cache_hit_estimate": cache_hit_estimate(w, l2),
+                "cache_hit_estimate": float(hits) / w.lookups,
+                "l2_modelled": bool(gp.l2_modelled),
             }
         )
         say(f"{w.name}: measured {m['median_s'] * 1e3:.4f} ms, predicted {pred * 1e3:.4f} ms")
@@ -98,6 +119,98 @@ def _gpu_rows(hw: Any, probe: dict[str, Any], say: Callable[[str], None]) -> lis
     return rows
 
 
+CPU_PROBE_KIND = "simrec-cpu-probe"
+_MEAS_KEYS = ("name", "unit", "work", "times_s", "median_s", "spread", "params")
+
+
+def check_cpu_probe(probe: Any, path: str | Path | None = None) -> dict[str, Any]:
+    """Check the structure of a ``python3 -m simrec.calibrate.cpu_probe`` output; returns it.
+
+    Raises :class:`SimrecError` naming what is missing (another tool's JSON, a truncated or
+    hand-edited file)."""
+    fix = "give the JSON written by python3 -m simrec.calibrate.cpu_probe --out (re-run it)"
+    if not isinstance(probe, dict) or probe.get("kind") != CPU_PROBE_KIND:
+        kind = probe.get("kind") if isinstance(probe, dict) else type(probe).__name__
+        raise SimrecError(
+            f"not a CPU probe output (kind {kind!r}, expected {CPU_PROBE_KIND!r})",
+            path=path,
+            fix=fix,
+        )
+    cal = probe.get("calibration")
+    if not isinstance(cal, dict) or cal.get("kind") != "simrec-cpu-calibration":
+        raise SimrecError(
+            "the CPU probe output has no calibration measurements",
+            path=path,
+            where="calibration",
+            fix=fix,
+        )
+    for part, ms in (("calibration.measurements", cal.get("measurements")),
+                     ("heldout", probe.get("heldout"))):  # fmt: skip
+        if not isinstance(ms, list) or not ms:
+            raise SimrecError(f"the CPU probe output has no {part}", path=path, where=part, fix=fix)
+        for i, m in enumerate(ms):
+            miss = [k for k in _MEAS_KEYS if not isinstance(m, dict) or k not in m]
+            if miss:
+                raise SimrecError(
+                    f"measurement {i} of {part} lacks {', '.join(miss)}",
+                    path=path,
+                    where=f"{part}[{i}]",
+                    fix=fix,
+                )
+    for k in ("machine", "threads", "impl"):
+        if k not in cal:
+            raise SimrecError(
+                f"the CPU probe's calibration part lacks {k!r}",
+                path=path,
+                where=f"calibration.{k}",
+                fix=fix,
+            )
+    return probe
+
+
+def read_cpu_probe(path: str | Path) -> dict[str, Any]:
+    """Read and check a CPU probe JSON (:func:`check_cpu_probe`)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise SimrecError(
+            f"cannot read the CPU probe output ({e.strerror or e})",
+            path=path,
+            fix="give the path of the JSON written by python3 -m simrec.calibrate.cpu_probe",
+        ) from None
+    try:
+        probe = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SimrecError(
+            f"the CPU probe output is not valid JSON ({e.msg} at line {e.lineno}; truncated?)",
+            path=path,
+            fix="copy the whole file again, or re-run python3 -m simrec.calibrate.cpu_probe",
+        ) from None
+    return check_cpu_probe(probe, path)
+
+
+def _probe_heldout(
+    probe: dict[str, Any], impl: str, threads: int, path: str | Path | None
+) -> dict[str, dict[str, Any]]:
+    """Held-out measurements of ``impl`` on ``threads`` threads, by workload name."""
+    out = {}
+    for m in probe["heldout"]:
+        q = m["params"]
+        if q.get("impl") == impl and int(q.get("threads", -1)) == threads:
+            out[q["workload"]["name"]] = m
+    if not out:
+        have = sorted(
+            {(m["params"].get("impl"), m["params"].get("threads")) for m in probe["heldout"]}
+        )
+        raise SimrecError(
+            f"the CPU probe has no held-out runs of {impl} on {threads} threads (it has {have})",
+            path=path,
+            where="heldout",
+            fix="validate the preset fitted from this probe, or pass --impl/--threads as measured",
+        )
+    return out
+
+
 def _cpu_rows(
     hw: Any,
     workloads: list[Workload],
@@ -105,26 +218,40 @@ def _cpu_rows(
     threads: int,
     reps: int,
     say: Callable[[str], None],
+    measured: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    from simrec.calibrate.bench_cpu import EmbeddingRunner, measure_workload
+    """Measure (or take from ``measured``, a probe's held-out runs by name) and predict each
+    workload; the prediction is the simulator's own (:func:`simrec.calibrate.fit.predict_detail`,
+    warm state)."""
+    from simrec.calibrate.bench_cpu import EmbeddingRunner, Measurement, measure_workload
     from simrec.calibrate.fit import predict_detail
     from simrec.calibrate.whatif import cache_hit_estimate
     from simrec.sim.systems.cpu_dram import CpuDramSystem
 
     system = CpuDramSystem.from_hw(hw)
     llc = float(max(d.llc_size for d in hw.devices_of_kind("cpu").values()))
-    runner = EmbeddingRunner(impl, threads)
+    runner = EmbeddingRunner(impl, threads) if measured is None else None
     rows = []
     try:
         for w in workloads:
-            m = measure_workload(runner, w, reps)
+            if runner is not None:
+                m = measure_workload(runner, w, reps)
+            else:
+                if w.name not in measured:
+                    say(f"{w.name}: not in the probe's held-out runs, skipped")
+                    continue
+                m = Measurement.from_dict(measured[w.name])
+                mw = Workload.from_dict(m.params["workload"])
+                if mw != w:
+                    raise SimrecError(
+                        f"the probe's held-out workload {w.name!r} differs from simrec's "
+                        f"({mw} vs {w})",
+                        where="heldout",
+                        fix="run the probe of this simrec version",
+                    )
             meas = m.median_s / m.work
             pred, parts = predict_detail(system, w)
             hit = cache_hit_estimate(w, llc)
-            # what-if (diagnostic): the DRAM reads thinned by the rows an LLC would hold
-            whatif = max(
-                parts.get("embedding_pool", 0.0), parts.get("embedding_dram", 0.0) * (1 - hit)
-            )
             rows.append(
                 {
                     "name": w.name,
@@ -133,11 +260,12 @@ def _cpu_rows(
                     "spread": m.spread,
                     "times_s": m.times_s,
                     "workload": w.to_dict(),
-                    "unique_rows": m.params["unique"],
+                    "unique_rows": m.params.get("unique"),
                     "cache_hit_estimate": hit,
                     "predicted_pool_s": parts.get("embedding_pool"),
                     "predicted_dram_s": parts.get("embedding_dram"),
-                    "whatif_llc_s": whatif,
+                    "predicted_llc_s": parts.get("embedding_llc"),
+                    "predicted_overhead_s": parts.get("embedding_overhead"),
                 }
             )
             say(
@@ -145,7 +273,12 @@ def _cpu_rows(
                 f"({pred / meas - 1:+.1%}, spread {m.spread:.1%})"
             )
     finally:
-        runner.close()
+        if runner is not None:
+            runner.close()
+    if not rows:
+        raise SimrecError(
+            "no held-out workload was measured", where="heldout", fix="check the probe output"
+        )
     return rows
 
 
@@ -167,7 +300,9 @@ def run_measure_validation(
     Args:
         hw_path: a hardware YAML (a measured preset, or any cpu_dram / multi_gpu config).
         quick: the small CI set (CPU: 4 workloads on tables <= 64 MiB).
-        probe_json: GPU presets: a ``gpu_probe`` output to take the measured times from.
+        probe_json: a ``gpu_probe`` (GPU presets) or ``cpu_probe`` (CPU presets) output to
+            take the measured held-out times from instead of measuring here (a CPU preset fitted
+            from a probe finds it in its JSON record without this).
         impl: CPU embedding-bag implementation (``torch``/``numba``; default: the one the
             preset was calibrated with, else numba).
         threads: CPU threads (default: the preset's cores).
@@ -232,27 +367,39 @@ def run_measure_validation(
                 fix="validate a cpu_dram or multi_gpu preset",
             )
         bench = (rec or {}).get("benchmarks") or {}
-        impl = impl or bench.get("impl") or "numba"
-        if impl == "torch" and not torch_available():
+        impl = impl or (rec or {}).get("fit", {}).get("impl") or bench.get("impl") or "numba"
+        cores = sum(d.cores for d in hw.devices_of_kind("cpu").values())
+        threads = threads or cores
+        cprobe = None
+        if probe_json is not None:
+            cprobe = read_cpu_probe(probe_json)
+        elif rec is not None and rec.get("probe"):
+            cprobe = check_cpu_probe(rec["probe"], record_path_of(hw_path))
+        if cprobe is None and impl == "torch" and not torch_available():
             raise SimrecError(
                 "PyTorch is not installed but the preset was calibrated with torch's embedding_bag",
                 where="--impl",
                 fix="pip install torch==2.13.0, or pass --impl numba (and calibrate with it)",
             )
-        cores = sum(d.cores for d in hw.devices_of_kind("cpu").values())
-        threads = threads or cores
-        reps = reps or (3 if quick else 5)
+        if cprobe is not None:
+            quick = bool(cprobe.get("quick", quick))
+            reps = int(cprobe.get("reps") or 0)
+            measured = _probe_heldout(cprobe, impl, threads, probe_json)
+            info = dict(cprobe["machine"])
+        else:
+            reps = reps or (3 if quick else 5)
+            measured = None
+            info = machine_info()
         wls = workloads or cpu_heldout(quick)
-        info = machine_info()
-        rows = _cpu_rows(hw, wls, impl, threads, reps, say)
-        info["loadavg_after"] = machine_info()["loadavg"]
+        rows = _cpu_rows(hw, wls, impl, threads, reps, say, measured)
+        if cprobe is None:
+            info["loadavg_after"] = machine_info()["loadavg"]
         out = summarise(rows)
-        wi = np.array([max(abs(r["whatif_llc_s"] / r["measured_s"] - 1), 1e-4) for r in rows])
-        out["whatif_llc_geomean_abs_error"] = float(np.exp(np.mean(np.log(wi))))
         out.update(
             device="cpu",
             machine=info,
-            date_utc=date,
+            date_utc=info.get("date_utc", date) if cprobe is not None else date,
+            source="cpu probe" if cprobe is not None else "measured here",
             impl=impl,
             threads=threads,
             reps=reps,
@@ -288,7 +435,10 @@ def _record(hw_path: str | Path, rec: dict[str, Any] | None, result: dict[str, A
     v = jsonable(result)
     if rec["device"] == "cpu":
         fit = CpuFit(**{**rec["fit"], "residuals": rec["residuals"]})
-        write_cpu_preset(hw_path, rec["benchmarks"], fit, validation=v)
+        write_cpu_preset(
+            hw_path, rec["benchmarks"], fit, validation=v, probe=rec.get("probe"),
+            source=rec.get("source"),
+        )  # fmt: skip
     else:
         f = dict(rec["fit"])
         f["gather_efficiency"] = [tuple(x) for x in f["gather_efficiency"]]

@@ -4,9 +4,10 @@ explains. Diagnostics only — the simulator does not use them.
 * :func:`cache_hit_estimate`: the fraction of a workload's lookups that fall on rows a cache of
   ``cache_bytes`` can hold (the hottest rows: uniform ``K / rows``, Zipf the CDF at ``K``), from
   the workload's own index distribution.
-* :func:`gpu_output_write_whatif`: refit the GPU gather formula with one extra term for the pooled
-  outputs, ``batch * row_bytes / (write_efficiency * hbm_peak)`` (the current model charges only
-  the rows read), on the same calibration runs, and report the held-out error it would reach.
+* :func:`gpu_output_write_whatif`: refit the reads-only GPU gather formula with one extra term for
+  the pooled outputs, ``batch * row_bytes / (write_efficiency * hbm_peak)``, on the same
+  calibration runs, and report the held-out error it would reach (the what-if that motivated the
+  model's ``output_efficiency``, kept for reference; it has no L2 term).
 """
 
 from __future__ import annotations

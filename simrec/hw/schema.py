@@ -259,9 +259,11 @@ class CpuDevice(DeviceBase):
     """One CPU device (by default one socket): cores, clock, SIMD throughput, stated efficiencies.
 
     The CPU model (``simrec.sim.components.cpu``) charges ``lookup_cycles`` of index/address work
-    per looked-up row, pooling adds at ``pool_efficiency`` of the SIMD peak, and MLP FLOPs at
-    ``mlp_efficiency`` of the SIMD peak; the row bytes themselves come from the attached memory's
-    model. The efficiencies and cycle count are stated parameters, to be calibrated.
+    per looked-up row, pooling adds at ``pool_efficiency`` of the SIMD peak, ``bag_cycles`` per bag,
+    ``call_overhead`` per embedding-bag call, and MLP FLOPs at ``mlp_efficiency`` of the SIMD peak;
+    the row bytes themselves come from the attached memory's model, or from the LLC when
+    ``llc_bandwidth`` is given. The efficiencies and cycle counts are stated parameters, to be
+    calibrated (``simrec calibrate``).
     """
 
     kind: Literal["cpu"] = "cpu"
@@ -280,6 +282,18 @@ class CpuDevice(DeviceBase):
         description="cycles of index load, address arithmetic and loop overhead per lookup"
     )
     llc_size: Bytes = Field(description="last-level cache per socket")
+    llc_bandwidth: Bandwidth | None = Field(
+        None,
+        description="rate at which the cores read embedding rows that hit in the LLC; given, the "
+        "cpu_dram system keeps an LRU of llc_size bytes of rows across batches and sends only "
+        "the misses to DRAM (omitted: no LLC model, every distinct row of a batch from DRAM)",
+    )
+    bag_cycles: NonNegativeNumber = Field(
+        0.0, description="cycles per pooled bag (offsets, output row, loop over bags)"
+    )
+    call_overhead: Time0 = Field(
+        0.0, description="time per embedding-bag call (one per table and batch): thread dispatch"
+    )
     energy: CpuEnergy = CpuEnergy()
 
     @property
@@ -305,6 +319,10 @@ class CpuDevice(DeviceBase):
             pool_efficiency=self.pool_efficiency,
             lookup_cycles=self.lookup_cycles,
             name=name,
+            bag_cycles=self.bag_cycles,
+            call_overhead_s=self.call_overhead,
+            llc_bytes=self.llc_size,
+            llc_bandwidth_Bps=self.llc_bandwidth or 0.0,
         )
 
 
@@ -611,7 +629,12 @@ class GatherPoint(_Base):
 class GpuDevice(DeviceBase):
     """A GPU: SMs, clock, FP32/BF16 throughput, L2, kernel launch overhead, and the fraction of HBM
     peak that an embedding gather reaches as a function of row size (interpolated linearly in
-    log2(row size), clamped at the ends). Its memory is an ``hbm`` device ``attached_to`` it."""
+    log2(row size), clamped at the ends). Its memory is an ``hbm`` device ``attached_to`` it.
+
+    Optional, off when left out (so older presets predict what they did): ``output_efficiency``
+    charges the pooled output rows of a gather (one per bag) at that fraction of the HBM peak, and
+    ``l2_bandwidth`` serves the lookups that an LRU of ``l2_size`` over rows would hit at that
+    rate (see :mod:`simrec.sim.components.gpu`)."""
 
     kind: Literal["gpu"] = "gpu"
     sms: Count
@@ -623,6 +646,16 @@ class GpuDevice(DeviceBase):
     mlp_dtype: Literal["fp32", "bf16"] = Field("bf16", description="datatype of the MLP GEMMs")
     mlp_efficiency: Fraction = Field(description="fraction of the dtype's peak the MLPs reach")
     gather_efficiency: list[GatherPoint] = Field(min_length=1)
+    output_efficiency: Fraction | None = Field(
+        None,
+        description="fraction of the HBM peak at which pooled output rows (one per bag) are "
+        "written; omitted = outputs not charged",
+    )
+    l2_bandwidth: Bandwidth | None = Field(
+        None,
+        description="rate at which lookups that hit the L2 are served (bytes of whole 32 B "
+        "sectors); omitted = the L2 is not modelled",
+    )
     energy: GpuEnergy = GpuEnergy()
 
     @property
@@ -645,6 +678,10 @@ class GpuDevice(DeviceBase):
             gather_efficiency=tuple(
                 (int(p.row_bytes), p.efficiency) for p in self.gather_efficiency
             ),
+            sm_count=self.sms,
+            output_efficiency=self.output_efficiency,
+            l2_bytes=float(self.l2_size),
+            l2_bandwidth_Bps=self.l2_bandwidth,
         )
 
     @field_validator("gather_efficiency")

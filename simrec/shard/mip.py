@@ -16,7 +16,9 @@ Strategies: ``full`` solves this model directly (small instances). ``lns`` (mip-
 solves the LP relaxation of the *full* model for a proven lower bound, starts from the best
 heuristic, and improves it by re-solving the MIP restricted to the tables of two devices (the
 slowest and one other), accepting a move when the pair's slower device gets faster without the
-global objective getting worse. The gap is always reported against a bound of the full problem.
+global objective getting worse. The gap is always reported against a bound of the full problem:
+the LP bound or a combinatorial one (:func:`combinatorial_bounds`: single table, weighted packing
+with its top-i term, and the busiest device's exact MIP), which also cuts ``z`` in ``full``.
 
 What it leaves out: row-wise splitting of a table over devices, hot-row replication, and any
 randomness in the cost (it plans on mean look-ups per batch).
@@ -24,9 +26,12 @@ randomness in the cost (it plans on mean look-ups per batch).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import os
 import re
+import sys
 import tempfile
 import time
 import warnings
@@ -56,9 +61,13 @@ __all__ = [
     "ShardResult",
     "solve",
     "build_model",
+    "busiest_device_bound",
+    "combinatorial_bounds",
     "describe_assignment",
+    "makespan_bound",
     "plan_from_assignment",
     "result_plan",
+    "trivial_bound",
 ]
 
 SOLVERS = ("highs", "cbc")
@@ -68,6 +77,17 @@ AUTO_FULL_MAX_BINARIES = 6000
 SYMMETRY_MAX_TABLES = 64
 #: LNS sub-problems above this many variables run without HiGHS presolve (see _sub_move)
 SUB_PRESOLVE_MAX_VARIABLES = 10000
+#: the busiest-device bound (busiest_device_bound) runs while one device class's sub-MIP has at
+#: most this many binaries, within this many seconds in all
+COUNT_BOUND_MAX_BINARIES = 20000
+#: ... and while the busiest device holds at most this many tables (with more, one table's
+#: integrality is a small share of a device's time, and the LP bound is the one that matters)
+COUNT_BOUND_MAX_TABLES = 16
+COUNT_BOUND_TIME_LIMIT = 5.0
+#: ... and stops once it cannot close more than this share of the open gap (busiest_device_bound)
+COUNT_BOUND_FUTILE = 0.1
+#: ... and, once its bound proves the gap target, still runs this long towards a full proof
+COUNT_BOUND_GOAL_GRACE = 1.0
 
 
 @dataclass
@@ -91,6 +111,9 @@ class SolveRecord:
     lns_moves: int = 0
     lns_subsolves: int = 0
     notes: list[str] = field(default_factory=list)
+    #: the combinatorial lower bounds on the makespan, by name (``single_table``, ``packing``,
+    #: ``busiest_device``; 0 where not computed), and ``energy`` (energy weight x least energy)
+    bounds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +134,7 @@ class SolveRecord:
             "lns_moves": self.lns_moves,
             "lns_subsolves": self.lns_subsolves,
             "notes": list(self.notes),
+            "bounds_s": dict(self.bounds),
         }
 
 
@@ -476,6 +500,30 @@ def _start_values(opts: OptionSet, model: _Model, a: Assignment) -> dict[str, fl
     return vals
 
 
+class _HiGHSInterrupt(pulp.HiGHS):
+    """pulp.HiGHS that interrupts a MIP when ``stop(primal, dual)`` (HiGHS's current primal and
+    dual bounds, model units) returns True; the dual bound stays valid."""
+
+    def __init__(self, stop: Any = None, **kw: Any):
+        super().__init__(**kw)
+        self._stop = stop
+
+    def callSolver(self, lp: pulp.LpProblem) -> None:  # noqa: N802 - PuLP's name
+        h = lp.solverModel
+        stop = self._stop
+        if stop is not None and hasattr(h, "cbMipInterrupt"):
+
+            def on_interrupt(e: Any) -> None:
+                try:
+                    if stop(float(e.data_out.mip_primal_bound), float(e.data_out.mip_dual_bound)):
+                        e.interrupt()
+                except Exception:  # noqa: BLE001 - never let a callback break the solve
+                    pass
+
+            h.cbMipInterrupt.subscribe(on_interrupt)
+        h.run()
+
+
 class _HiGHSWarm(pulp.HiGHS):
     """pulp.HiGHS that hands a start solution to HiGHS (``setSolution``) before ``run()``."""
 
@@ -520,6 +568,7 @@ def _run(
     prob = model.prob
     t0 = time.perf_counter()
     if solver == "highs":
+        _quiet_highs()
         extra = {} if presolve else {"presolve": "off"}
         s = _HiGHSWarm(
             start=start if mip else None,
@@ -657,8 +706,21 @@ def solve(
     nbin = opts.total_options()
     if strategy == "auto":
         strategy = "full" if (nbin <= AUTO_FULL_MAX_BINARIES or solver == "cbc") else "lns"
+    bounds = combinatorial_bounds(
+        opts,
+        incumbent=None if best is None else best[1].objective,
+        gap=gap,
+        time_limit=COUNT_BOUND_TIME_LIMIT
+        if time_limit is None
+        else min(COUNT_BOUND_TIME_LIMIT, 0.25 * time_limit),
+        threads=threads,
+    )
+    ms_bound = max(bounds["single_table"], bounds["packing"], bounds["busiest_device"])
+    comb = ms_bound + bounds["energy"]
     if strategy == "full":
-        res = _solve_full(opts, solver, time_limit, gap, best if warm_start else None, threads)
+        res = _solve_full(
+            opts, solver, time_limit, gap, best if warm_start else None, threads, ms_bound
+        )
     else:
         if best is None:
             raise ConfigError(
@@ -666,8 +728,11 @@ def solve(
                 where="sharding problem",
                 fix="use --strategy full, add devices or larger tiers",
             )
-        res = _solve_lns(opts, solver, time_limit, gap, best[0], threads, sub_time_limit, t_start)
+        res = _solve_lns(
+            opts, solver, time_limit, gap, best[0], threads, sub_time_limit, t_start, comb
+        )
     a, rec = res
+    rec.bounds = dict(bounds)
     if best is not None:
         rec.start = best_name
         rec.start_objective = best[1].objective
@@ -685,14 +750,41 @@ def solve(
         a, ev = best[0], best[1]
         rec.notes.append(f"the heuristic '{best_name}' beat the solver's plan and is returned")
     rec.objective = ev.objective
-    triv = trivial_bound(opts)
-    if not rec.bound >= triv:
-        rec.bound = triv
+    if not rec.bound >= comb:
+        rec.bound = comb
         if rec.strategy != "lns":
             rec.notes.append(
-                "bound from the combinatorial bound (single table / weighted packing; the full "
-                "model also gets it as z >= bound); the solver proved none better"
+                "bound from the combinatorial bounds (single table / weighted packing / busiest "
+                "device; the full model also gets them as z >= bound); the solver proved none "
+                "better"
             )
+    target = gap if gap is not None else 1e-4
+    if (
+        _gap(rec.objective, rec.bound) > target
+        and best is not None
+        and rec.objective < best[1].objective * (1 - 1e-9)
+    ):
+        # the search improved on the start: the busiest-device bound may now be worth its MIP
+        # (it stops early when it cannot close a useful share of the gap to the incumbent)
+        left = COUNT_BOUND_TIME_LIMIT
+        if time_limit is not None:
+            left = min(left, max(1.0, t_start + time_limit - time.perf_counter()))
+        again = busiest_device_bound(
+            opts,
+            cap=rec.objective - bounds["energy"],
+            goal=rec.objective * (1 - target) - bounds["energy"],
+            time_limit=left,
+            threads=threads,
+            floor=max(ms_bound, rec.bound - bounds["energy"]),
+        )
+        if again > bounds["busiest_device"]:
+            rec.bounds["busiest_device"] = again
+            if again + bounds["energy"] > rec.bound:
+                rec.bound = again + bounds["energy"]
+                rec.notes.append("bound from the busiest-device bound, rerun after the search")
+                if _gap(rec.objective, rec.bound) <= target and not rec.status.startswith("Opt"):
+                    rec.notes.append(f"solver status was '{rec.status}'")
+                    rec.status = "Gap limit reached"
     if rec.bound > rec.objective:
         rec.bound = rec.objective
     rec.objective, rec.bound = float(rec.objective), float(rec.bound)
@@ -752,6 +844,7 @@ def _best_weights_lp(
                 f"v{i}_{o}",
                 float(out[int(t)]) / scale,
             )
+    _quiet_highs()
     lp.solve(pulp.HiGHS(msg=False))
     if lp.status != pulp.LpStatusOptimal:
         return 0.0
@@ -763,8 +856,78 @@ def _best_weights_lp(
     return float(sz[:n].sum())
 
 
+def single_table_times(opts: OptionSet) -> np.ndarray:
+    """Per table, the least time any device needs for it alone: ``min_{j,o,m} time(t, o, m)``
+    (``inf`` where no device can hold it)."""
+    p = opts.problem
+    out = np.full(p.num_tables, np.inf)
+    seen: set[int] = set()
+    for j in range(p.num_devices):
+        c = opts.cls_of[j]
+        if c in seen:
+            continue
+        seen.add(c)
+        co = opts.classes[c]
+        for t in range(p.num_tables):
+            if not co.num_options(t):
+                continue
+            with np.errstate(divide="ignore", invalid="ignore"):
+                for m in range(len(co.templates)):
+                    busy = np.where(co.work[t] > 0, co.work[t] / co.rates[m], 0.0).max(axis=1)
+                    v = float((busy + co.output_s[t] + co.device.fixed_s).min())
+                    out[t] = min(out[t], v)
+    return out
+
+
+def balanced_top_counts(a: int, J: int) -> np.ndarray:
+    """``n_i`` for ``i = 1..J``: the fewest tables the ``i`` fullest of ``J`` devices can hold
+    when ``a`` tables are placed, ``i·q + min(i, r)`` with ``a = qJ + r``.
+
+    If the ``i`` fullest devices held ``s < i·q + min(i, r)`` tables, each of the other ``J − i``
+    would hold at most ``floor(s / i) = q``, so all ``J`` held at most ``s + (J − i)·q < a``.
+    """
+    q, r = divmod(int(a), int(J))
+    i = np.arange(1, J + 1)
+    return i * q + np.minimum(i, r)
+
+
+def _top_i_bound(weakest: np.ndarray, J: int, big: float) -> np.ndarray:
+    """``max`` over ``a`` and ``i >= 2`` of ``S_a(n_i(a)) / i`` per column of ``weakest``.
+
+    ``weakest[t, l]`` is a lower bound on what table ``t`` adds to the time of *any* device
+    (every class and template, weights ``l``). Take ``A`` = the ``a`` costliest tables: the ``i``
+    devices holding most of them hold ``n_i(a)`` or more (:func:`balanced_top_counts`), so the
+    slowest of those ``i`` devices needs at least the mean, ``S_A(n_i) / i``, where ``S_A(n)`` is
+    the sum of the ``n`` smallest sizes in ``A`` (plus the smallest fixed cost, added by the
+    caller). ``i = 1`` is the per-template loop of :func:`makespan_bound`.
+    """
+    T, L = weakest.shape
+    if J < 2 or T <= J:
+        return np.zeros(L)
+    v = np.where(weakest < big, weakest, np.nan)
+    if np.isnan(v).any():  # a table no device can hold: leave the bound to the other terms
+        return np.zeros(L)
+    desc = -np.sort(-v, axis=0)  # [T, L], costliest first
+    csum = np.vstack([np.zeros((1, L)), np.cumsum(desc, axis=0)])  # csum[a] = sum of a largest
+    out = np.zeros(L)
+    a = np.arange(J + 1, T + 1)
+    q, r = np.divmod(a, J)
+    for i in range(2, J + 1):
+        n = i * q + np.minimum(i, r)  # [len(a)], all <= a
+        # the n smallest of the a costliest: ranks a - n .. a - 1 of the descending order
+        val = (csum[a] - csum[a - n]) / i
+        out = np.maximum(out, val.max(axis=0))
+    return out
+
+
 def makespan_bound(opts: OptionSet) -> float:
-    """A valid lower bound on the makespan (energy excluded) without a solver.
+    """A valid lower bound on the makespan (energy excluded) without a solver: the largest of
+    :func:`makespan_bound_parts` (the single-table and weighted packing bounds)."""
+    return max(makespan_bound_parts(opts).values())
+
+
+def makespan_bound_parts(opts: OptionSet) -> dict[str, float]:
+    """Valid lower bounds on the makespan (energy excluded) without a solver, by name.
 
     * single table: a device is at least as slow as any one of its tables:
       ``max_t min_{j,o,m} time(t, o, m)``;
@@ -780,22 +943,17 @@ def makespan_bound(opts: OptionSet) -> float:
       from a small LP (:func:`_best_weights_lp`). ``λ`` on the output alone is the pooled-vector
       transfer bound. It proves optimality where devices hold a few tables of similar cost on
       top of a constant (26 Criteo tables on 8 GPUs: the LP bound is the fractional average).
+      The top-``i`` term (:func:`_top_i_bound`) adds the ``i`` fullest devices together.
+
+    Returns ``single_table``, ``packing`` (0 when ``T <= J``) and ``fixed`` (the smallest fixed
+    cost, itself a bound). The busiest-device bound (:func:`busiest_device_bound`) needs a MIP
+    and is separate; :func:`combinatorial_bounds` gives all of them.
     """
     p = opts.problem
     J = p.num_devices
     T = p.num_tables
-    single = 0.0
-    for t in range(T):
-        tmin = math.inf
-        for j in range(J):
-            co = opts.for_device(j)
-            if not co.num_options(t):
-                continue
-            with np.errstate(divide="ignore", invalid="ignore"):
-                for m in range(len(co.templates)):
-                    busy = np.where(co.work[t] > 0, co.work[t] / co.rates[m], 0.0).max(axis=1)
-                    tmin = min(tmin, float((busy + co.output_s[t] + co.device.fixed_s).min()))
-        single = max(single, tmin if math.isfinite(tmin) else 0.0)
+    tmin = single_table_times(opts)
+    single = float(np.where(np.isfinite(tmin), tmin, 0.0).max(initial=0.0))
     fixed = min(float(opts.for_device(j).device.fixed_s) for j in range(J))
     packing = 0.0
     if T > J:
@@ -858,7 +1016,7 @@ def makespan_bound(opts: OptionSet) -> float:
                 sub = np.sort(sub, axis=1)[:, : k + 1, :].sum(axis=1).min(axis=0)
                 best = np.maximum(best, np.where(sub < big, sub, 0.0))
                 k += 1
-            return best
+            return np.maximum(best, _top_i_bound(weakest, J, big))
 
         na = len(active)
         lam = _simplex_grid(na, _GRID.get(na, 4)) if na else np.zeros((1, 0))
@@ -928,21 +1086,349 @@ def makespan_bound(opts: OptionSet) -> float:
                     packing = max(packing, float(best_val.min()))
         if packing > 0:
             packing += fixed
-    return max(single, packing, fixed)
+    return {"single_table": single, "packing": packing, "fixed": fixed}
 
 
-def trivial_bound(opts: OptionSet) -> float:
-    """A valid lower bound on the objective without a solver: :func:`makespan_bound` plus, with an
-    energy weight, the smallest total energy (each table's least-energy option)."""
+def busiest_device_bound(
+    opts: OptionSet,
+    cap: float | None = None,
+    goal: float | None = None,
+    time_limit: float = COUNT_BOUND_TIME_LIMIT,
+    threads: int | None = None,
+    floor: float | None = None,
+) -> float:
+    """A lower bound on the makespan from the device that holds the most tables (0 if skipped).
+
+    With ``T`` tables on ``J`` devices some device holds ``n = ceil(T/J)`` tables; more
+    precisely, of any set ``A`` of ``(n−1)·J + 1`` tables (here: all but the cheapest, by
+    :func:`single_table_times`) some device holds ``n``. Its time is at least that of the ``n``
+    tables alone (more tables only add output and work), so the makespan is at least
+    ``D(n) = min`` over device classes, ``n``-subsets of ``A``, their options and the class's
+    templates of the device time, subject to the tier capacities: a small MIP
+    (:func:`_count_mip`) that, unlike the weighted packing bound, charges every table's output,
+    work and bytes integrally. First each class runs a *super-template* (the largest rate per
+    resource, the smallest reserved bytes of its templates: a relaxation of every one of them,
+    so one MIP without template variables); where that is below ``goal`` and the class has
+    several templates, the exact template choice (``u``/``w`` as in :func:`build_model`) is
+    solved as well. The result is HiGHS's dual bound (valid when a time limit stops it), and
+    never more than the exact time of the subset it found.
+
+    ``cap``: an upper bound on the optimal plan's makespan (the incumbent), used as the big-M of
+    the template linearisation (the optimal plan's busiest device fits under it). A MIP stops
+    early (HiGHS's interrupt callback; its dual bound is still valid) once its bound reaches
+    ``goal``, or once a subset it found shows that the bound cannot close more than
+    ``COUNT_BOUND_FUTILE`` of the gap between ``floor`` (a bound already known) and ``cap``: on
+    the GPUs, where a 5 us launch cost dwarfs the work, HiGHS proves the last 0.02 % of the
+    work part only slowly, and that is worth 6e-6 of the makespan. Skipped (0) when ``T <= J``
+    (the single-table bound is exact there), when ``n > COUNT_BOUND_MAX_TABLES`` or when a class
+    would need more than ``COUNT_BOUND_MAX_BINARIES`` binaries.
+    """
     p = opts.problem
+    T, J = p.num_tables, p.num_devices
+    n = -(-T // J)
+    if T <= J or n > COUNT_BOUND_MAX_TABLES:
+        return 0.0
+    single = single_table_times(opts)
+    keep = (n - 1) * J + 1
+    order = np.argsort(-np.where(np.isfinite(single), single, -np.inf), kind="stable")
+    A = sorted(int(t) for t in order[:keep])
+    t_end = time.perf_counter() + time_limit
+    futile = None
+    if cap is not None and floor is not None and cap > floor:
+        futile = floor + COUNT_BOUND_FUTILE * (cap - floor)
+    values = []
+    seen: set[bytes] = set()
+    for c in sorted(set(opts.cls_of)):
+        co = opts.classes[c]
+        fp = _class_fingerprint(co)
+        if fp in seen:
+            continue
+        seen.add(fp)
+        At = [t for t in A if co.num_options(t)]
+        if len(At) < n:
+            continue  # a device of this class cannot hold n tables of A
+        if sum(co.num_options(t) for t in At) > COUNT_BOUND_MAX_BINARIES:
+            return 0.0
+        supr = [(co.rates.max(axis=0), co.reserved.min(axis=0))]
+        left = t_end - time.perf_counter()
+        d = _count_mip(co, At, n, supr, cap, max(left, 0.2), threads, goal, futile)
+        if len(co.templates) > 1 and (goal is None or d < goal):
+            left = t_end - time.perf_counter()
+            if left > 0.2:
+                exact = list(zip(co.rates, co.reserved, strict=True))
+                d = max(d, _count_mip(co, At, n, exact, cap, left, threads, goal, futile))
+        values.append(d)
+    if not values:
+        return 0.0
+    return float(min(values))
+
+
+def _count_mip(
+    co: ClassOptions,
+    A: list[int],
+    n: int,
+    templates: list[tuple[np.ndarray, np.ndarray]],
+    cap: float | None,
+    time_limit: float,
+    threads: int | None,
+    stop_at: float | None = None,
+    futile_below: float | None = None,
+) -> float:
+    """``min`` device time of ``n`` of the tables ``A`` on one device of class ``co`` (a MIP).
+
+    ``templates``: (rates per resource, reserved bytes per tier) to choose from. Returns a lower
+    bound on that minimum (HiGHS's dual bound, capped by the exact time of the best subset
+    found); ``inf`` when no ``n`` tables of ``A`` fit the device. The search stops early when
+    the dual bound has reached ``stop_at`` (after ``COUNT_BOUND_GOAL_GRACE`` seconds) or a
+    subset faster than ``futile_below`` is found.
+    """
+    _quiet_highs()
+    M = len(templates)
+    rates = np.array([r for r, _ in templates])
+    reserved = np.array([b for _, b in templates])
+    fixed = float(co.device.fixed_s)
+    R = len(co.resources)
+    # times in units of tau (the incumbent, or the n costliest single options) keep rows O(1)
+    rpos = np.where(rates > 0, rates, np.inf).min(axis=0)  # slowest positive rate per resource
+    worst = []
+    for t in A:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            busy = np.where(co.work[t] > 0, co.work[t] / rpos, 0.0).sum(axis=1)
+        worst.append(float(busy.max(initial=0.0)) + float(co.output_s[t]))
+    zsafe = sum(sorted(worst, reverse=True)[:n]) * 1.01 + 1e-300
+    zcap = zsafe if cap is None or not cap > fixed else min(zsafe, (cap - fixed) * (1 + 1e-6))
+    tau = zcap
+    free = co.capacity - reserved.min(axis=0)
+    prob = pulp.LpProblem("busiest_device", pulp.LpMinimize)
+    ys: dict[int, list[tuple[int, pulp.LpVariable]]] = {}
+    for t in A:
+        w = co.work[t]
+        ok = np.all((w <= 0) | (rates.max(axis=0) > 0), axis=1)
+        ok &= np.all(co.bytes[t] <= free * (1 + 1e-9) + 1e-6, axis=1)
+        ys[t] = [
+            (int(o), prob.add_variable(f"y_{t}_{o}", 0, 1, pulp.LpBinary))
+            for o in np.flatnonzero(ok)
+        ]
+    allv = [(t, o, v) for t in A for o, v in ys[t]]
+    if len({t for t, _, _ in allv}) < n:
+        return math.inf
+    if M == 1:
+        b = prob.add_variable("b", 0, 1.0)
+        busy_terms: list[tuple[pulp.LpVariable, float]] = [(b, 1.0)]
+    else:
+        u = [prob.add_variable(f"u_{m}", 0, 1, pulp.LpBinary) for m in range(M)]
+        w_ = [prob.add_variable(f"w_{m}", 0, 1.0) for m in range(M)]
+        busy_terms = [(x, 1.0) for x in w_]
+        prob += pulp.LpConstraint(
+            pulp.LpAffineExpression([(x, 1.0) for x in u]), pulp.LpConstraintEQ, "template", 1
+        )
+        for m in range(M):
+            prob += pulp.LpConstraint(
+                pulp.LpAffineExpression([(w_[m], 1.0), (u[m], -1.0)]),
+                pulp.LpConstraintLE,
+                f"link_{m}",
+                0,
+            )
+    prob += pulp.LpAffineExpression(
+        busy_terms + [(v, float(co.output_s[t]) / tau) for t, _, v in allv if co.output_s[t]]
+    )
+    for t in A:
+        if ys[t]:
+            prob += pulp.LpConstraint(
+                pulp.LpAffineExpression([(v, 1.0) for _, v in ys[t]]),
+                pulp.LpConstraintLE,
+                f"once_{t}",
+                1,
+            )
+    prob += pulp.LpConstraint(
+        pulp.LpAffineExpression([(v, 1.0) for _, _, v in allv]), pulp.LpConstraintEQ, "count", n
+    )
+    for i in range(len(co.capacity)):
+        if M == 1:
+            room = float(co.capacity[i] - reserved[0, i])
+            terms = [(v, float(co.bytes[t][o, i]) / room) for t, o, v in allv if co.bytes[t][o, i]]
+        else:
+            room = float(co.capacity[i])
+            terms = [(v, float(co.bytes[t][o, i]) / room) for t, o, v in allv if co.bytes[t][o, i]]
+            terms += [(u[m], float(reserved[m, i]) / room) for m in range(M) if reserved[m, i]]
+        # a row that no choice of n tables can overflow is left out
+        need = sorted((float(co.bytes[t][:, i].max(initial=0.0)) for t in A), reverse=True)[:n]
+        if sum(need) + float(reserved[:, i].max()) <= co.capacity[i] or not terms:
+            continue
+        prob += pulp.LpConstraint(
+            pulp.LpAffineExpression(terms), pulp.LpConstraintLE, f"cap_{i}", 1.0
+        )
+    for r in range(R):
+        rmax = float(rates[:, r].max())
+        if rmax <= 0:
+            continue
+        terms = [
+            (v, float(co.work[t][o, r]) / (rmax * tau)) for t, o, v in allv if co.work[t][o, r]
+        ]
+        if not terms:
+            continue
+        if M == 1:
+            terms.append((b, -1.0))
+        else:
+            terms += [(w_[m], -float(rates[m, r]) / rmax) for m in range(M) if rates[m, r]]
+        prob += pulp.LpConstraint(
+            pulp.LpAffineExpression(terms), pulp.LpConstraintLE, f"work_{r}", 0
+        )
+
+    t0 = time.perf_counter()
+
+    def stop(primal: float, dual: float) -> bool:
+        # reaching the goal ends the search only after a grace period: a completed proof
+        # (status Optimal, gap 0) is worth a fraction of a second
+        if stop_at is not None and dual * tau + fixed >= stop_at:
+            return time.perf_counter() - t0 >= COUNT_BOUND_GOAL_GRACE
+        return futile_below is not None and primal * tau + fixed < futile_below
+
+    s = _HiGHSInterrupt(
+        stop=stop if (stop_at is not None or futile_below is not None) else None,
+        msg=False,
+        timeLimit=max(time_limit, 0.1),
+        # below the 1e-9 at which solve() calls a gap closed
+        gapRel=1e-10,
+        gapAbs=1e-12,
+        threads=threads,
+        random_seed=0,
+        mip_feasibility_tolerance=1e-9,
+        primal_feasibility_tolerance=1e-9,
+    )
+    prob.solve(s)
+    h = prob.solverModel
+    status = h.modelStatusToString(h.getModelStatus())
+    if status == "Infeasible":
+        return math.inf
+    dual = float(h.getInfo().mip_dual_bound)
+    if not math.isfinite(dual) and status == "Optimal":
+        dual = float(h.getInfo().objective_function_value)
+    if not math.isfinite(dual):
+        return 0.0
+    bound = dual * tau + fixed
+    if int(h.getInfo().primal_solution_status) == 2:
+        # the exact time of the subset found: a feasible point, so the minimum is no larger;
+        # when HiGHS proved it optimal (1e-10 relative gap) it *is* the minimum, up to HiGHS's
+        # 1e-9 feasibility tolerance, which otherwise leaves the dual bound ~1e-9 below it
+        chosen = [(t, o) for t, o, v in allv if (v.varValue or 0.0) > 0.5]
+        if len(chosen) == n:
+            work = np.zeros(R)
+            out = 0.0
+            for t, o in chosen:
+                work += co.work[t][o]
+                out += float(co.output_s[t])
+            m = 0 if M == 1 else int(np.argmax([x.varValue or 0.0 for x in u]))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                busy = np.where(work > 0, work / rates[m], 0.0)
+            exact = fixed + out + float(busy.max(initial=0.0))
+            bound = exact if status == "Optimal" else min(bound, exact)
+    return max(bound, 0.0)
+
+
+_HIGHS_BANNER_SHOWN = False
+
+
+def _quiet_highs() -> None:
+    """Create the process's first HiGHS object with file descriptor 1 on /dev/null.
+
+    HiGHS prints its banner from C++ when the first ``Highs`` object of a process is built,
+    before PuLP can set ``output_flag``; that line would land in ``simrec shard``'s stdout.
+    Later objects print nothing unless asked to.
+    """
+    global _HIGHS_BANNER_SHOWN
+    if _HIGHS_BANNER_SHOWN:
+        return
+    _HIGHS_BANNER_SHOWN = True
+    try:
+        import highspy
+    except ImportError:  # CBC only
+        return
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:
+        highspy.Highs()
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 1)
+            h = highspy.Highs()
+            h.setOptionValue("output_flag", False)
+            _flush_c_stdio()
+        finally:
+            os.dup2(saved, 1)
+            os.close(null)
+    finally:
+        os.close(saved)
+
+
+def _flush_c_stdio() -> None:
+    """``fflush(NULL)``: push what C code buffered to the file descriptor it belongs to now."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+def _energy_bound(opts: OptionSet) -> float:
+    """Energy weight x the smallest total energy (each table's least-energy option)."""
+    p = opts.problem
+    if not p.energy_weight:
+        return 0.0
     e_min = np.full(p.num_tables, np.inf)
     for t in range(p.num_tables):
         for j in range(p.num_devices):
             co = opts.for_device(j)
             if co.num_options(t):
                 e_min[t] = min(e_min[t], float(co.energy[t].min()))
-    energy = p.energy_weight * float(np.where(np.isfinite(e_min), e_min, 0.0).sum())
-    return makespan_bound(opts) + energy
+    return p.energy_weight * float(np.where(np.isfinite(e_min), e_min, 0.0).sum())
+
+
+def trivial_bound(opts: OptionSet) -> float:
+    """A valid lower bound on the objective without a solver: :func:`makespan_bound` plus, with an
+    energy weight, the smallest total energy (each table's least-energy option)."""
+    return makespan_bound(opts) + _energy_bound(opts)
+
+
+def combinatorial_bounds(
+    opts: OptionSet,
+    incumbent: float | None = None,
+    gap: float | None = None,
+    time_limit: float = COUNT_BOUND_TIME_LIMIT,
+    threads: int | None = None,
+) -> dict[str, float]:
+    """The bounds of the original problem that need no LP, by name (seconds).
+
+    ``single_table``, ``packing`` (:func:`makespan_bound_parts`) and ``busiest_device``
+    (:func:`busiest_device_bound`) bound the makespan; ``energy`` is the energy term's least
+    value, so ``max`` of the first three plus ``energy`` bounds the objective. With an
+    ``incumbent`` objective the busiest-device MIP is skipped when the cheap bounds already
+    prove it within ``gap``, and the incumbent caps its big-M (the optimal plan's makespan is at
+    most the incumbent's objective minus the least energy term).
+    """
+    parts = makespan_bound_parts(opts)
+    energy = _energy_bound(opts)
+    out = {"single_table": parts["single_table"], "packing": parts["packing"]}
+    cheap = max(parts.values())
+    cap = goal = None
+    if incumbent is not None and math.isfinite(incumbent):
+        cap = incumbent - energy
+        goal = incumbent * (1 - (gap if gap is not None else 0.0)) - energy
+    out["busiest_device"] = (
+        0.0
+        if goal is not None and cheap >= goal
+        else busiest_device_bound(
+            opts, cap=cap, goal=goal, time_limit=time_limit, threads=threads, floor=cheap
+        )
+    )
+    out["single_table"] = max(out["single_table"], parts["fixed"])
+    out["energy"] = energy
+    return out
 
 
 def _gap(obj: float, bound: float) -> float:
@@ -960,10 +1446,15 @@ def _solve_full(
     gap: float | None,
     start: tuple[Assignment, Evaluation] | None,
     threads: int | None,
+    zmin: float | None = None,
 ) -> tuple[Assignment | None, SolveRecord]:
+    """One MIP over the whole problem; ``zmin`` (default :func:`makespan_bound`) is a proven
+    lower bound on the makespan, added as ``z >= zmin``."""
     # the incumbent's objective bounds z (a cut-off) for HiGHS; CBC gets the crude bound (above)
     zmax = start[1].objective * (1 + 1e-6) if (start is not None and solver == "highs") else None
-    model = build_model(opts, zmax=zmax, zmin=makespan_bound(opts) * (1 - 1e-9))
+    if zmin is None:
+        zmin = makespan_bound(opts)
+    model = build_model(opts, zmax=zmax, zmin=zmin * (1 - 1e-9))
     sv = _start_values(opts, model, start[0]) if start is not None else None
     run = _run(model, solver, time_limit, gap, sv, mip=True, threads=threads)
     rec = SolveRecord(
@@ -1021,10 +1512,14 @@ def _solve_lns(
     threads: int | None,
     sub_time_limit: float,
     t_start: float,
+    comb: float | None = None,
     polish: bool = True,
     max_sub_time_limit: float = 32.0,
 ) -> tuple[Assignment, SolveRecord]:
-    """LP bound of the full model + start + device-pair large-neighbourhood search."""
+    """LP bound of the full model + start + device-pair large-neighbourhood search.
+
+    ``comb``: a proven lower bound on the objective from the combinatorial bounds (default
+    :func:`trivial_bound`); the gap is against the larger of it and the LP bound."""
     deadline = t_start + (time_limit if time_limit is not None else math.inf)
     target = gap if gap is not None else 1e-4
     cur = start.copy()
@@ -1042,7 +1537,7 @@ def _solve_lns(
         threads=threads,
     )
     bound = lp_run.bound
-    triv = trivial_bound(opts)
+    triv = trivial_bound(opts) if comb is None else comb
     if not bound >= triv:
         bound = triv
     rec = SolveRecord(
@@ -1061,7 +1556,8 @@ def _solve_lns(
     )
     if bound > lp_run.bound:
         rec.notes.append(
-            "the combinatorial bound (single table / packing) is stronger than the LP bound"
+            "the combinatorial bound (single table / packing / busiest device) is stronger "
+            "than the LP bound"
         )
     if lp_run.status != "Optimal" and not lp_run.status.startswith("Optimal"):
         rec.notes.append(f"LP relaxation status: {lp_run.status}; no proven bound")

@@ -4,16 +4,22 @@ What the model covers: ``sockets * cores_per_socket`` identical cores, each a se
 :class:`~simrec.sim.engine.Server` with that many slots (a software thread = one job on one core).
 Compute time of one thread:
 
-* pooling: ``lookups * lookup_cycles + lookups * dim / (simd_flops_per_cycle * pool_efficiency)``
-  cycles (address arithmetic and loop overhead per lookup, then the vector adds of the row);
+* pooling: ``lookups * lookup_cycles + lookups * dim / (simd_flops_per_cycle * pool_efficiency)
+  + bags * bag_cycles`` cycles (address arithmetic and loop overhead per lookup, the vector adds of
+  the row, and the per-bag work: offsets, the output row, the loop over bags);
 * MLP / interaction: ``flops / (simd_flops_per_cycle * mlp_efficiency)`` cycles;
 
 divided by ``freq_hz``. Work split over ``threads`` threads runs as ``threads`` equal jobs. The memory
 side of the gather (DRAM reads) is *not* here: the system overlaps it with this compute using the DRAM
 component.
 
-What it leaves out: caches (a system decides which lookups reach DRAM), SMT, frequency scaling with
-the number of active cores, NUMA effects (the system charges cross-socket traffic), and OS jitter.
+The socket's last-level cache and per-call cost are parameters here too, used by the system
+(:mod:`simrec.sim.systems.cpu_dram`): ``llc_bytes`` of fully associative LRU cache over embedding
+rows, whose hits are read at ``llc_bandwidth_Bps`` (0 = no LLC model), and ``call_overhead_s`` per
+embedding-bag call (one per table and batch: dispatch to the threads and the wait for them).
+
+What it leaves out: SMT, frequency scaling with the number of active cores, NUMA effects (the system
+charges cross-socket traffic), a per-core limit on outstanding misses, and OS jitter.
 """
 
 from __future__ import annotations
@@ -43,6 +49,11 @@ class CpuParams:
         pool_efficiency: fraction of the SIMD peak reached by the pooling adds.
         lookup_cycles: cycles of index load, address arithmetic and loop overhead per lookup.
         name: a label.
+        bag_cycles: cycles per bag (pooled output row, offsets, loop over bags); default 0.
+        call_overhead_s: seconds per embedding-bag call (per table and batch); default 0.
+        llc_bytes: last-level cache of the socket used for embedding rows, bytes (0 = none).
+        llc_bandwidth_Bps: rate at which the cores read rows that hit in the LLC, bytes/s; 0
+            turns the LLC model off (every distinct row of a batch is read from DRAM).
     """
 
     sockets: int
@@ -53,6 +64,10 @@ class CpuParams:
     pool_efficiency: float
     lookup_cycles: float
     name: str = "cpu"
+    bag_cycles: float = 0.0
+    call_overhead_s: float = 0.0
+    llc_bytes: float = 0.0
+    llc_bandwidth_Bps: float = 0.0
 
     def __post_init__(self) -> None:
         for f in ("sockets", "cores_per_socket"):
@@ -72,10 +87,20 @@ class CpuParams:
                     where=f"field {f}",
                     fix="give the fraction of peak reached, e.g. 0.5",
                 )
-        if self.lookup_cycles < 0:
-            raise ConfigError(
-                "CPU lookup_cycles must be >= 0", where="field lookup_cycles", fix="e.g. 20"
-            )
+        for f in (
+            "lookup_cycles",
+            "bag_cycles",
+            "call_overhead_s",
+            "llc_bytes",
+            "llc_bandwidth_Bps",
+        ):
+            v = getattr(self, f)
+            if not (v >= 0 and v < float("inf")):
+                raise ConfigError(
+                    f"CPU {f} must be a finite number >= 0, got {v}",
+                    where=f"field {f}",
+                    fix="give a non-negative value (0 turns the mechanism off)",
+                )
 
     @property
     def cores(self) -> int:
@@ -86,12 +111,24 @@ class CpuParams:
         """Peak fp32 FLOP/s of all cores."""
         return self.cores * self.freq_hz * self.simd_flops_per_cycle
 
-    def pool_time_s(self, lookups: float, dim: int, threads: int = 1) -> float:
-        """Wall time of pooling ``lookups`` rows of ``dim`` floats on ``threads`` threads."""
-        cyc = lookups * self.lookup_cycles + lookups * dim / (
-            self.simd_flops_per_cycle * self.pool_efficiency
+    @property
+    def has_llc(self) -> bool:
+        """Whether the system models the LLC (a size and a hit bandwidth are both given)."""
+        return self.llc_bytes > 0 and self.llc_bandwidth_Bps > 0
+
+    def pool_time_s(self, lookups: float, dim: int, threads: int = 1, bags: float = 0) -> float:
+        """Wall time of pooling ``lookups`` rows of ``dim`` floats into ``bags`` bags on
+        ``threads`` threads."""
+        cyc = (
+            lookups * self.lookup_cycles
+            + lookups * dim / (self.simd_flops_per_cycle * self.pool_efficiency)
+            + bags * self.bag_cycles
         )
         return cyc / self.freq_hz / max(1, threads)
+
+    def llc_time_s(self, hit_bytes: float) -> float:
+        """Seconds to read ``hit_bytes`` of rows that hit in the LLC (0 without an LLC model)."""
+        return hit_bytes / self.llc_bandwidth_Bps if self.llc_bandwidth_Bps > 0 else 0.0
 
     def mlp_time_s(self, flops: float, threads: int = 1) -> float:
         """Wall time of ``flops`` dense FLOPs on ``threads`` threads."""

@@ -566,17 +566,28 @@ class Dram:
         self._chan = [_ChannelState() for _ in range(params.channels)]
 
     # ----- public API -----
-    def service_times(self, starts: np.ndarray, nbursts: int = 1) -> np.ndarray:
-        """Fast-mode per-channel service time of a chunk (updates open rows and counters)."""
+    def service_times(
+        self, starts: np.ndarray, nbursts: int = 1, record: list[ChunkCounts] | None = None
+    ) -> np.ndarray:
+        """Fast-mode per-channel service time of a chunk (updates open rows and counters).
+
+        ``record``, when given, receives the chunk's :class:`ChunkCounts` (they depend on the
+        geometry and the open rows only, so :func:`channel_times` turns them into times for any
+        timing set of the same geometry; calibration uses that)."""
         c = count_chunk(self.p, starts, nbursts, self.open_row)
         self._count(c)
+        if record is not None:
+            record.append(c)
         return channel_times(self.p, c)
 
-    def read(self, starts: np.ndarray, nbursts: int = 1) -> Generator[Any, Any, float]:
-        """simpy process body: read ``len(starts)`` accesses of ``nbursts`` bursts; returns duration."""
+    def read(
+        self, starts: np.ndarray, nbursts: int = 1, record: list[ChunkCounts] | None = None
+    ) -> Generator[Any, Any, float]:
+        """simpy process body: read ``len(starts)`` accesses of ``nbursts`` bursts; returns duration.
+        ``record``: see :meth:`service_times` (fast mode only)."""
         t0 = float(self.env.now)
         if self.mode == "fast":
-            times = self.service_times(starts, nbursts)
+            times = self.service_times(starts, nbursts, record)
             procs = [
                 self.env.process(self.channels[ch].serve(float(times[ch])))
                 for ch in np.nonzero(times)[0].tolist()

@@ -1,28 +1,46 @@
-"""GPU: embedding gather efficiency vs row size, SM compute for MLPs, kernel launch overhead.
+"""GPU: embedding gather efficiency vs row size, L2 hits, per-bag outputs, SM compute for MLPs,
+kernel launch overhead.
 
 What the model covers: one in-order stream (a FIFO :class:`~simrec.sim.engine.Server`) on which
 kernels run one after another; each kernel pays ``kernel_launch_s`` and then
 
-* an embedding gather moving ``lookups * row_bytes`` bytes at ``gather_efficiency(row_bytes) *
-  hbm_peak`` (the efficiency, interpolated linearly in log2 of the row size and clamped at the ends,
-  is calibrated from the measured H100 ``embedding_bag`` runs with L = 32 in reference/data.md §5.2);
+* an embedding gather (one fused ``embedding_bag``-style kernel) that takes the sum of three terms:
+
+  - **HBM reads**: ``misses * row_bytes / (gather_efficiency(row_bytes) * hbm_peak)`` for the
+    lookups not served by the L2 (the efficiency, interpolated linearly in log2 of the row size and
+    clamped at the ends, is calibrated from measured ``embedding_bag`` runs; the built-in H100
+    values from the L = 32 runs of reference/data.md §5.2);
+  - **L2 hits** (only when ``l2_bandwidth_Bps`` is given): ``hits * sectors(row_bytes) /
+    l2_bandwidth_Bps``, the row rounded up to whole 32 B L2 sectors. Which lookups hit is decided
+    by the system from the access stream (an LRU of ``l2_bytes`` over rows,
+    :class:`simrec.sim.systems.multi_gpu.MultiGpuSystem`); this class only prices them;
+  - **pooled outputs** (only when ``output_efficiency`` is given): ``bags * out_row_bytes /
+    (output_efficiency * hbm_peak)``, one pooled row written per bag (``embedding_bag`` writes
+    ``batch x dim`` outputs whatever the pooling factor; at L = 1 that is as many bytes as it reads);
+
 * a dense kernel of ``flops`` FLOPs at ``mlp_efficiency * peak_flops``.
+
+The three gather terms are added (the kernel is assumed not to overlap them); with neither
+``l2_bandwidth_Bps`` nor ``output_efficiency`` the gather is the earlier reads-only formula, so
+presets without the new keys predict exactly what they did.
 
 Streams: a :class:`Gpu` has ``streams`` in-order streams (default one). Kernels on different
 streams run concurrently and, by assumption, do not slow each other down (no SM or HBM contention
 between streams is modelled); a system uses a second stream to overlap the bottom MLP with the
 embedding look-ups, as TorchRec's pipelines do.
 
-Fine granularity (:meth:`Gpu.gather_fine`): the rows of a gather kernel are requests served by
-``sm_count`` parallel request slots (one per SM), each row taking ``sm_count * row_bytes /
-(efficiency * hbm_peak)`` on its slot, rows handed to the next free slot in order; one simpy event per
-row. With ``N`` rows the kernel time is the list-scheduling makespan, within one row time of the
-fast formula (relative gap ``<= sm_count / N``).
+Fine granularity (:meth:`Gpu.gather_fine`): the row reads, L2 hits and output rows of a gather
+kernel are requests served by ``sm_count`` parallel request slots (one per SM), each request taking
+``sm_count`` times its per-row time of the fast formula on its slot, requests handed to the next
+free slot in order; one simpy event per request. With ``N`` requests the kernel time is the
+list-scheduling makespan, within one request time of the fast formula (relative gap ``<= sm_count /
+N``).
 
-What it leaves out: contention between concurrent streams, the L2 cache (hot rows served from L2 are not
-faster), CPU-side dispatch beyond the launch overhead, and small-batch occupancy effects (the L = 1
-runs in data.md §5.2 are launch/latency bound, which this model only captures through
-``kernel_launch_s``). Use :mod:`simrec.sim.components.hbm` for a timing-level model of the memory.
+What it leaves out: contention between concurrent streams; L2 associativity, its split into two
+partitions, and the L2 space taken by the index and output streams; overlap between the read,
+hit and output phases; CPU-side dispatch beyond the launch overhead; and small-batch occupancy
+effects (``kernel_launch_s`` absorbs them). Use :mod:`simrec.sim.components.hbm` for a timing-level
+model of the memory.
 """
 
 from __future__ import annotations
@@ -39,7 +57,14 @@ from simrec.errors import ConfigError
 from simrec.sim.components.hbm import HbmParams
 from simrec.sim.engine import Server
 
-__all__ = ["GpuParams", "Gpu", "H100_EMBEDDING_BAG_L32"]
+__all__ = ["GpuParams", "Gpu", "H100_EMBEDDING_BAG_L32", "L2_SECTOR_BYTES", "Segment"]
+
+#: L2 sector size of NVIDIA GPUs since Volta (the unit the L2 moves data in), bytes [recall:
+#: CUDA C++ Best Practices Guide, "memory transactions ... 32-byte segments"].
+L2_SECTOR_BYTES = 32
+
+#: ``(count, row_bytes)``: ``count`` rows (or bags) of ``row_bytes`` bytes each.
+Segment = tuple[int, float]
 
 #: Measured PyTorch embedding_bag on one H100 (reference/data.md §5.2): (row bytes, lookups per
 #: batch B*L, seconds) for B = 65,536 and L = 32.
@@ -74,6 +99,12 @@ class GpuParams:
         gather_efficiency: ``(row_bytes, fraction of HBM peak)`` points, ascending row size.
         sm_count: streaming multiprocessors, the parallel request slots of the fine-grained gather
             (H100 SXM: 132).
+        output_efficiency: fraction of ``hbm.peak_bw_Bps`` at which the pooled output rows (one
+            per bag) are written; None = outputs not charged (the reads-only model).
+        l2_bytes: L2 capacity, bytes (the system's LRU of rows in front of HBM; H100 SXM 50 MB,
+            H200 60 MB). 0 = no L2.
+        l2_bandwidth_Bps: rate at which lookups that hit the L2 are served, bytes of whole 32 B
+            sectors per second; None = the L2 is not modelled (every lookup is an HBM read).
     """
 
     name: str
@@ -84,8 +115,29 @@ class GpuParams:
     hbm_capacity_bytes: float
     gather_efficiency: tuple[tuple[int, float], ...]
     sm_count: int = 132
+    output_efficiency: float | None = None
+    l2_bytes: float = 0.0
+    l2_bandwidth_Bps: float | None = None
 
     def __post_init__(self) -> None:
+        if self.output_efficiency is not None and not 0 < self.output_efficiency <= 1:
+            raise ConfigError(
+                f"GPU output_efficiency must be in (0, 1], got {self.output_efficiency}",
+                where="field output_efficiency",
+                fix="e.g. 0.12, or leave it out to not charge the pooled outputs",
+            )
+        if not self.l2_bytes >= 0:
+            raise ConfigError(
+                f"GPU l2_bytes must be >= 0, got {self.l2_bytes}",
+                where="field l2_size",
+                fix="e.g. 50 MB",
+            )
+        if self.l2_bandwidth_Bps is not None and not self.l2_bandwidth_Bps > 0:
+            raise ConfigError(
+                f"GPU l2_bandwidth must be > 0, got {self.l2_bandwidth_Bps}",
+                where="field l2_bandwidth",
+                fix="e.g. 4 TB/s, or leave it out to not model the L2",
+            )
         if self.sm_count < 1:
             raise ConfigError(
                 f"GPU sm_count must be >= 1, got {self.sm_count}",
@@ -123,12 +175,66 @@ class GpuParams:
         ys = [e for _, e in self.gather_efficiency]
         return float(np.interp(math.log2(max(row_bytes, 1.0)), xs, ys))
 
-    def gather_time_s(self, lookups: float, row_bytes: float) -> float:
-        """One gather kernel: ``launch + lookups * row_bytes / (eff(row_bytes) * peak)``."""
-        if lookups <= 0:
+    @property
+    def l2_modelled(self) -> bool:
+        """Whether L2 hits are priced separately (an L2 bandwidth and a non-zero L2 size)."""
+        return self.l2_bandwidth_Bps is not None and self.l2_bytes > 0
+
+    @staticmethod
+    def l2_line_bytes(row_bytes: float) -> int:
+        """Bytes the L2 moves for one row: ``row_bytes`` rounded up to whole 32 B sectors."""
+        return int(math.ceil(max(row_bytes, 1.0) / L2_SECTOR_BYTES)) * L2_SECTOR_BYTES
+
+    def read_row_s(self, row_bytes: float) -> float:
+        """Time per row read from HBM by a gather: ``row_bytes / (eff(row_bytes) * peak)``."""
+        return row_bytes / (self.gather_eff(row_bytes) * self.hbm.peak_bw_Bps)
+
+    def l2_row_s(self, row_bytes: float) -> float:
+        """Time per row served by the L2 (HBM read time when the L2 is not modelled)."""
+        if self.l2_bandwidth_Bps is None:
+            return self.read_row_s(row_bytes)
+        return self.l2_line_bytes(row_bytes) / self.l2_bandwidth_Bps
+
+    def output_row_s(self, out_row_bytes: float) -> float:
+        """Time per pooled output row written (0 when ``output_efficiency`` is None)."""
+        if self.output_efficiency is None:
             return 0.0
-        bw = self.gather_eff(row_bytes) * self.hbm.peak_bw_Bps
-        return self.kernel_launch_s + lookups * row_bytes / bw
+        return out_row_bytes / (self.output_efficiency * self.hbm.peak_bw_Bps)
+
+    def gather_body_s(
+        self,
+        reads: list[Segment],
+        hits: list[Segment] | None = None,
+        outputs: list[Segment] | None = None,
+    ) -> float:
+        """The gather kernel without its launch: HBM ``reads`` + L2 ``hits`` + pooled
+        ``outputs`` (each a list of ``(count, row_bytes)``)."""
+        t = sum(n * self.read_row_s(r) for n, r in reads if n > 0)
+        t += sum(n * self.l2_row_s(r) for n, r in hits or () if n > 0)
+        t += sum(n * self.output_row_s(r) for n, r in outputs or () if n > 0)
+        return t
+
+    def gather_time_s(
+        self,
+        lookups: float,
+        row_bytes: float,
+        bags: float = 0.0,
+        l2_hits: float = 0.0,
+        out_row_bytes: float | None = None,
+    ) -> float:
+        """One gather kernel of ``lookups`` rows of ``row_bytes`` (``l2_hits`` of them served by
+        the L2) writing ``bags`` pooled rows of ``out_row_bytes`` (default ``row_bytes``):
+        ``launch + (lookups - l2_hits) * row_bytes / (eff * peak) + l2_hits * sectors / l2_bw +
+        bags * out_row_bytes / (output_efficiency * peak)``."""
+        if lookups <= 0 and bags <= 0:
+            return 0.0
+        hits = min(max(l2_hits, 0.0), max(lookups, 0.0))
+        body = self.gather_body_s(
+            [(lookups - hits, row_bytes)],  # type: ignore[list-item]
+            [(hits, row_bytes)],  # type: ignore[list-item]
+            [(bags, row_bytes if out_row_bytes is None else out_row_bytes)],  # type: ignore[list-item]
+        )
+        return self.kernel_launch_s + body
 
     def mlp_time_s(self, flops: float) -> float:
         """One dense kernel: ``launch + flops / (mlp_efficiency * peak_flops)``."""
@@ -187,13 +293,19 @@ class Gpu:
         return (yield from self.streams[stream].serve(seconds))
 
     def gather_fine(
-        self, segments: list[tuple[int, float]], stream: int = 0
+        self,
+        segments: list[Segment],
+        stream: int = 0,
+        hits: list[Segment] | None = None,
+        outputs: list[Segment] | None = None,
     ) -> Generator[Any, Any, float]:
-        """simpy process body: one gather kernel, one event per row request.
+        """simpy process body: one gather kernel, one event per request.
 
-        ``segments`` lists ``(rows, row_bytes)`` in issue order. The kernel holds ``stream``, pays
-        ``kernel_launch_s``, then ``sm_count`` slots take rows in order, each row lasting
-        ``sm_count * row_bytes / (eff(row_bytes) * hbm_peak)``. Returns the sojourn time.
+        ``segments`` lists the HBM row reads ``(rows, row_bytes)`` in issue order, ``hits`` the
+        L2 hits and ``outputs`` the pooled output rows ``(bags, out_row_bytes)``. The kernel holds
+        ``stream``, pays ``kernel_launch_s``, then ``sm_count`` slots take the requests in order
+        (reads, hits, outputs), each lasting ``sm_count`` times its per-row time of
+        :meth:`GpuParams.gather_body_s`. Returns the sojourn time.
         """
         env = self.env
         t0 = float(env.now)
@@ -203,10 +315,15 @@ class Gpu:
             yield env.timeout(self.p.kernel_launch_s)
         slots = self.p.sm_count
         durs: list[float] = []
-        for n, rb in segments:
-            if n > 0:
-                bw = self.p.gather_eff(rb) * self.p.hbm.peak_bw_Bps
-                durs.extend([slots * rb / bw] * int(n))
+        for segs, per_row in (
+            (segments, self.p.read_row_s),
+            (hits or [], self.p.l2_row_s),
+            (outputs or [], self.p.output_row_s),
+        ):
+            for n, rb in segs:
+                d = slots * per_row(rb)
+                if n > 0 and d > 0:
+                    durs.extend([d] * int(n))
         nxt = [0]
 
         def slot() -> Generator[Any, Any, None]:

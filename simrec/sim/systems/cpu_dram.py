@@ -11,14 +11,27 @@ What the model covers
   its :class:`~simrec.sim.components.cpu.Cpu` cores pool them (all cores, threads = cores); the
   socket is done when both are done (gathers and adds overlap). Repeated rows of one table within a
   batch are read from DRAM once (``dedupe=True``: the LLC holds a batch's working set); the pooling
-  compute counts every lookup.
+  compute counts every lookup and every bag (``lookup_cycles``, ``pool_efficiency``,
+  ``bag_cycles``).
+* **Last-level cache** (when the CPU has ``llc_bytes`` and ``llc_bandwidth_Bps``): each batch's
+  distinct rows go, table by table, through a fully associative LRU of the socket's LLC that lives
+  across batches (:class:`~simrec.sim.systems.multi_gpu.LruRowCache`, exact LRU by stack
+  distance); its capacity in rows is ``llc_bytes // row stride`` (with tables of different strides
+  on one socket: ``llc_bytes`` / the mean stride, an approximation). Rows that hit are read by the
+  cores at ``llc_bandwidth_Bps`` (a server of its own, overlapping the DRAM reads and the pooling);
+  only the misses go to the DRAM. Time per socket and batch:
+  ``calls * call_overhead_s + max(t_pool, t_dram(misses), hit_bytes / llc_bandwidth)``.
+* **Per-call overhead**: every table with lookups in a batch is one embedding-bag call, which costs
+  ``call_overhead_s`` (thread dispatch and join) before its reads and adds start.
 * **Dense stage**: bottom MLP + interaction + top MLP FLOPs of the :class:`DlrmModel` (if given) for
   the batch on all cores of all sockets, after the embedding stage.
 * **Load**: ``throughput`` (batches back to back, ``inflight`` of them at a time) or ``latency``
   (Poisson arrivals: exponential gaps at ``rate_per_s``, or the trace's own ``arrival_s``).
 
-What it leaves out: LLC reuse across batches, cross-socket (UPI) traffic for pooled outputs, the OS
-and framework overheads, and prefetching; the bottom MLP does not overlap the embedding stage.
+What it leaves out: cross-socket (UPI) traffic for pooled outputs, set associativity and the
+LLC's other occupants (code, outputs, other processes), a per-core limit on outstanding misses
+(the effective DRAM of a calibrated preset folds it into tFAW), prefetching, and framework overheads
+beyond the per-call cost; the bottom MLP does not overlap the embedding stage.
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ import simpy
 from simrec.errors import ConfigError
 from simrec.sim.components.cpu import Cpu, CpuParams
 from simrec.sim.components.dram import Dram, DramParams, unique_first
+from simrec.sim.engine import Server
 from simrec.sim.results import LoadSpec, SimResult, run_load
 from simrec.trace.format import Batch, TraceHeader
 from simrec.workloads.dlrm import DlrmModel
@@ -155,6 +169,23 @@ class CpuDramSystem:
             used[s] = start + float(size[i])
         return _Placement(sock, base, stride, nb, used)
 
+    # ----------------------------------------------------------------- LLC
+    @staticmethod
+    def _llc(sock: Socket, tables: np.ndarray, pl: _Placement, header: TraceHeader) -> Any:
+        """The socket's LLC row cache (None without an LLC model or without tables)."""
+        if not sock.cpu.has_llc or len(tables) == 0:
+            return None
+        from simrec.sim.systems.multi_gpu import LruRowCache
+
+        strides = pl.stride[tables].astype(np.float64)
+        cap = int(sock.cpu.llc_bytes // float(strides.mean()))
+        offs: dict[int, int] = {}
+        k = 0
+        for t in tables.tolist():
+            offs[t] = k
+            k += int(header.tables[t].rows)
+        return LruRowCache(max(cap, 0), offs, k)
+
     # ----------------------------------------------------------------- simulation
     def simulate(
         self,
@@ -162,8 +193,20 @@ class CpuDramSystem:
         header: TraceHeader,
         load: LoadSpec | None = None,
         source: str | None = None,
+        record: list[dict[str, Any]] | None = None,
     ) -> SimResult:
-        """Run the trace's batches through the system; returns a :class:`SimResult`."""
+        """Run the trace's batches through the system; returns a :class:`SimResult`.
+
+        ``record`` (calibration; fast mode, one batch in flight): receives one dict per batch and
+        socket with the quantities the socket's time is made of: ``socket``, ``calls``,
+        ``lookups``, ``dim_lookups`` (sum of lookups x dim), ``bags``, ``hit_bytes`` and
+        ``dram_counts`` (the DRAM chunks' :class:`~simrec.sim.components.dram.ChunkCounts`). The
+        socket's time is then ``calls * call_overhead_s + max(pool, dram, llc)`` with
+        ``pool = (lookups * lookup_cycles + dim_lookups / (flops_per_cycle * pool_efficiency) +
+        bags * bag_cycles) / freq / cores``, ``dram`` = per channel the sum over chunks of
+        :func:`~simrec.sim.components.dram.channel_times`, largest channel, and ``llc =
+        hit_bytes / llc_bandwidth``; :mod:`simrec.calibrate.fit` re-evaluates that for other
+        parameters without re-running the trace (tests check it equals a new simulation)."""
         wall0 = time.perf_counter()
         pl = self.place(header, source)
         env = simpy.Environment()
@@ -171,37 +214,85 @@ class CpuDramSystem:
         cpus = [Cpu(env, s.cpu, f"{s.name}.cores") for s in self.sockets]
         total_cores = sum(s.cpu.cores for s in self.sockets)
         dims = np.array([s.dim for s in header.tables], dtype=np.int64)
-        breakdown = {"embedding_dram": 0.0, "embedding_pool": 0.0, "embedding": 0.0, "dense": 0.0}
+        breakdown = {
+            "embedding_dram": 0.0,
+            "embedding_pool": 0.0,
+            "embedding_llc": 0.0,
+            "embedding_overhead": 0.0,
+            "embedding": 0.0,
+            "dense": 0.0,
+        }
         by_socket = [np.nonzero(pl.socket == s)[0] for s in range(len(self.sockets))]
         dedupe = self.dedupe
+        llcs = [self._llc(s, by_socket[i], pl, header) for i, s in enumerate(self.sockets)]
+        llc_srv = [Server(env, 1, f"{s.name}.llc") for s in self.sockets]
 
-        def socket_stage(s: int, batch: Batch) -> Generator[Any, Any, tuple[float, float]]:
+        def socket_stage(
+            s: int, batch: Batch
+        ) -> Generator[Any, Any, tuple[float, float, float, float]]:
             tables = by_socket[s]
             cpu = cpus[s]
+            llc = llcs[s]
             pool_s = 0.0
+            hit_bytes = 0.0
+            calls = 0
+            nlook = 0
+            dim_look = 0
             groups: dict[int, list[np.ndarray]] = {}
             for t in tables.tolist():
                 idx = batch.table_indices(t)
                 if len(idx) == 0:
                     continue
-                pool_s += cpu.p.pool_time_s(len(idx), int(dims[t]), cpu.p.cores)
+                calls += 1
+                nlook += len(idx)
+                dim_look += len(idx) * int(dims[t])
+                pool_s += cpu.p.pool_time_s(len(idx), int(dims[t]), cpu.p.cores, batch.batch_size)
                 if dedupe:
                     idx = unique_first(idx)
+                if llc is not None:
+                    hit = llc.access(t, idx)
+                    nhit = int(np.count_nonzero(hit))
+                    if nhit:
+                        hit_bytes += nhit * float(pl.stride[t])
+                        idx = idx[~hit]
+                    if len(idx) == 0:
+                        continue
                 addr = idx.astype(np.int64) * int(pl.stride[t]) + int(pl.base[t])
                 groups.setdefault(int(pl.nbursts[t]), []).append(addr)
+            t_ovh = calls * cpu.p.call_overhead_s
+            if t_ovh > 0:
+                yield env.timeout(t_ovh)
+            counts: list[Any] | None = None
+            if record is not None:
+                counts = []
+                record.append(
+                    {
+                        "socket": s,
+                        "calls": calls,
+                        "lookups": nlook,
+                        "dim_lookups": dim_look,
+                        "bags": calls * batch.batch_size,
+                        "hit_bytes": hit_bytes,
+                        "dram_counts": counts,
+                    }
+                )
             mem = [
-                env.process(drams[s].read(np.concatenate(a) if len(a) > 1 else a[0], nb))
+                env.process(drams[s].read(np.concatenate(a) if len(a) > 1 else a[0], nb, counts))
                 for nb, a in groups.items()
             ]
+            t_llc = cpu.p.llc_time_s(hit_bytes)
+            hits = env.process(llc_srv[s].serve(t_llc)) if t_llc > 0 else None
             comp = env.process(cpu.run(pool_s * cpu.p.cores, cpu.p.cores)) if pool_s > 0 else None
             t0 = float(env.now)
             t_mem = 0.0
             if mem:
                 yield env.all_of(mem)
                 t_mem = float(env.now) - t0
+            if hits is not None:
+                yield hits
             if comp is not None:
                 yield comp
-            return t_mem, pool_s
+            return t_mem, pool_s, t_llc, t_ovh
 
         model = self.model
         cpu_all = cpus  # the dense stage spreads over every socket's cores
@@ -214,6 +305,8 @@ class CpuDramSystem:
             breakdown["embedding"] += t_emb
             breakdown["embedding_dram"] += max(v[0] for v in res.values())
             breakdown["embedding_pool"] += max(v[1] for v in res.values())
+            breakdown["embedding_llc"] += max(v[2] for v in res.values())
+            breakdown["embedding_overhead"] += max(v[3] for v in res.values())
             if model is not None:
                 flops = model.dense_flops() * batch.batch_size
                 t1 = float(env.now)
@@ -239,6 +332,8 @@ class CpuDramSystem:
             "dram_bytes": sum(d.bytes_read for d in drams),
             "fine_events": sum(d.events for d in drams),
             "fine_commands": sum(d.commands for d in drams),
+            "llc_refs": sum(c.refs for c in llcs if c is not None),
+            "llc_hits": sum(c.hits for c in llcs if c is not None),
         }
         return SimResult.build(
             system=self.name,

@@ -24,9 +24,21 @@ What the model covers
     So a batch costs ``hit lookups x HBM gather + missed rows x PCIe/DRAM``; with ``rows=0`` it is
     the uncached model. Not charged: writing missed rows into the cache, the cache-lookup kernel,
     and the pooling of missed rows' lookups (as for uncached host rows).
+* **GPU L2** (when the GPU has an ``l2_bandwidth``): each GPU keeps a fully associative LRU of
+  ``l2_size // line`` rows (line = the largest of its HBM tables' rows rounded up to 32 B sectors)
+  over ``(table, row)`` keys of its HBM bands. Every lookup of an HBM band, in index order and with
+  repeats (one batch's lookups after the previous batch's, the L2 keeping its state between
+  batches), hits when its LRU stack distance is below that capacity (:class:`LruRowCache`, the
+  code of the UVM cache); hits are priced at the L2 bandwidth, misses as HBM reads. So a hot Zipf
+  head or a table smaller than the L2 is served from the L2 once warm. Not modelled: the index,
+  offset and output streams that share the L2, its two partitions and its set associativity.
+* **Pooled outputs** (when the GPU has an ``output_efficiency``): the gather kernel of every GPU
+  that owns a band of a table writes one row of that table per bag of the batch (``B`` rows of
+  ``bytes_per_row``; partial sums for row-wise bands), priced as HBM writes.
 * **Per batch** (data-parallel samples, model-parallel embeddings, ``B/G`` samples per GPU):
   1. every GPU runs one fused gather kernel for its HBM lookups (calibrated efficiency vs row size,
-     :mod:`simrec.sim.components.gpu`) while its PCIe link brings its host-band rows (TLP overhead
+     L2 hits and pooled outputs as above, :mod:`simrec.sim.components.gpu`; a kernel also runs
+     when a GPU has only outputs to write) while its PCIe link brings its host-band rows (TLP overhead
      per row, counted once) and, when host DRAM parameters are given, the host socket's
      :class:`~simrec.sim.components.dram.Dram` reads those rows (GPUs of one socket share its
      channels); the GPU's embedding time is the longest of the three (prefetch pipelined with the
@@ -42,7 +54,7 @@ What the model covers
 * **Granularity**: ``mode="fast"`` computes each GPU's gather, PCIe transfer and host DRAM chunk
   as one service time. ``mode="fine"``: one simpy event per row request of the gather
   (:meth:`Gpu.gather_fine <simrec.sim.components.gpu.Gpu.gather_fine>`, ``sm_count`` request
-  slots), per row transfer on PCIe (:meth:`PcieLink.transfer_rows_fine
+  slots; L2 hits and output rows are requests too), per row transfer on PCIe (:meth:`PcieLink.transfer_rows_fine
   <simrec.sim.components.pcie.PcieLink.transfer_rows_fine>`) and per DRAM command in host DRAM (the
   FR-FCFS controller of :mod:`simrec.sim.components.dram`). Both agree within 5% once a GPU gathers
   a few thousand rows per batch (tests/test_sim_multi_gpu_fine.py).
@@ -470,6 +482,25 @@ class MultiGpuSystem:
             out.append(LruRowCache(cap, offsets, key, line))
         return out
 
+    def l2_caches(self, header: TraceHeader, shards: list[TableShards]) -> list[LruRowCache | None]:
+        """One L2 model per GPU whose parameters price L2 hits (None elsewhere): an LRU over the
+        rows of the GPU's HBM bands, ``l2_bytes // line`` rows, line = the largest such row
+        rounded up to whole 32 B sectors (as the UVM cache sizes its lines)."""
+        rb = self._row_bytes(header)
+        out: list[LruRowCache | None] = []
+        for g, p in enumerate(self.gpus):
+            tables = [t for t, s in enumerate(shards) if bool(np.any(~s.host & (s.gpu == g)))]
+            if not p.l2_modelled or not tables:
+                out.append(None)
+                continue
+            line = float(max(p.l2_line_bytes(rb[t]) for t in tables))
+            offsets, key = {}, 0
+            for t in tables:
+                offsets[t] = key
+                key += int(header.rows[t])
+            out.append(LruRowCache(int(p.l2_bytes // line), offsets, key, line))
+        return out
+
     def _row_bytes(self, header: TraceHeader) -> np.ndarray:
         return np.array([float(s.bytes_per_row) for s in header.tables])
 
@@ -589,6 +620,8 @@ class MultiGpuSystem:
         wall0 = time.perf_counter()
         shards = self.shard(header, source)
         caches = self.caches(header, shards, source)
+        l2s = self.l2_caches(header, shards)
+        outputs = any(p.output_efficiency is not None for p in self.gpus)
         env = simpy.Environment()
         G = len(self.gpus)
         fine = self.mode == "fine"
@@ -628,16 +661,28 @@ class MultiGpuSystem:
         counters = {"hbm_bytes": 0.0, "pcie_bytes": 0.0, "alltoall_bytes": 0.0}
         if any(c is not None for c in caches):
             counters.update({"uvm_cache_hit_lookups": 0.0, "uvm_cache_miss_lookups": 0.0})
+        if any(c is not None for c in l2s):
+            counters.update({"l2_lookups": 0.0, "l2_hit_lookups": 0.0})
+        if outputs:
+            counters["output_bytes"] = 0.0
 
         Segs = list[list[tuple[int, float]]]
 
-        def split(batch: Batch) -> tuple[Segs, Segs, list[list[Any]]]:
-            """Per GPU: (lookups, row bytes) gathered from HBM, (rows, row bytes) read over PCIe,
-            host DRAM reads."""
+        def split(batch: Batch) -> tuple[Segs, Segs, Segs, Segs, list[list[Any]]]:
+            """Per GPU: (lookups, row bytes) read from HBM, (lookups, row bytes) served by the L2,
+            (bags, row bytes) of pooled outputs, (rows, row bytes) read over PCIe, host DRAM
+            reads."""
             hbm: Segs = [[] for _ in range(G)]
+            l2hit: Segs = [[] for _ in range(G)]
+            outs: Segs = [[] for _ in range(G)]
             pcie: Segs = [[] for _ in range(G)]
             host_reads: list[list[Any]] = [[] for _ in range(G)]
             for t, s in enumerate(shards):
+                if outputs:
+                    for k in np.unique(s.gpu).tolist():
+                        if self.gpus[k].output_efficiency is not None:
+                            outs[k].append((batch.batch_size, float(rb[t])))
+                            counters["output_bytes"] += batch.batch_size * float(rb[t])
                 idx = batch.table_indices(t)
                 if len(idx) == 0:
                     continue
@@ -651,8 +696,19 @@ class MultiGpuSystem:
                 for k in np.nonzero(counts)[0].tolist():
                     gk = int(s.gpu[k])
                     if not s.host[k]:
-                        hbm[gk].append((int(counts[k]), r))
-                        counters["hbm_bytes"] += counts[k] * r
+                        n = int(counts[k])
+                        l2 = l2s[gk]
+                        if l2 is not None:
+                            sel = idx if len(s.starts) == 1 else idx[band == k]
+                            nh = int(l2.access(t, sel).sum())
+                            counters["l2_lookups"] += n
+                            counters["l2_hit_lookups"] += nh
+                            if nh:
+                                l2hit[gk].append((nh, r))
+                            n -= nh
+                        if n:
+                            hbm[gk].append((n, r))
+                        counters["hbm_bytes"] += n * r
                         continue
                     sel = idx if len(s.starts) == 1 else idx[band == k]
                     cache = caches[gk]
@@ -675,24 +731,31 @@ class MultiGpuSystem:
                     if hdram:
                         addr = rows * int(stride[t]) + int(base[t])
                         host_reads[gk].append((addr, int(nb_host[t])))
-            return hbm, pcie, host_reads
+            return hbm, l2hit, outs, pcie, host_reads
 
-        def hbm_time(k: int, segs: list[tuple[int, float]]) -> float:
-            gp = self.gpus[k]
-            return sum(n * r / (gp.gather_eff(r) * gp.hbm.peak_bw_Bps) for n, r in segs)
+        def kernel_time(k: int, h: list[Any], lh: list[Any], o: list[Any]) -> float:
+            """The GPU's gather kernel (0 when it has nothing to read, serve or write)."""
+            if not (h or lh or o):
+                return 0.0
+            return self.gpus[k].kernel_launch_s + self.gpus[k].gather_body_s(h, lh, o)
 
         def wire(k: int, segs: list[tuple[int, float]]) -> float:
             return sum(n * self.pcie[k].wire_bytes(r) for n, r in segs)
 
         def gpu_embedding(
-            k: int, hsegs: list[tuple[int, float]], psegs: list[tuple[int, float]], reads: list[Any]
+            k: int,
+            hsegs: list[tuple[int, float]],
+            lsegs: list[tuple[int, float]],
+            osegs: list[tuple[int, float]],
+            psegs: list[tuple[int, float]],
+            reads: list[Any],
         ) -> Generator[Any, Any, None]:
             procs = [env.process(hdram[self.gpu_host[k]].read(a, nb)) for a, nb in reads]
-            if hsegs:
+            if hsegs or lsegs or osegs:
                 if fine:
-                    procs.append(env.process(gpus[k].gather_fine(hsegs)))
+                    procs.append(env.process(gpus[k].gather_fine(hsegs, 0, lsegs, osegs)))
                 else:
-                    t = self.gpus[k].kernel_launch_s + hbm_time(k, hsegs)
+                    t = kernel_time(k, hsegs, lsegs, osegs)
                     procs.append(env.process(gpus[k].kernel(t)))
             if psegs:
                 if fine:
@@ -726,16 +789,18 @@ class MultiGpuSystem:
                 breakdown["bottom_mlp"] += max(
                     self.gpus[k].mlp_time_s(model.bottom_flops() * per_gpu) for k in range(G)
                 )
-            hsegs, psegs, reads = split(batch)
+            hsegs, lsegs, osegs, psegs, reads = split(batch)
             breakdown["embedding_hbm"] += max(
-                (self.gpus[k].kernel_launch_s + hbm_time(k, hsegs[k])) if hsegs[k] else 0.0
-                for k in range(G)
+                kernel_time(k, hsegs[k], lsegs[k], osegs[k]) for k in range(G)
             )
             breakdown["embedding_pcie"] += max(
                 self.pcie[k].wire_time_s(wire(k, psegs[k])) for k in range(G)
             )
             yield env.all_of(
-                [env.process(gpu_embedding(k, hsegs[k], psegs[k], reads[k])) for k in range(G)]
+                [
+                    env.process(gpu_embedding(k, hsegs[k], lsegs[k], osegs[k], psegs[k], reads[k]))
+                    for k in range(G)
+                ]
             )
             t1 = float(env.now)
             breakdown["embedding"] += t1 - t0
@@ -771,6 +836,9 @@ class MultiGpuSystem:
             counters["uvm_cache_hits"] = float(sum(c.hits for c in live))
             refs = counters["uvm_cache_refs"]
             counters["uvm_cache_hit_ratio"] = counters["uvm_cache_hits"] / refs if refs else 0.0
+        if "l2_lookups" in counters:
+            n = counters["l2_lookups"]
+            counters["l2_hit_ratio"] = counters["l2_hit_lookups"] / n if n else 0.0
         if fine:
             counters["fine_events"] = float(
                 sum(g.events for g in gpus)

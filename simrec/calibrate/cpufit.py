@@ -1,0 +1,637 @@
+"""Fitting the CPU-DRAM model (:class:`~simrec.sim.systems.cpu_dram.CpuDramSystem`) to CPU
+measurements, with residuals. Re-exported by :mod:`simrec.calibrate.fit`.
+
+The model of one embedding-bag call (one table, one batch, ``cores`` threads)
+-----------------------------------------------------------------------------
+::
+
+    t = call_overhead + max(t_pool, t_dram, t_llc)
+    t_pool = (lookups * lookup_cycles + lookups * dim / (flops_per_cycle * pool_efficiency)
+              + bags * bag_cycles) / freq / cores
+    t_llc  = hit_bytes / llc_bandwidth
+    t_dram = the DRAM timing model's time to read the rows that miss the LLC
+
+where the batch's distinct rows go through an LRU of ``llc_size`` bytes that lives across batches
+(hits: ``hit_bytes``; misses to the DRAM). The measurement cycles a workload's batches many times,
+so the model is evaluated in that warm state (:func:`steady_detail`: the batches simulated twice,
+the second pass counted).
+
+A VM does not show its DIMMs, and the random-row rate of a few cores is set by their outstanding
+misses rather than by the DIMMs, so the preset describes an **effective DRAM**: one 64-bit DDR4
+channel of ``EFF_RANKS`` = 8 ranks of one bank group of ``EFF_BANKS`` = 16 banks (8 KiB rows, so
+a row's 64 B bursts are row hits in one bank, as consecutive cache lines are), with two free
+parameters:
+
+* ``data_rate``: the bus rate; every burst (64 B) occupies the bus ``8 / data_rate`` seconds;
+* ``tFAW``: four activates per rank per window, so one random row costs ``tFAW / (4 * 8)`` of
+  activate time (``tRRD`` = 1 cycle: the window is the only activate limit).
+
+A random row of ``b`` bursts thus costs about ``max(tFAW / 32, b * 8 / data_rate)``.
+``tRCD = tRP = tRAS`` = 1 cycle and ``CL`` = the measured pointer-chase latency less 2 cycles: a
+row conflict costs the measured latency once per batch, and the bank cycle (``tRC``) and the
+column path of a bank never bind. The timing model works in whole clock cycles: ``tFAW`` is
+rounded up to a multiple of ``tCK = 2 / data_rate``; eight ranks make ``tFAW`` ~32 random-row
+times long, so the rounding is below ~1 % at the data rates that fit.
+
+The fit procedure (fixed before any measurement of the target machine)
+------------------------------------------------------------------------
+The objective is the sum of squared log errors ``log(model / measured)`` over the embedding-bag
+calibration points (:func:`~simrec.calibrate.bench_cpu.cpu_calibration_workloads`: cache-,
+LLC- and DRAM-resident tables, pooling 2 and 32, batches 256 to 16,384, and two points whose
+working set is half / twice the LLC). The bare ``np.take`` gathers are reported but are not in
+the objective: they write every gathered row to a large output array (as much write traffic as
+read), which an embedding bag does not.
+
+1. **Fixed from the microbenchmarks**: ``cores`` = the thread count measured, ``frequency`` from
+   /proc/cpuinfo, ``flops_per_cycle`` from the ISA flags, the latency from the largest pointer
+   chase, ``mlp_efficiency`` = SGEMM / SIMD peak.
+2. **LLC capacity** (outer loop): ``llc_size`` = the largest cache sysfs reports x 1/8, 1/4, 1/2,
+   1 or 2 (a VM's share of a shared L3, a victim L3, several L3 slices); steps 3-5 run for each,
+   and the capacity with the least objective is kept.
+3. **Start values**: ``call_overhead``, ``lookup_cycles``, ``1 / pool_efficiency`` and
+   ``bag_cycles`` by linear least squares in relative error on the cache-resident (``_l2``)
+   points (pooling 32 and 2, batches 256 to 16,384), assuming they are compute-bound;
+   ``llc_bandwidth`` = median, over the points beyond the L2 that the LLC serves (>= 90 % of
+   their bytes) and that take longer than that compute, of LLC hit bytes / (time - overhead); ``tFAW = 32 / (64 B gather rate)``; the data rate from the streaming bandwidth.
+4. **Grid over the data rate** (the objective is piecewise constant in it: every timing is
+   rounded to cycles of ``2 / data_rate``): 17 values, the start x 2^(k/2), k = -12..4 (random rows
+   may see far less than the streaming rate). At each, Levenberg-Marquardt (log parameters) fits
+   the other six (``tFAW``, ``lookup_cycles``, ``pool_efficiency``, ``bag_cycles``,
+   ``call_overhead``, ``llc_bandwidth``); the best grid point is kept.
+5. **Continuous refinement**: Levenberg-Marquardt on all seven from the best grid point (kept only
+   if it lowers the objective).
+6. **Residuals** of every calibration point are recomputed with the simulator itself (the
+   validation's predict path) and written into the preset, with those of the gathers and the
+   streaming bandwidth (reported, not in the objective).
+
+Steps 3-5 evaluate the model from the accounting the simulator records for each calibration
+point (``CpuDramSystem.simulate(record=...)``: calls, lookups, bags, LLC hit bytes and the DRAM
+chunks' bank counts, which do not depend on the timings) instead of re-simulating at every step;
+a test checks that this evaluation equals a fresh simulation.
+
+What the fit cannot represent: the different bus rates of streaming and random reads (the fit
+follows the random rows; the streaming residual shows the gap), a per-core miss limit that varies
+with the thread count (the preset describes one thread count), set-associativity and other
+occupants of the LLC.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from simrec.calibrate.heldout import Workload, make_batch, zipf_cdf
+from simrec.errors import SimrecError
+
+__all__ = [
+    "EFF_RANKS",
+    "EFF_BANKS",
+    "CpuFit",
+    "cpu_system_dict",
+    "cpu_system",
+    "fit_cpu",
+    "predict_cpu",
+    "predict_cpu_gather",
+    "cpu_fit_inputs",
+    "cpu_bag_points",
+    "steady_detail",
+    "CpuEvaluator",
+]
+
+#: ranks and banks of the effective DRAM (module docstring)
+EFF_RANKS = 8
+EFF_BANKS = 16
+_GRID = [2.0 ** (k / 2) for k in range(-12, 5)]
+#: LLC capacities tried, as fractions of the largest cache sysfs reports (module docstring)
+_LLC_FRACTIONS = (0.125, 0.25, 0.5, 1.0, 2.0)
+
+
+@dataclass
+class CpuFit:
+    """Fitted CPU-DRAM parameters and their residuals (model / measured - 1 per point)."""
+
+    cores: int
+    freq_hz: float
+    flops_per_cycle: float
+    simd_width_bits: int
+    llc_bytes: float
+    memory_bytes: float
+    lookup_cycles: float
+    pool_efficiency: float
+    mlp_efficiency: float
+    data_rate: float  # transfers/s of the effective 64-bit channel
+    tFAW_s: float
+    latency_s: float
+    bag_cycles: float = 0.0
+    call_overhead_s: float = 0.0
+    llc_bandwidth_Bps: float = 0.0
+    ranks: int = EFF_RANKS
+    banks: int = EFF_BANKS
+    impl: str = "numba"
+    initial: dict[str, float] = field(default_factory=dict)
+    residuals: list[dict[str, Any]] = field(default_factory=list)
+    grid: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def stream_Bps(self) -> float:
+        """Bus rate of the effective channel, bytes/s (8 bytes per transfer)."""
+        return self.data_rate * 8
+
+    def rms_log_residual(self) -> float:
+        r = [math.log1p(x["residual"]) for x in self.residuals if x.get("in_fit")]
+        return float(np.sqrt(np.mean(np.square(r)))) if r else 0.0
+
+
+def _ns(x: float) -> str:
+    return f"{x * 1e9:.9g} ns"
+
+
+def cpu_system_dict(f: CpuFit, name: str = "measured_cpu") -> dict[str, Any]:
+    """The hardware config (plain data with units, as the YAML holds it) of a fit."""
+    tck = 2.0 / f.data_rate
+    cl = max(f.latency_s - 2 * tck, tck)
+    tfaw = max(f.tFAW_s, 4 * tck)
+    gib = max(1, int(f.memory_bytes // 2**30))
+    cpu: dict[str, Any] = {
+        "kind": "cpu",
+        "sockets": 1,
+        "cores_per_socket": int(f.cores),
+        "frequency": f"{f.freq_hz / 1e9:.9g} GHz",
+        "simd_width_bits": int(f.simd_width_bits),
+        "flops_per_cycle": float(f.flops_per_cycle),
+        "pool_efficiency": float(f.pool_efficiency),
+        "lookup_cycles": float(f.lookup_cycles),
+        "bag_cycles": float(f.bag_cycles),
+        "call_overhead": f"{f.call_overhead_s * 1e6:.9g} us",
+        "mlp_efficiency": float(f.mlp_efficiency),
+        "llc_size": f"{int(f.llc_bytes)} B",
+    }
+    if f.llc_bandwidth_Bps > 0:
+        cpu["llc_bandwidth"] = f"{f.llc_bandwidth_Bps / 1e9:.9g} GB/s"
+    return {
+        "name": name,
+        "description": "measured",
+        "devices": {
+            "cpu0": cpu,
+            "dram0": {
+                "kind": "dram",
+                "attached_to": "cpu0",
+                "standard": "DDR4",
+                "data_rate": f"{f.data_rate / 1e6:.9g} MT/s",
+                "channels": 1,
+                "ranks_per_channel": int(f.ranks),
+                "bank_groups": 1,
+                "banks_per_group": int(f.banks),
+                "bus_width_bits": 64,
+                "burst_length": 8,
+                "row_buffer_size": "8 KiB",
+                "capacity": f"{gib} GiB",
+                "timing": {
+                    "CL": _ns(cl),
+                    "tRCD": "1 nCK",
+                    "tRP": "1 nCK",
+                    "tRAS": "1 nCK",
+                    "tRRD_S": "1 nCK",
+                    "tRRD_L": "1 nCK",
+                    "tFAW": _ns(tfaw),
+                    "tCCD_S": "4 nCK",
+                    "tCCD_L": "4 nCK",
+                    "tRTP": "4 nCK",
+                },
+            },
+        },
+    }
+
+
+def _hw(f: CpuFit) -> Any:
+    from simrec.hw.schema import SystemConfig
+
+    return SystemConfig.from_dict(cpu_system_dict(f))
+
+
+def cpu_system(f: CpuFit) -> Any:
+    """The :class:`~simrec.sim.systems.cpu_dram.CpuDramSystem` of a fit."""
+    from simrec.sim.systems.cpu_dram import CpuDramSystem
+
+    return CpuDramSystem.from_hw(_hw(f))
+
+
+def _batches(w: Workload) -> tuple[Any, list[Any]]:
+    from simrec.trace.format import Batch, TableSpec, TraceHeader
+
+    header = TraceHeader(
+        tables=(TableSpec(name="t0", rows=w.rows, dim=w.dim),),
+        batch_size=w.batch,
+        provenance={"generator": "simrec.calibrate.heldout", "params": w.to_dict()},
+    )
+    cdf = zipf_cdf(w.rows, w.alpha) if w.dist == "zipf" else None
+    out = []
+    for i in range(w.nbatches):
+        idx, offs = make_batch(w, i, cdf)
+        out.append(Batch(offsets=offs, indices=idx, num_tables=1, number=i))
+    return header, out
+
+
+def workload_batches(w: Workload, cache: dict[str, Any] | None = None) -> tuple[Any, list[Any]]:
+    """The trace header and batches of ``w`` (memoised in ``cache`` by name)."""
+    if cache is not None and w.name in cache:
+        return cache[w.name]
+    hb = _batches(w)
+    if cache is not None:
+        cache[w.name] = hb
+    return hb
+
+
+def steady_detail(
+    system: Any, header: Any, batches: list[Any], **kw: Any
+) -> tuple[float, dict[str, float], dict[str, float]]:
+    """Time per batch, per-stage breakdown per batch and counters of the **warm** state: the
+    batches simulated twice in a row minus once (what a measurement that cycles them sees, the
+    LLC holding what the previous pass left). Every value comes from ``system.simulate``."""
+    n = len(batches)
+    cold = system.simulate(batches, header, **kw)
+    warm = system.simulate(list(batches) + list(batches), header, **kw)
+    t = (float(warm.sim_time_s) - float(cold.sim_time_s)) / n
+    br = {
+        k: (float(v) - float(cold.breakdown_s.get(k, 0.0))) / n for k, v in warm.breakdown_s.items()
+    }
+    ct = {
+        k: float(v) - float(cold.counters.get(k, 0.0))
+        for k, v in warm.counters.items()
+        if isinstance(v, int | float)
+    }
+    return t, br, ct
+
+
+def predict_cpu(f: CpuFit, w: Workload, cache: dict[str, Any] | None = None) -> float:
+    """CPU-DRAM model time per batch (s) of workload ``w`` with the fitted parameters (warm)."""
+    header, batches = workload_batches(w, cache)
+    return steady_detail(cpu_system(f), header, batches)[0]
+
+
+def predict_cpu_gather(f: CpuFit, row_bytes: int, rows: int, lookups: int, seed: int = 0) -> float:
+    """DRAM-model time (s) of a bare random gather (``lookups`` uniform rows of ``row_bytes`` out
+    of ``rows``; distinct rows read once), as the cpu_dram system reads a batch."""
+    from simrec.sim.components.dram import channel_times
+
+    p = _hw(f).params("dram0")
+    c, scale = _gather_counts(p, row_bytes, rows, lookups, seed)
+    return float(channel_times(p, c).max()) * scale
+
+
+def _gather_counts(p: Any, row_bytes: int, rows: int, lookups: int, seed: int) -> tuple[Any, float]:
+    from simrec.sim.components.dram import count_chunk, unique_first
+
+    nb = max(1, -(-int(row_bytes) // p.burst_bytes))
+    n = int(min(lookups, 2**16))  # the model's time is linear in the count: scale a sample
+    idx = np.random.default_rng([seed, int(row_bytes)]).integers(0, int(rows), n, dtype=np.int64)
+    addr = unique_first(idx) * (nb * p.burst_bytes)
+    open_row = np.full(p.total_banks, -1, dtype=np.int64)
+    return count_chunk(p, addr, nb, open_row), float(lookups) / n
+
+
+def cpu_bag_points(data: dict[str, Any], impl: str | None = None) -> list[dict[str, Any]]:
+    """The embedding-bag calibration measurements of implementation ``impl`` (default: the
+    data's) at the data's thread count."""
+    use = impl or data["impl"]
+    nthr = int(data["threads"])
+    return [
+        m
+        for m in data["measurements"]
+        if m["unit"] == "batches"
+        and m["params"].get("impl", data["impl"]) == use
+        and int(m["params"].get("threads", nthr)) == nthr
+    ]
+
+
+def _gathers(data: dict[str, Any]) -> list[dict[str, Any]]:
+    nthr = int(data["threads"])
+    return [
+        m
+        for m in data["measurements"]
+        if m["name"].startswith("gather_") and int(m["params"]["threads"]) == nthr
+    ]
+
+
+def cpu_fit_inputs(data: dict[str, Any], impl: str | None = None) -> set[str]:
+    """Names of the measurements the CPU fit uses (the noise check looks at these): the
+    all-thread sequential read and gathers, the largest pointer chase and the embedding-bag runs."""
+    ms = data["measurements"]
+    n = data["threads"]
+    chases = [m for m in ms if m["name"].startswith("chase_")]
+    names = {f"seq_read_t{n}"} | {m["name"] for m in cpu_bag_points(data, impl)}
+    names |= {m["name"] for m in _gathers(data)}
+    if chases:
+        names.add(max(chases, key=lambda m: m["params"]["bytes"])["name"])
+    return names
+
+
+class CpuEvaluator:
+    """Model times of calibration points for many parameter sets, from the accounting the
+    simulator records once per point (see :meth:`CpuDramSystem.simulate` ``record``); the DRAM
+    geometry, the LLC size and the cores of ``base`` are fixed, every other parameter may vary."""
+
+    def __init__(
+        self,
+        base: CpuFit,
+        bags: list[tuple[Workload, float]],
+        gathers: list[dict[str, Any]],
+        cache: dict[str, Any] | None = None,
+    ) -> None:
+        self.base = base
+        ref = CpuFit(**{**base.__dict__, "llc_bandwidth_Bps": 1e12, "initial": {}, "residuals": []})
+        system = cpu_system(ref)
+        self.recs: list[list[dict[str, Any]]] = []
+        for w, _ in bags:
+            header, batches = workload_batches(w, cache)
+            rec: list[dict[str, Any]] = []
+            system.simulate(list(batches) + list(batches), header, record=rec)
+            self.recs.append(rec[len(batches) :])
+        p = _hw(ref).params("dram0")
+        self.gathers = []
+        for m in gathers:
+            q = m["params"]
+            rows = int(q["table_bytes"]) // int(q["row_bytes"])
+            self.gathers.append(_gather_counts(p, int(q["row_bytes"]), rows, int(m["work"]), 0))
+
+    def hit_bytes(self, i: int) -> float:
+        """Mean LLC hit bytes per batch of bag point ``i`` (warm)."""
+        return float(np.mean([r["hit_bytes"] for r in self.recs[i]]))
+
+    def miss_bytes(self, i: int) -> float:
+        """Mean bytes per batch of bag point ``i`` read from the DRAM (warm)."""
+        return float(
+            np.mean(
+                [sum(int(c.bursts.sum()) for c in r["dram_counts"]) * 64.0 for r in self.recs[i]]
+            )
+        )
+
+    def predict(self, f: CpuFit) -> np.ndarray:
+        """Model seconds of every point (bags: per batch; gathers: per run)."""
+        from simrec.sim.components.dram import channel_times
+
+        p = _hw(f).params("dram0")
+        cores = f.cores
+        per_cyc = 1.0 / (f.freq_hz * cores)
+        add = 1.0 / (f.flops_per_cycle * f.pool_efficiency)
+        out = []
+        for rec in self.recs:
+            tot = 0.0
+            for r in rec:
+                pool = (
+                    r["lookups"] * f.lookup_cycles
+                    + r["dim_lookups"] * add
+                    + r["bags"] * f.bag_cycles
+                ) * per_cyc
+                dram = 0.0
+                if r["dram_counts"]:
+                    dram = float(sum(channel_times(p, c) for c in r["dram_counts"]).max())
+                llc = r["hit_bytes"] / f.llc_bandwidth_Bps if f.llc_bandwidth_Bps > 0 else 0.0
+                tot += r["calls"] * f.call_overhead_s + max(pool, dram, llc)
+            out.append(tot / len(rec))
+        for c, scale in self.gathers:
+            out.append(float(channel_times(p, c).max()) * scale)
+        return np.array(out)
+
+
+_NAMES = (
+    "tFAW_s",
+    "lookup_cycles",
+    "pool_efficiency",
+    "bag_cycles",
+    "call_overhead_s",
+    "llc_bandwidth_Bps",
+    "data_rate",
+)
+
+
+def _with(f: CpuFit, x: np.ndarray, names: tuple[str, ...]) -> CpuFit:
+    g = CpuFit(**{**f.__dict__, "initial": {}, "residuals": [], "grid": []})
+    for k, v in zip(names, x, strict=True):
+        setattr(g, k, float(math.exp(v)))
+    g.pool_efficiency = min(1.0, g.pool_efficiency)
+    return g
+
+
+def _fit_at(
+    fit: CpuFit,
+    bags: list[tuple[Workload, float]],
+    gathers: list[dict[str, Any]],
+    meas: np.ndarray,
+    l2: float,
+    cache: dict[str, Any],
+    refine: bool,
+    iters: int,
+) -> tuple[float, CpuFit]:
+    """Steps 3-5 of the procedure at one LLC capacity (``fit.llc_bytes``); returns the
+    objective and the fit."""
+    from simrec.calibrate.fit import levenberg_marquardt
+
+    freq, nthr, fpc = fit.freq_hz, fit.cores, fit.flops_per_cycle
+    fit = CpuFit(**{**fit.__dict__, "initial": {}, "residuals": [], "grid": []})
+    # 3. start values: compute and overhead from the cache-resident points (linear in relative
+    # error), the LLC bandwidth from the others that hit in the LLC
+    ev = CpuEvaluator(fit, bags, gathers, cache)
+    res = [ev.recs[i][0] for i in range(len(bags))]
+    cres = [i for i, (w, _) in enumerate(bags) if w.table_bytes <= l2]
+    if len(cres) >= 2:
+        a = np.array(
+            [
+                [
+                    res[i]["calls"],
+                    res[i]["lookups"] / (freq * nthr),
+                    res[i]["dim_lookups"] / (freq * nthr),
+                    res[i]["bags"] / (freq * nthr),
+                ]
+                for i in cres
+            ]
+        )
+        t = np.array([bags[i][1] for i in cres])
+        cols = [0, 1, 2, 3] if len(cres) >= 4 else [1, 2]
+        coef = np.zeros(4)
+        sol, *_ = np.linalg.lstsq(a[:, cols] / t[:, None], np.ones(len(t)), rcond=None)
+        coef[cols] = sol
+        fit.call_overhead_s = float(max(coef[0], 1e-7))
+        fit.lookup_cycles = float(max(coef[1], 0.1))
+        fit.pool_efficiency = float(np.clip(1.0 / (max(coef[2], 1e-9) * fpc), 1e-4, 1.0))
+        fit.bag_cycles = float(max(coef[3], 0.1))
+    comp = ev.predict(CpuFit(**{**fit.__dict__, "llc_bandwidth_Bps": 0.0}))
+    bw = []
+    for i, (w, t) in enumerate(bags):
+        hb = ev.hit_bytes(i)
+        extra = t - comp[i]
+        # points served (>= 90 %) by the LLC, slower than their compute and DRAM reads
+        # (slower than the model without LLC time: the LLC term is what binds, t - overhead)
+        busy = t - res[i]["calls"] * fit.call_overhead_s
+        if w.table_bytes > l2 and hb > 9 * ev.miss_bytes(i) and extra > 0 and busy > 0:
+            bw.append(hb / busy)
+    if bw:
+        fit.llc_bandwidth_Bps = float(np.median(bw))
+    fit.initial = {k: float(getattr(fit, k)) for k in _NAMES}
+
+    def cost_of(g: CpuFit) -> float:
+        r = np.log(ev.predict(g) / meas)
+        return float(r @ r)
+
+    if not refine:
+        return cost_of(fit), fit
+    # 4. grid over the data rate, the other six by Levenberg-Marquardt at each
+    inner = _NAMES[:-1]
+    lo = [fit.tFAW_s / 1e3, 1e-2, 1e-4, 1e-2, 1e-9, 1e8]
+    hi = [fit.tFAW_s * 1e3, 1e5, 1.0, 1e6, 1e-2, 1e15]
+    best: tuple[float, CpuFit] | None = None
+    x_start = np.log([min(max(getattr(fit, k), lo[j]), hi[j]) for j, k in enumerate(inner)])
+    grid = []
+    for mult in _GRID:
+        dr = fit.initial["data_rate"] * mult
+        base = CpuFit(**{**fit.__dict__, "data_rate": dr, "initial": {}, "residuals": []})
+
+        def resid(x: np.ndarray, base: CpuFit = base) -> np.ndarray:
+            return np.log(ev.predict(_with(base, x, inner)) / meas)
+
+        x, r = levenberg_marquardt(
+            resid, x_start, iters=iters, step=2e-2, lo=np.log(lo), hi=np.log(hi)
+        )
+        c = float(r @ r)
+        grid.append({"data_rate": dr, "cost": c})
+        if best is None or c < best[0]:
+            best = (c, _with(base, x, inner))
+    assert best is not None
+    # 5. all seven together from the best grid point
+    cand = best[1]
+    x0 = np.log([getattr(cand, k) for k in _NAMES])
+    lo7 = np.log([*lo, fit.initial["data_rate"] * _GRID[0] / 2])
+    hi7 = np.log([*hi, fit.initial["data_rate"] * _GRID[-1] * 2])
+
+    def resid7(x: np.ndarray) -> np.ndarray:
+        return np.log(ev.predict(_with(cand, x, _NAMES)) / meas)
+
+    x, _ = levenberg_marquardt(resid7, x0, iters=iters, step=1e-2, lo=lo7, hi=hi7)
+    final = _with(cand, x, _NAMES)
+    c = cost_of(final)
+    if c > best[0]:
+        final, c = cand, best[0]
+    final.initial, final.grid = fit.initial, grid
+    return c, final
+
+
+def fit_cpu(
+    data: dict[str, Any], refine: bool = True, iters: int = 15, impl: str | None = None
+) -> CpuFit:
+    """Fit the CPU-DRAM parameters to :func:`~simrec.calibrate.bench_cpu.run_cpu_benchmarks`
+    output (procedure: the module docstring). ``refine=False`` stops after the start values;
+    ``impl`` fits another embedding-bag implementation measured in the same run."""
+    info = data["machine"]
+    ms = data["measurements"]
+    by = {m["name"]: m for m in ms}
+    nthr = int(data["threads"])
+    use = impl or data["impl"]
+    freq = float(info.get("cpu_mhz") or 0) * 1e6 or 2.0e9
+    fpc = float(info["flops_per_cycle"])
+    seq = by.get(f"seq_read_t{nthr}")
+    if seq is None:
+        raise SimrecError(
+            f"no seq_read_t{nthr} measurement", where="calibration data", fix="re-run calibrate"
+        )
+    chases = sorted(
+        (m for m in ms if m["name"].startswith("chase_")), key=lambda m: m["params"]["bytes"]
+    )
+    latency = chases[-1]["median_s"] / chases[-1]["work"] if chases else 100e-9
+    bag_ms = cpu_bag_points(data, use)
+    if not bag_ms:
+        raise SimrecError(
+            f"no embedding-bag calibration runs of implementation {use!r} on {nthr} threads",
+            where="calibration data",
+            fix="re-run the calibration (or the CPU probe), or pick the implementation measured",
+        )
+    bags = [
+        (Workload.from_dict(m["params"]["workload"]), m["median_s"] / m["work"]) for m in bag_ms
+    ]
+    gathers = _gathers(data)
+    caches = info.get("caches") or {}
+    l2 = float(max(caches.get("L2", 0), 2**20))
+    sg = next((m for m in ms if m["name"].startswith("sgemm_")), None)
+    peak = nthr * freq * fpc
+    g64 = next((m for m in gathers if m["params"]["row_bytes"] == 64), None)
+    tfaw0 = 4.0 * EFF_RANKS / g64["rate"] if g64 else 4.0 * EFF_RANKS * 64 / seq["rate"]
+    fit = CpuFit(
+        cores=nthr,
+        freq_hz=freq,
+        flops_per_cycle=fpc,
+        simd_width_bits=int(info["simd_width_bits"]),
+        llc_bytes=float(max(list(caches.values()) or [32 * 2**20])),
+        memory_bytes=float(info.get("memory_bytes") or 2**34),
+        lookup_cycles=20.0,
+        pool_efficiency=0.25,
+        mlp_efficiency=float(np.clip(sg["rate"] / peak, 1e-4, 1.0)) if sg else 0.5,
+        data_rate=float(seq["rate"]) / 8.0,
+        tFAW_s=float(tfaw0),
+        latency_s=float(latency),
+        bag_cycles=1.0,
+        call_overhead_s=1e-6,
+        llc_bandwidth_Bps=float(seq["rate"]) * 10,
+        impl=use,
+    )
+    cache: dict[str, Any] = {}
+    meas = np.array([t for _, t in bags])
+    nominal = fit.llc_bytes
+    fracs = _LLC_FRACTIONS if refine else (1.0,)
+    best_all: tuple[float, CpuFit] | None = None
+    grid: list[dict[str, float]] = []
+    for frac in fracs:
+        g = CpuFit(**{**fit.__dict__, "llc_bytes": nominal * frac, "initial": {}, "grid": []})
+        c, g = _fit_at(g, bags, [], meas, l2, cache, refine, iters)
+        grid += [{**e, "llc_fraction": frac} for e in g.grid]
+        grid.append({"llc_fraction": frac, "cost": c, "final": 1.0})
+        if best_all is None or c < best_all[0]:
+            best_all = (c, g)
+    assert best_all is not None
+    fit = best_all[1]
+    fit.grid = grid
+    fit.initial["llc_nominal_bytes"] = float(nominal)
+    # 6. residuals with the simulator itself
+    system = cpu_system(fit)
+    out = []
+    for (w, t), m in zip(bags, bag_ms, strict=True):
+        header, batches = workload_batches(w, cache)
+        pred = steady_detail(system, header, batches)[0]
+        out.append(
+            {
+                "name": m["name"],
+                "kind": "embedding_bag",
+                "measured_s": t,
+                "predicted_s": pred,
+                "residual": pred / t - 1,
+                "in_fit": True,
+            }
+        )
+    for m in gathers:
+        q = m["params"]
+        pred = predict_cpu_gather(
+            fit, int(q["row_bytes"]), int(q["table_bytes"]) // int(q["row_bytes"]), int(m["work"])
+        )
+        out.append(
+            {
+                "name": m["name"],
+                "kind": "gather",
+                "measured_s": m["median_s"],
+                "predicted_s": pred,
+                "residual": pred / m["median_s"] - 1,
+                "in_fit": False,
+            }
+        )
+    out.append(
+        {
+            "name": seq["name"],
+            "kind": "seq_read",
+            "measured_s": seq["median_s"],
+            "predicted_s": seq["work"] / fit.stream_Bps,
+            "residual": (seq["work"] / fit.stream_Bps) / seq["median_s"] - 1,
+            "in_fit": False,
+        }
+    )
+    fit.residuals = out
+    return fit
