@@ -213,3 +213,23 @@ def test_human_output_has_no_highs_banner(tmp_path) -> None:
     assert r.stdout.startswith("problem "), r.stdout[:200]
     assert "HiGHS" not in r.stdout and "HiGHS" not in r.stderr
     assert "solver    highs (full)" in r.stdout
+
+
+def test_fine_tables_option_reaches_the_problem(app: click.Group) -> None:
+    """--fine-tables N gives N tables the finer CDF (more placement options, so more variables)
+    and can only improve the optimum; a negative count is refused by click with exit 2."""
+    res = {}
+    for n in ("0", "3"):
+        code, stdout, _ = _run(
+            app,
+            *("shard", "--hw", "multi_gpu", "--synthetic", "20", "--fine-tables", n),
+            *("--solve", "--time-limit", "20", "--json"),
+        )
+        assert code == 0, stdout
+        res[n] = json.loads(stdout)
+    assert res["3"]["num_variables"] > res["0"]["num_variables"]
+    assert res["0"]["status"] == res["3"]["status"] == "Optimal"
+    # the coarse breakpoints are a subset of the refined ones: the optimum cannot get worse
+    assert res["3"]["objective_s"] <= res["0"]["objective_s"] * (1 + 2e-4)
+    code, _, _ = _run(app, "shard", "--hw", "multi_gpu", "--synthetic", "5", "--fine-tables", "-1")
+    assert code == 2

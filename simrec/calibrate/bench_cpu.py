@@ -56,6 +56,8 @@ __all__ = [
 MiB = 2**20
 #: shortest timed repetition, seconds (shorter calls are repeated back to back and averaged)
 MIN_REP_S = 0.05
+#: untimed embedding-bag activity when a runner starts, seconds
+WARMUP_S = 0.5
 
 
 @dataclass
@@ -241,15 +243,22 @@ def measure(
     """Time ``fn()`` ``reps`` times after ``warmup`` untimed calls.
 
     A repetition that would last less than ``min_time_s`` calls ``fn`` back to back ``inner``
-    times (sized from the last warm-up call) and records the mean time per call: a
+    times (sized from the warm-up calls) and records the mean time per call: a
     sub-millisecond embedding-bag call timed alone measures the scheduler (thread wake-ups,
     one descheduled thread) as much as the kernel. ``params["inner"]`` records the count.
     """
-    t_once = 0.0
-    for _ in range(warmup):
+    # warm up with at least ``warmup`` calls and, when repetitions are batched, for at least
+    # ``min_time_s`` (a first call pays thread-pool start and page faults); the per-call time
+    # that sizes ``inner`` is the median of the warm-up calls after the first
+    warm: list[float] = []
+    t_start = time.perf_counter()
+    while len(warm) < warmup or (
+        min_time_s > 0 and time.perf_counter() - t_start < min_time_s and len(warm) < 10_000
+    ):
         t0 = time.perf_counter()
         fn()
-        t_once = time.perf_counter() - t0
+        warm.append(time.perf_counter() - t0)
+    t_once = float(np.median(warm[1:] if len(warm) > 1 else warm)) if warm else 0.0
     inner = 1
     if min_time_s > 0 and 0 < t_once < min_time_s:
         inner = min(10_000, math.ceil(min_time_s / t_once))
@@ -386,6 +395,22 @@ class EmbeddingRunner:
 
             self._bag = embedding_bag
             self._ex = ThreadPoolExecutor(max_workers=threads)
+        self.warm_up()
+
+    def warm_up(self, seconds: float = WARMUP_S) -> None:
+        """Run small embedding-bag batches for ``seconds`` before anything is timed: on the
+        16-core calibration VM the first ~150 ms of calls ran 100x slower than later ones
+        (thread-pool start, the guest's memory and vCPUs waking), which made the first timed
+        workload of a probe unusable whatever its own warm-up."""
+        rng = np.random.default_rng(0)
+        table = np.zeros((2048, 16), dtype=np.float32)
+        idx = rng.integers(0, 2048, 4096 * 8, dtype=np.int64)
+        offs = np.arange(0, idx.size + 1, 8, dtype=np.int64)
+        tab = self.table(table)
+        (batch,) = self.prepare(table, [(idx, offs)])
+        t_end = time.perf_counter() + seconds
+        while time.perf_counter() < t_end:
+            self.run(tab, batch)
 
     def prepare(self, table: np.ndarray, batches: list[tuple[np.ndarray, np.ndarray]]) -> list[Any]:
         """Convert batches to what :meth:`run` takes (torch tensors, or per-thread slices)."""

@@ -42,8 +42,9 @@ from simrec.calibrate.cpufit import (
     predict_cpu,
     predict_cpu_gather,
     steady_detail,
+    workload_batches,
 )
-from simrec.calibrate.heldout import Workload, make_batch, zipf_cdf
+from simrec.calibrate.heldout import Workload
 from simrec.errors import SimrecError
 
 __all__ = [
@@ -153,33 +154,12 @@ def _by_name(ms: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 # the CPU-DRAM fit lives in simrec.calibrate.cpufit (re-exported at the top of this module)
 
 
-def _batches(w: Workload) -> tuple[Any, list[Any]]:
-    from simrec.trace.format import Batch, TableSpec, TraceHeader
-
-    header = TraceHeader(
-        tables=(TableSpec(name="t0", rows=w.rows, dim=w.dim),),
-        batch_size=w.batch,
-        provenance={"generator": "simrec.calibrate.heldout", "params": w.to_dict()},
-    )
-    cdf = zipf_cdf(w.rows, w.alpha) if w.dist == "zipf" else None
-    out = []
-    for i in range(w.nbatches):
-        idx, offs = make_batch(w, i, cdf)
-        out.append(Batch(offsets=offs, indices=idx, num_tables=1, number=i))
-    return header, out
-
-
 def predict_detail(
     system: Any, w: Workload, cache: dict[str, Any] | None = None
 ) -> tuple[float, dict[str, float]]:
     """Model time per batch (s) of workload ``w`` on a built system (cpu_dram or multi_gpu),
     and the system's per-stage breakdown per batch (s)."""
-    if cache is not None and w.name in cache:
-        header, batches = cache[w.name]
-    else:
-        header, batches = _batches(w)
-        if cache is not None:
-            cache[w.name] = (header, batches)
+    header, batches = workload_batches(w, cache)
     if getattr(system, "kind", "") == "cpu_dram":
         # the warm state of a measurement that cycles the batches (the LLC model keeps rows)
         t, br, _ = steady_detail(system, header, batches)
@@ -378,12 +358,7 @@ def _warm_run(
 ) -> tuple[float, dict[str, float]]:
     """Time per batch (s) and counters per batch of the warm pass: ``simulate(batches * 2) -
     simulate(batches)`` (the state of caches after one pass is the steady state of cycling)."""
-    if cache is not None and w.name in cache:
-        header, batches = cache[w.name]
-    else:
-        header, batches = _batches(w)
-        if cache is not None:
-            cache[w.name] = (header, batches)
+    header, batches = workload_batches(w, cache)
     one = system.simulate(batches, header)
     two = system.simulate(list(batches) + list(batches), header)
     n = len(batches)

@@ -179,8 +179,8 @@ def write_cpu_preset(
         "data rate on a grid with tFAW, lookup_cycles,",
         "  pool_efficiency, bag_cycles, call_overhead, llc_bandwidth by Levenberg-Marquardt at "
         "each, then all seven together; the capacity with",
-        "  the least squared log error over the embedding-bag calibration points and the "
-        "all-thread gathers is kept",
+        "  the least squared log error over the embedding-bag calibration points is kept (the "
+        "gathers set only tFAW's start value)",
         f"  start: {json.dumps({k: float(f'{v:.4g}') for k, v in fit.initial.items()})}",
         "  objective by LLC fraction: "
         + (", ".join(f"{g['llc_fraction']:g}: {g['cost']:.4g}" for g in finals) or "not run"),

@@ -51,8 +51,10 @@ def load_problem(
     tt: bool = True,
     tt_rank: int = 8,
     energy_weight: float = 0.0,
+    fine_tables: int | None = None,
 ) -> Any:
-    """Build the :class:`~simrec.shard.problem.ShardProblem` from CLI-style inputs."""
+    """Build the :class:`~simrec.shard.problem.ShardProblem` from CLI-style inputs
+    (``fine_tables``: None = the automatic finer-breakpoint rule, 0 = off, N = the N largest)."""
     from simrec.shard.problem import (
         ShardProblem,
         devices_from_hw,
@@ -101,6 +103,7 @@ def load_problem(
         batch_size=int(bs),
         energy_weight=energy_weight,
         allow_tt=tt,
+        fine_tables=fine_tables,
     )
 
 
@@ -138,6 +141,14 @@ def _fmt_s(x: float | None) -> str:
 )
 @click.option("--tt/--no-tt", default=True, show_default=True, help="Allow TT storage.")
 @click.option("--tt-rank", type=int, default=8, show_default=True, help="TT rank (both ranks).")
+@click.option(
+    "--fine-tables",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Tables given the finer access CDF (61 breakpoints): default the automatic rule "
+    "(tables of >= 1/4 of the smallest fast tier, within a 30 % option budget), 0 = none, "
+    "N = the N largest.",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the plan JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option(
@@ -169,6 +180,7 @@ def shard_command(
     energy_weight: float,
     tt: bool,
     tt_rank: int,
+    fine_tables: int | None,
     output: str | None,
     as_json: bool,
     row_order: str,
@@ -227,7 +239,9 @@ def shard_command(
                 )
             npu_shard_cli(hw, trace, solve, time_limit, gap, solver, output, as_json)
             return
-    problem = load_problem(hw, csd, trace, synthetic, seed, batch_size, tt, tt_rank, energy_weight)
+    problem = load_problem(
+        hw, csd, trace, synthetic, seed, batch_size, tt, tt_rank, energy_weight, fine_tables
+    )
     with _stdout_to_stderr():
         opts = build_options(problem)
         check_feasibility(opts)
