@@ -12,8 +12,16 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["SimrecError", "TraceFormatError", "ConfigError", "ConvertError", "atomic_output"]
+__all__ = [
+    "SimrecError",
+    "TraceFormatError",
+    "ConfigError",
+    "ConvertError",
+    "atomic_output",
+    "read_json",
+]
 
 
 @dataclass
@@ -103,3 +111,23 @@ class atomic_output:  # noqa: N801 - used like a function in ``with`` statements
             self.commit()
         else:
             self.discard()
+
+
+def read_json(path: str | Path, what: str, fix: str, bad_json_fix: str | None = None) -> Any:
+    """The parsed JSON file at ``path``; a missing or unreadable file, or text that is not JSON
+    (a truncated copy, say), raises :class:`SimrecError` naming ``what`` the file should be, the
+    file and ``fix`` (``bad_json_fix`` for the second case, when it needs another remedy)."""
+    import json
+
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise SimrecError(f"cannot read {what} ({e.strerror or e})", path=path, fix=fix) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SimrecError(
+            f"{what} is not valid JSON ({e.msg} at line {e.lineno}; truncated?)",
+            path=path,
+            fix=bad_json_fix or fix,
+        ) from None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from simrec.calibrate import fit as F
 from simrec.calibrate.bench_cpu import Measurement, cpu_calibration_workloads
@@ -78,6 +78,24 @@ SYN_WORKLOADS = [
     Workload("cal_d128_l32_b1024_dram", 64 * MiB // 512, 128, 32, 1024, nbatches=2),
     Workload("cal_d64_l2_b16384_dram", 64 * MiB // 256, 64, 2, 16384, nbatches=2),
 ]
+
+
+def _calibrate_and_validate(device: str, src: Path, out: Path) -> Result:
+    """``simrec calibrate --device DEVICE --from-json SRC -o OUT --validate -q``."""
+    return CliRunner().invoke(
+        _group(),
+        [
+            "calibrate",
+            "--device",
+            device,
+            "--from-json",
+            str(src),
+            "-o",
+            str(out),
+            "--validate",
+            "-q",
+        ],
+    )
 
 
 def _machine() -> dict:
@@ -642,20 +660,7 @@ def test_gpu_validation_predicts_with_fitted_parameters(tmp_path: Path) -> None:
     src = tmp_path / "probe.json"
     src.write_text(json.dumps(probe))
     out = tmp_path / "g.yaml"
-    r = CliRunner().invoke(
-        _group(),
-        [
-            "calibrate",
-            "--device",
-            "cuda",
-            "--from-json",
-            str(src),
-            "-o",
-            str(out),
-            "--validate",
-            "-q",
-        ],
-    )
+    r = _calibrate_and_validate("cuda", src, out)
     assert r.exit_code == 0, r.output
     hw = load_hw(out)
     # the synthetic held-out times are the model's times x 1.1: error -1/11 everywhere
@@ -794,20 +799,7 @@ def test_calibrate_and_validate_from_cpu_probe(tmp_path: Path, cpu_data: dict) -
     src = tmp_path / "cpu.probe.json"
     src.write_text(json.dumps(_synthetic_cpu_probe(cpu_data)))
     out = tmp_path / "c.yaml"
-    r = CliRunner().invoke(
-        _group(),
-        [
-            "calibrate",
-            "--device",
-            "cpu",
-            "--from-json",
-            str(src),
-            "-o",
-            str(out),
-            "--validate",
-            "-q",
-        ],
-    )
+    r = _calibrate_and_validate("cpu", src, out)
     assert r.exit_code == 0, r.output
     hw = load_hw(out)
     # the held-out times are the planted model's x 1.1 and the fit recovers the model: -1/11

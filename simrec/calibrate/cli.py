@@ -7,14 +7,13 @@ and exits with status 2.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from simrec.errors import SimrecError
+from simrec.errors import SimrecError, read_json
 
 __all__ = ["calibrate_command", "measure_options", "validate_measure", "validate_measure_command"]
 
@@ -27,14 +26,11 @@ def _say(quiet: bool) -> Callable[[str], None]:
 
 
 def _read_json(path: str) -> dict[str, Any]:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise SimrecError(
-            f"cannot read the measurements ({e})",
-            path=path,
-            fix="give a JSON written by simrec calibrate or python3 -m simrec.calibrate.gpu_probe",
-        ) from None
+    return read_json(
+        path,
+        "the measurements file",
+        "give a JSON written by simrec calibrate or python3 -m simrec.calibrate.gpu_probe",
+    )
 
 
 def _is_cpu_probe(path: str) -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from simrec.calibrate.heldout import Workload, cpu_heldout
-from simrec.errors import SimrecError, atomic_output
+from simrec.errors import SimrecError, atomic_output, read_json
 from simrec.util import jsonable
 
 __all__ = [
@@ -65,14 +65,7 @@ def load_record(hw_path: str | Path) -> dict[str, Any] | None:
     p = record_path(hw_path)
     if not p.is_file():
         return None
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise SimrecError(
-            f"the calibration record is not valid JSON ({e})",
-            path=p,
-            fix="re-run simrec calibrate to rewrite it",
-        ) from None
+    return read_json(p, "the calibration record", "re-run simrec calibrate to rewrite it")
 
 
 def _gpu_rows(hw: Any, probe: dict[str, Any], say: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -170,22 +163,12 @@ def check_cpu_probe(probe: Any, path: str | Path | None = None) -> dict[str, Any
 
 def read_cpu_probe(path: str | Path) -> dict[str, Any]:
     """Read and check a CPU probe JSON (:func:`check_cpu_probe`)."""
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise SimrecError(
-            f"cannot read the CPU probe output ({e.strerror or e})",
-            path=path,
-            fix="give the path of the JSON written by python3 -m simrec.calibrate.cpu_probe",
-        ) from None
-    try:
-        probe = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SimrecError(
-            f"the CPU probe output is not valid JSON ({e.msg} at line {e.lineno}; truncated?)",
-            path=path,
-            fix="copy the whole file again, or re-run python3 -m simrec.calibrate.cpu_probe",
-        ) from None
+    probe = read_json(
+        path,
+        "the CPU probe output",
+        "give the path of the JSON written by python3 -m simrec.calibrate.cpu_probe",
+        "copy the whole file again, or re-run python3 -m simrec.calibrate.cpu_probe",
+    )
     return check_cpu_probe(probe, path)
 
 
@@ -325,14 +308,11 @@ def run_measure_validation(
     if hw.devices_of_kind("gpu"):
         probe = None
         if probe_json is not None:
-            try:
-                probe = json.loads(Path(probe_json).read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                raise SimrecError(
-                    f"cannot read the GPU probe output ({e})",
-                    path=probe_json,
-                    fix="give the JSON written by python3 -m simrec.calibrate.gpu_probe --out",
-                ) from None
+            probe = read_json(
+                probe_json,
+                "the GPU probe output",
+                "give the JSON written by python3 -m simrec.calibrate.gpu_probe --out",
+            )
         elif rec is not None and rec.get("probe"):
             probe = rec["probe"]
         else:
