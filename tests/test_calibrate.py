@@ -819,6 +819,27 @@ def test_calibrate_and_validate_from_cpu_probe(tmp_path: Path, cpu_data: dict) -
         assert v2["geomean_abs_error"] == pytest.approx(v["geomean_abs_error"], rel=1e-9)
 
 
+def test_validation_from_a_probe_uses_the_probes_own_heldout_set(
+    tmp_path: Path, cpu_data: dict
+) -> None:
+    """A probe's held-out set is sized from its machine's LLC (and older probes ran older sets):
+    validation predicts the workloads the probe ran, not this machine's set."""
+    rec = _synthetic_cpu_probe(cpu_data)
+    extra = Workload("x_d48_l3_b777_9xLLC_uni", 300_000, 48, 3, 777, nbatches=4)
+    t = F.predict_cpu(TRUTH, extra) * 1.1
+    params = {"workload": extra.to_dict(), "impl": "numba", "threads": 2, "unique": []}
+    rec["heldout"].append(Measurement(extra.name, "batches", 1, [t, t, t], params).to_dict())
+    src = tmp_path / "cpu.probe.json"
+    src.write_text(json.dumps(rec))
+    out = tmp_path / "c.yaml"
+    r = _calibrate_and_validate("cpu", src, out)
+    assert r.exit_code == 0, r.output
+    v = json.loads(record_path(out).read_text())["validation"]
+    names = [w["name"] for w in v["workloads"]]
+    assert names[-1] == extra.name and len(names) == 5
+    assert v["workloads"][-1]["workload"]["nbatches"] == 4
+
+
 def test_bad_cpu_probe_json_is_refused(tmp_path: Path, cpu_data: dict) -> None:
     good = _synthetic_cpu_probe(cpu_data)
     text = json.dumps(good)

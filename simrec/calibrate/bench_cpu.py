@@ -36,7 +36,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from simrec.calibrate.heldout import Workload, make_batch, zipf_cdf
+from simrec.calibrate.heldout import Workload, cycled_batches, make_batches
 
 __all__ = [
     "Measurement",
@@ -448,8 +448,7 @@ def measure_workload(runner: EmbeddingRunner, w: Workload, reps: int) -> Measure
     """Embedding-bag time per batch of workload ``w`` (its ``nbatches`` batches cycled once per
     repetition); ``params`` holds the workload and the distinct rows per batch."""
     table = np.full((w.rows, w.dim), 0.01, dtype=np.float32)
-    cdf = zipf_cdf(w.rows, w.alpha) if w.dist == "zipf" else None
-    raw = [make_batch(w, i, cdf) for i in range(w.nbatches)]
+    raw = make_batches(w)
     uniq = [int(np.unique(i).size) for i, _ in raw]
     prepared = runner.prepare(table, raw)
     tab = runner.table(table)
@@ -476,6 +475,13 @@ def llc_resident_bytes(llc_bytes: float | None) -> int:
     return int(max(4 * MiB, llc / 4))
 
 
+def dram_table_bytes(llc_bytes: float | None, quick: bool = False) -> int:
+    """Table size of the DRAM-bound calibration points: 8 LLCs, at least 256 MiB (64 MiB
+    quick)."""
+    floor = (64 if quick else 256) * MiB
+    return int(max(floor, 8 * float(llc_bytes or 32 * MiB)))
+
+
 def cpu_calibration_workloads(
     quick: bool = False, llc_bytes: float | None = None
 ) -> list[Workload]:
@@ -484,21 +490,27 @@ def cpu_calibration_workloads(
     Three table sizes, so that every mechanism of the CPU-DRAM model is seen by some point:
 
     * ``_l2``: 2,048 rows (128 KiB-1 MiB, cache-resident: the pooling compute). Pooling 32 at
-      batch 4,096 (per-lookup cost), pooling 2 at batch 16,384 (per-bag cost) and two batches of
-      256 bags (the per-call overhead);
+      batch 4,096 (per-lookup cost), pooling 2 at batch 16,384 (per-bag cost), pooling 1 at
+      batch 16,384 (dim 128: the pooled output's bytes) and two batches of 256 bags (the per-call
+      overhead);
     * ``_llc``: a table of a quarter of the LLC (:func:`llc_resident_bytes`), pooling 32, batch
-      4,096 (hits in the last-level cache);
-    * ``_dram``: a 256 MiB table (DRAM-bound), pooling 32 at batch 4,096 and pooling 2 at batch
-      16,384;
+      4,096 (hits in the last-level cache), and pooling 1 at batch 65,536 (dim 64: 16 MiB of
+      output per call);
+    * ``_dram``: a table of 8 LLCs, at least 256 MiB (:func:`dram_table_bytes`), pooling 32 at
+      batch 4,096 and pooling 2 at batch 16,384, cycling enough batches that their rows take
+      two LLCs (:func:`~simrec.calibrate.heldout.cycled_batches`: DRAM-bound once warm, also
+      on machines whose LLC is as large as the table of a fixed-size point);
     * ``_llchalf`` / ``_llctwice``: dim 32, pooling 32 on a table of four LLCs, with batches
       sized so that the two batches' rows take half / twice the LLC (the effective LLC capacity).
 
     Dims 16/64/128. No (dim, pooling, batch) of these is one of the held-out workloads of
-    :func:`~simrec.calibrate.heldout.cpu_heldout`.
+    :func:`~simrec.calibrate.heldout.cpu_heldout`. (Until 2026-12-03 the ``_dram`` tables were a
+    fixed 256 MiB with 2 cycled batches, and there were no pooling-1 points.)
     """
     llc = llc_resident_bytes(llc_bytes)
+    cap = float(llc_bytes or 32 * MiB)
+    big = dram_table_bytes(llc_bytes, quick)
     if quick:
-        big = 64 * MiB
         out = []
         for d in (16, 64, 128):
             out.append(Workload(f"cal_d{d}_l32_b1024_l2", 2048, d, 32, 1024, nbatches=2))
@@ -510,22 +522,22 @@ def cpu_calibration_workloads(
                 Workload(f"cal_d{d}_l32_b1024_dram", big // (4 * d), d, 32, 1024, nbatches=2)
             )
         return out
-    big = 256 * MiB
     out = []
     for d in (16, 64, 128):
         out.append(Workload(f"cal_d{d}_l32_b4096_l2", 2048, d, 32, 4096, nbatches=2))
     for d in (16, 64, 128):
         out.append(Workload(f"cal_d{d}_l2_b16384_l2", 2048, d, 2, 16_384, nbatches=2))
+    out.append(Workload("cal_d128_l1_b16384_l2", 2048, 128, 1, 16_384, nbatches=2))
     out.append(Workload("cal_d16_l32_b256_l2", 2048, 16, 32, 256, nbatches=2))
     out.append(Workload("cal_d128_l2_b256_l2", 2048, 128, 2, 256, nbatches=2))
     for d in (16, 64, 128):
         out.append(Workload(f"cal_d{d}_l32_b4096_llc", llc // (4 * d), d, 32, 4096, nbatches=2))
-    for d in (16, 64, 128):
-        out.append(Workload(f"cal_d{d}_l32_b4096_dram", big // (4 * d), d, 32, 4096, nbatches=2))
-    out.append(Workload("cal_d64_l2_b16384_dram", big // 256, 64, 2, 16_384, nbatches=2))
+    out.append(Workload("cal_d64_l1_b65536_llc", llc // 256, 64, 1, 65_536, nbatches=2))
+    for d, lp, b in ((16, 32, 4096), (64, 32, 4096), (128, 32, 4096), (64, 2, 16_384)):
+        nb = cycled_batches(b * lp, 4 * d, cap, minimum=2)
+        out.append(Workload(f"cal_d{d}_l{lp}_b{b}_dram", big // (4 * d), d, lp, b, nbatches=nb))
     # around the LLC: a table of 4 LLCs whose two batches' rows (dim 32, 128 B) fill half the
     # LLC and twice the LLC: they tell how much of the LLC the rows really get
-    cap = float(llc_bytes or 32 * MiB)
     for tag, ws in (("half", 0.5), ("twice", 2.0)):
         b = max(256, int(round(ws * cap / (2 * 32 * 128))))
         out.append(
@@ -552,8 +564,11 @@ def run_cpu_benchmarks(
     info = machine_info()
     nthr = threads or info["cores"]
     reps = reps or (3 if quick else 5)
-    big = (64 if quick else 512) * MiB
-    gtab = (64 if quick else 512) * MiB
+    llc = max(info["caches"].values() or [0]) or None
+    # streaming, pointer-chase and gather sizes: 512 MiB, or 4 LLCs where the LLC is larger (a
+    # 512 MiB chase on a 300 MiB L3 mixes LLC hits into the DRAM latency)
+    big = 64 * MiB if quick else max(512 * MiB, (4 * int(llc or 0)) // MiB * MiB)
+    gtab = big
     nlook = (2**18) if quick else (2**21)
     ms: list[Measurement] = []
 
@@ -572,7 +587,6 @@ def run_cpu_benchmarks(
         for t in thread_list:
             add(gather(rb, t, gtab, nlook, reps))
     add(sgemm(512 if quick else 1536, reps))
-    llc = max(info["caches"].values() or [0]) or None
     cal = cpu_calibration_workloads(quick, llc)
     runner = EmbeddingRunner(impl, nthr)
     try:

@@ -11,7 +11,9 @@ It runs, in one process and in this order,
    threads, SGEMM, and the embedding-bag calibration points on cache-, LLC- and DRAM-resident
    tables), and
 2. the held-out embedding-bag workloads of :func:`simrec.calibrate.heldout.cpu_heldout` (the same
-   seeded indices on every machine), with the same implementation and thread count,
+   seeded indices on every machine; the LLC- and DRAM-regime tables and the number of cycled
+   batches sized from this machine's LLC, tables capped at a quarter of its memory), with the
+   same implementation and thread count,
 
 for the chosen embedding-bag implementation (``--impl``; default ``auto``: PyTorch's
 ``torch.nn.functional.embedding_bag`` with its OpenMP threads when torch is installed — the kernel
@@ -24,7 +26,9 @@ and writes one JSON (``kind: simrec-cpu-probe``): ``machine`` (CPU model, cores,
 memory, load average before and after, software versions, date), ``calibration`` (the
 ``simrec-cpu-calibration`` record the fit takes), ``heldout`` (one measurement per workload: every
 repetition's time, the median, the spread, the distinct rows per batch), ``threads``, ``impl``,
-``reps`` and the wall time of each part. Fitting and the preset are done elsewhere by
+``reps``, ``version`` (2: LLC-relative sizes) and ``heldout_version``, and the wall time of each
+part. Memory: the largest table is 16 LLCs (4.7 GiB on a 300 MiB L3), allocated once per
+implementation and workload. Fitting and the preset are done elsewhere by
 ``simrec calibrate --device cpu --from-json cpu.probe.json -o NAME.yaml --validate``; the
 validation then compares the model with the held-out times measured here
 (``simrec validate --measure --hw NAME.yaml --probe-json cpu.probe.json``).
@@ -55,7 +59,7 @@ from simrec.calibrate.bench_cpu import (
     run_cpu_benchmarks,
     torch_available,
 )
-from simrec.calibrate.heldout import cpu_heldout
+from simrec.calibrate.heldout import CPU_HELDOUT_VERSION, cpu_heldout
 
 __all__ = ["PROBE_KIND", "probe", "main"]
 
@@ -86,7 +90,8 @@ def probe(
     cal = run_cpu_benchmarks(quick, impl, nthr, reps, log=lambda s: say("  " + s), other_full=both)
     t1 = time.perf_counter()
     say(f"[1/2] done in {t1 - t0:.0f} s")
-    wls = cpu_heldout(quick)
+    llc = float(max(info["caches"].values() or [0])) or None
+    wls = cpu_heldout(quick, llc, info["memory_bytes"] / 4 if info.get("memory_bytes") else None)
     held = []
     for k, use in enumerate([impl, other] if both else [impl]):
         say(f"[2/2] {len(wls)} held-out workloads, {use} on {nthr} threads")
@@ -110,7 +115,8 @@ def probe(
     say(f"[2/2] done in {t2 - t1:.0f} s")
     return {
         "kind": PROBE_KIND,
-        "version": 1,
+        "version": 2,
+        "heldout_version": CPU_HELDOUT_VERSION,
         "quick": quick,
         "impl": impl,
         "threads": nthr,

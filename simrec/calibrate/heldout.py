@@ -19,6 +19,10 @@ import numpy as np
 __all__ = [
     "Workload",
     "make_batch",
+    "make_batches",
+    "zipf_perm",
+    "cycled_batches",
+    "CPU_HELDOUT_VERSION",
     "cpu_heldout",
     "gpu_heldout",
     "gpu_calibration",
@@ -74,12 +78,24 @@ def zipf_cdf(rows: int, alpha: float) -> np.ndarray:
     return c
 
 
-def make_batch(w: Workload, i: int, cdf: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def zipf_perm(w: Workload) -> np.ndarray:
+    """The permutation that scatters the Zipf ranks of ``w`` over its rows (seeded by ``w.seed``
+    alone, so every batch has the same hot rows)."""
+    return np.random.default_rng([w.seed, 1 << 20]).permutation(w.rows)
+
+
+def make_batch(
+    w: Workload,
+    i: int,
+    cdf: np.ndarray | None = None,
+    perm: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Batch ``i`` of workload ``w``: ``(indices int64 [batch*pooling], offsets int64 [batch+1])``.
 
     Deterministic in ``(w.seed, i)``; Zipf ranks map to rows through a permutation seeded by
-    ``w.seed`` alone (the same hot rows in every batch). ``cdf`` may pass a precomputed
-    :func:`zipf_cdf` (it is the slow part for large tables).
+    ``w.seed`` alone (the same hot rows in every batch). ``cdf`` and ``perm`` may pass a
+    precomputed :func:`zipf_cdf` and :func:`zipf_perm` (the slow parts for large tables: pass
+    them when generating many batches).
     """
     rng = np.random.default_rng([w.seed, i])
     n = w.lookups
@@ -89,25 +105,91 @@ def make_batch(w: Workload, i: int, cdf: np.ndarray | None = None) -> tuple[np.n
         c = zipf_cdf(w.rows, w.alpha) if cdf is None else cdf
         ranks = np.searchsorted(c, rng.random(n), side="right")
         np.minimum(ranks, w.rows - 1, out=ranks)
-        perm = np.random.default_rng([w.seed, 1 << 20]).permutation(w.rows)
-        idx = perm[ranks].astype(np.int64)
+        pm = zipf_perm(w) if perm is None else perm
+        idx = pm[ranks].astype(np.int64)
     else:
         raise ValueError(f"unknown index distribution {w.dist!r}")
     offsets = np.arange(0, n + 1, w.pooling, dtype=np.int64)
     return idx, offsets
 
 
+def make_batches(w: Workload) -> list[tuple[np.ndarray, np.ndarray]]:
+    """All ``w.nbatches`` batches of ``w`` (:func:`make_batch`, the Zipf tables computed once)."""
+    cdf = zipf_cdf(w.rows, w.alpha) if w.dist == "zipf" else None
+    perm = zipf_perm(w) if w.dist == "zipf" else None
+    return [make_batch(w, i, cdf, perm) for i in range(w.nbatches)]
+
+
 def _w(name: str, rows: int, dim: int, pooling: int, batch: int, dist: str = "uniform") -> Workload:
     return Workload(name=name, rows=rows, dim=dim, pooling=pooling, batch=batch, dist=dist)
 
 
-def cpu_heldout(quick: bool = False) -> list[Workload]:
-    """Held-out CPU workloads: dims 16-256, pooling 1-64, batch 512-65,536, tables from L2-resident
-    (<= 512 KiB) through LLC-sized to 512 MiB (16x a 32 MiB LLC), uniform and Zipf(1.05).
+#: version of the CPU held-out set: 1 (until 2026-12-03) had fixed table sizes meant for a 32 MiB
+#: LLC; 2 sizes the cache- and DRAM-regime tables and the cycled batches from the machine's LLC
+CPU_HELDOUT_VERSION = 2
+#: the cycled batches of a DRAM-regime workload touch at least this many LLCs of rows
+DRAM_FOOTPRINT_LLCS = 2.0
+#: at most this many distinct batches are cycled (index memory and simulation time)
+MAX_CYCLED_BATCHES = 400
 
-    None matches a calibration point: calibration uses dims 16/64/128 at pooling 32, batch 4096
-    on 2,048-row tables, and bare gathers (no pooling) on 256 MiB tables.
+
+def cycled_batches(lookups: int, row_bytes: int, llc_bytes: float, minimum: int = 3) -> int:
+    """Distinct batches to cycle so that their lookups touch >= ``DRAM_FOOTPRINT_LLCS`` x the LLC
+    of rows (an upper bound of the footprint: repeats are not subtracted), between ``minimum`` and
+    :data:`MAX_CYCLED_BATCHES`. A measurement cycles its batches; with fewer of them a table many
+    times the LLC would be served from the LLC once warm, and the point would not be DRAM-bound."""
+    need = int(np.ceil(DRAM_FOOTPRINT_LLCS * float(llc_bytes) / max(1, lookups * row_bytes)))
+    return int(min(MAX_CYCLED_BATCHES, max(minimum, need)))
+
+
+def _sized(
+    tag: str,
+    dim: int,
+    pooling: int,
+    batch: int,
+    llcs: float,
+    llc: float,
+    dist: str = "uniform",
+    dram: bool = False,
+    max_table_bytes: float | None = None,
+) -> Workload:
+    """A workload on a table of ``llcs`` x the LLC (capped at ``max_table_bytes``); DRAM-regime
+    ones (``dram``) cycle enough batches to overflow the LLC (:func:`cycled_batches`)."""
+    tb = llcs * llc
+    if max_table_bytes is not None:
+        tb = min(tb, max_table_bytes)
+    rows = max(1024, int(tb // (4 * dim)))
+    mult = rows * 4 * dim / llc
+    size = f"{mult:.2g}xLLC" if mult < 1 else f"{mult:.0f}xLLC"
+    nb = cycled_batches(batch * pooling, 4 * dim, llc) if dram else 3
+    name = f"{tag}_{size}_{'zipf' if dist == 'zipf' else 'uni'}"
+    return Workload(
+        name=name, rows=rows, dim=dim, pooling=pooling, batch=batch, dist=dist, nbatches=nb
+    )
+
+
+def cpu_heldout(
+    quick: bool = False,
+    llc_bytes: float | None = None,
+    max_table_bytes: float | None = None,
+) -> list[Workload]:
+    """Held-out CPU workloads (version :data:`CPU_HELDOUT_VERSION`): dims 16-256, pooling 1-64,
+    batch 512-65,536, uniform and Zipf(1.05), in three regimes sized from the machine's LLC
+    (``llc_bytes``, the largest cache sysfs reports; 32 MiB when unknown):
+
+    * **private-cache-resident**: 256-512 KiB tables (fixed sizes), 3 cycled batches;
+    * **LLC-resident**: tables of 1/4 and 1/2 of the LLC, 3 cycled batches;
+    * **DRAM-bound**: tables of 7-16 LLCs (at least 10 x a 32 MiB LLC, capped at
+      ``max_table_bytes``), cycling enough distinct batches that their rows take at least
+      :data:`DRAM_FOOTPRINT_LLCS` LLCs (:func:`cycled_batches`), so that the warm state a
+      measurement sees is DRAM-bound for uniform indices (Zipf ones keep their hot rows cached).
+
+    Names carry the table size in LLCs. Version 1 used fixed sizes meant for a 32 MiB LLC
+    (7 MiB-512 MiB, 3 batches): on a 300 MiB-L3 machine every workload was LLC-served once warm.
+    No (dim, pooling, batch) is a calibration point's
+    (:func:`~simrec.calibrate.bench_cpu.cpu_calibration_workloads`; a test checks).
     """
+    llc = float(llc_bytes or 32 * MiB)
     if quick:
         return [
             _w("q_d32_l8_b2048_256KiB_uni", 2048, 32, 8, 2048),
@@ -115,21 +197,26 @@ def cpu_heldout(quick: bool = False) -> list[Workload]:
             _w("q_d24_l16_b1024_48MiB_uni", 524_288, 24, 16, 1024),
             _w("q_d256_l2_b2048_64MiB_uni", 65_536, 256, 2, 2048),
         ]
+    cap = max_table_bytes
+
+    def dram(tag: str, d: int, lp: int, b: int, k: float, dist: str = "uniform") -> Workload:
+        return _sized(tag, d, lp, b, k, llc, dist, dram=True, max_table_bytes=cap)
+
     return [
         _w("d16_l1_b65536_256KiB_uni", 4096, 16, 1, 65_536),
         _w("d32_l8_b4096_512KiB_uni", 4096, 32, 8, 4096),
         _w("d256_l16_b1024_512KiB_uni", 512, 256, 16, 1024),
-        _w("d48_l24_b2048_7MiB_uni", 40_000, 48, 24, 2048),
-        _w("d96_l4_b16384_18MiB_zipf", 50_000, 96, 4, 16_384, "zipf"),
-        _w("d32_l64_b512_512MiB_uni", 4_194_304, 32, 64, 512),
-        _w("d24_l20_b8192_384MiB_uni", 4_194_304, 24, 20, 8192),
-        _w("d64_l2_b65536_512MiB_uni", 2_097_152, 64, 2, 65_536),
-        _w("d128_l10_b2048_512MiB_uni", 1_048_576, 128, 10, 2048),
-        _w("d256_l4_b4096_512MiB_uni", 524_288, 256, 4, 4096),
-        _w("d64_l40_b2048_512MiB_zipf", 2_097_152, 64, 40, 2048, "zipf"),
-        _w("d16_l48_b1024_512MiB_zipf", 8_388_608, 16, 48, 1024, "zipf"),
-        _w("d192_l12_b4096_220MiB_zipf", 300_000, 192, 12, 4096, "zipf"),
-        _w("d40_l1_b32768_458MiB_uni", 3_000_000, 40, 1, 32_768),
+        _sized("d48_l24_b2048", 48, 24, 2048, 0.25, llc),
+        _sized("d96_l4_b16384", 96, 4, 16_384, 0.5, llc, "zipf"),
+        dram("d32_l64_b512", 32, 64, 512, 16),
+        dram("d24_l20_b8192", 24, 20, 8192, 12),
+        dram("d64_l2_b65536", 64, 2, 65_536, 16),
+        dram("d128_l10_b2048", 128, 10, 2048, 16),
+        dram("d256_l4_b4096", 256, 4, 4096, 16),
+        dram("d64_l40_b2048", 64, 40, 2048, 16, "zipf"),
+        dram("d16_l48_b1024", 16, 48, 1024, 16, "zipf"),
+        dram("d192_l12_b4096", 192, 12, 4096, 7, "zipf"),
+        dram("d40_l1_b32768", 40, 1, 32_768, 14),
     ]
 
 

@@ -1,9 +1,9 @@
 """``simrec validate --measure``: measured vs predicted embedding-bag time on held-out workloads.
 
-For a CPU preset every workload of :func:`simrec.calibrate.heldout.cpu_heldout` is run on this
-machine (the embedding-bag implementation and thread count the preset was calibrated with), or its
+For a CPU preset every workload of :func:`simrec.calibrate.heldout.cpu_heldout` (its tables
+sized from this machine's LLC) is run on this machine (the embedding-bag implementation and thread count the preset was calibrated with), or its
 time is taken from a CPU probe run (``--probe-json``, or the probe stored in the preset's JSON
-record), and predicted by :class:`~simrec.sim.systems.cpu_dram.CpuDramSystem` built from the
+record; the probe's own held-out set is used, as it ran), and predicted by :class:`~simrec.sim.systems.cpu_dram.CpuDramSystem` built from the
 preset, in the warm state of the measurement (:func:`simrec.calibrate.cpufit.steady_detail`); for a GPU
 preset the held-out times come from a GPU probe run (``--probe-json``, or the probe stored in the
 preset's JSON record, or a live probe when this machine has a CUDA GPU) and are predicted by
@@ -194,6 +194,17 @@ def _probe_heldout(
     return out
 
 
+def _llc_of(info: dict[str, Any]) -> float | None:
+    """The largest cache of a machine record (what the held-out sizes follow), or None."""
+    return float(max((info.get("caches") or {}).values() or [0])) or None
+
+
+def _table_cap(info: dict[str, Any]) -> float | None:
+    """Largest held-out table: a quarter of the machine's memory (None when unknown)."""
+    mem = float(info.get("memory_bytes") or 0)
+    return mem / 4 if mem > 0 else None
+
+
 def _cpu_rows(
     hw: Any,
     workloads: list[Workload],
@@ -370,7 +381,14 @@ def run_measure_validation(
             reps = reps or (3 if quick else 5)
             measured = None
             info = machine_info()
-        wls = workloads or cpu_heldout(quick)
+        if workloads:
+            wls = workloads
+        elif measured is not None:
+            # the probe's own held-out set, in its order (its sizes follow the probed machine's
+            # LLC, and older probes ran older versions of the set)
+            wls = [Workload.from_dict(m["params"]["workload"]) for m in measured.values()]
+        else:
+            wls = cpu_heldout(quick, _llc_of(info), _table_cap(info))
         rows = _cpu_rows(hw, wls, impl, threads, reps, say, measured)
         if cprobe is None:
             info["loadavg_after"] = machine_info()["loadavg"]
