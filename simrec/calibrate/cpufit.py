@@ -7,10 +7,11 @@ The model of one embedding-bag call (one table, one batch, ``cores`` threads)
 
     t = call_overhead + max(t_pool, t_dram, t_llc)
     t_pool = (lookups * lookup_cycles + lookups * dim / (flops_per_cycle * pool_efficiency)
-              + bags * bag_cycles) / freq / cores
+              + bags * bag_cycles) / freq / cores  [+ bags * dim * 4 / output_bandwidth]
     t_llc  = hit_bytes / llc_bandwidth
     t_dram = the DRAM timing model's time to read the rows that miss the LLC
 
+(the bracketed pooled-output term only in a preset whose fit selected it: see the rule below),
 where the batch's distinct rows go through an LRU of ``llc_size`` bytes that lives across batches
 (hits: ``hit_bytes``; misses to the DRAM). The measurement cycles a workload's batches many times,
 so the model is evaluated in that warm state (:func:`steady_detail`: the batches simulated twice,
@@ -64,15 +65,39 @@ read), which an embedding bag does not.
    validation's predict path) and written into the preset, with those of the gathers and the
    streaming bandwidth (reported, not in the objective).
 
+The pooled-output term: a pre-registered rule
+--------------------------------------------
+(Fixed before the term was fitted to any measurement.) Steps 2-5 run twice:
+
+* the **base model**: the procedure above, ``output_bandwidth`` = 0 (no output cost);
+* the **output model**: the same procedure with ``output_bandwidth`` (the rate at which the cores
+  write the pooled outputs, ``bags * dim * 4`` bytes of fp32 per call, added to ``t_pool``) as an
+  8th free log-parameter: in step 3 a ``bags * dim * 4`` bytes column joins the linear least
+  squares on the cache-resident points, and its coefficient's inverse is the start value (if the
+  coefficient is not positive, the start is the ``llc_bandwidth`` start value); steps 4 and 5 fit
+  it with the others, bounded to 1 GB/s .. 10 TB/s.
+
+The output model is kept only if its objective (the sum of squared log errors over the
+embedding-bag calibration points, at its best LLC capacity) is at least 10 % lower than the base
+model's (``output objective <= 0.9 x base objective``); otherwise the preset is the base model,
+with ``output_bandwidth`` 0 (omitted from the YAML). Both objectives, the output model's
+``output_bandwidth`` and the decision are recorded (:attr:`CpuFit.output_rule`,
+:attr:`CpuFit.output_selected`). ``fit_cpu(refine=False)`` (start values only) runs the base
+model alone and decides nothing (``output_selected`` None).
+
 Steps 3-5 evaluate the model from the accounting the simulator records for each calibration
-point (``CpuDramSystem.simulate(record=...)``: calls, lookups, bags, LLC hit bytes and the DRAM
-chunks' bank counts, which do not depend on the timings) instead of re-simulating at every step;
-a test checks that this evaluation equals a fresh simulation.
+point (``CpuDramSystem.simulate(record=...)``: calls, lookups, bags, output bytes, LLC hit bytes
+and the DRAM chunks' bank counts, which do not depend on the timings) instead of re-simulating at
+every step; a test checks that this evaluation equals a fresh simulation.
 
 What the fit cannot represent: the different bus rates of streaming and random reads (the fit
 follows the random rows; the streaming residual shows the gap), a per-core miss limit that varies
 with the thread count (the preset describes one thread count), set-associativity and other
-occupants of the LLC.
+occupants of the LLC, and where the pooled outputs go: one fitted output rate stands for stores
+to any level, with no DRAM write-back traffic (the outputs do not compete with the row reads).
+With few calibration points the rule can keep an output term that noise alone favours (on the
+tests' 13 synthetic points with 2 % noise and no planted term it did so for 2 seeds of 8, with
+an ``output_bandwidth`` of ~1 TB/s that adds at most ~2 % to any point's time).
 """
 
 from __future__ import annotations
@@ -99,6 +124,7 @@ __all__ = [
     "cpu_bag_points",
     "steady_detail",
     "CpuEvaluator",
+    "OUTPUT_RULE_RATIO",
 ]
 
 #: ranks and banks of the effective DRAM (module docstring)
@@ -107,11 +133,20 @@ EFF_BANKS = 16
 _GRID = [2.0 ** (k / 2) for k in range(-12, 5)]
 #: LLC capacities tried, as fractions of the largest cache sysfs reports (module docstring)
 _LLC_FRACTIONS = (0.125, 0.25, 0.5, 1.0, 2.0)
+#: the output model is kept if its objective is at most this fraction of the base model's
+OUTPUT_RULE_RATIO = 0.9
+#: bounds of the fitted output bandwidth, bytes/s (1 GB/s .. 10 TB/s)
+OUTPUT_BW_BOUNDS = (1e9, 1e13)
 
 
 @dataclass
 class CpuFit:
-    """Fitted CPU-DRAM parameters and their residuals (model / measured - 1 per point)."""
+    """Fitted CPU-DRAM parameters and their residuals (model / measured - 1 per point).
+
+    ``output_bandwidth_Bps``: the pooled-output write rate (0 = no output cost);
+    ``output_selected``: the pre-registered rule's decision (module docstring; None when it was
+    not run); ``output_rule``: its inputs (``base_objective``, ``output_objective``, ``ratio``,
+    ``threshold``, the output model's ``output_bandwidth_Bps``) and ``selected``."""
 
     cores: int
     freq_hz: float
@@ -128,6 +163,9 @@ class CpuFit:
     bag_cycles: float = 0.0
     call_overhead_s: float = 0.0
     llc_bandwidth_Bps: float = 0.0
+    output_bandwidth_Bps: float = 0.0
+    output_selected: bool | None = None
+    output_rule: dict[str, Any] = field(default_factory=dict)
     ranks: int = EFF_RANKS
     banks: int = EFF_BANKS
     impl: str = "numba"
@@ -171,6 +209,8 @@ def cpu_system_dict(f: CpuFit, name: str = "measured_cpu") -> dict[str, Any]:
     }
     if f.llc_bandwidth_Bps > 0:
         cpu["llc_bandwidth"] = f"{f.llc_bandwidth_Bps / 1e9:.9g} GB/s"
+    if f.output_bandwidth_Bps > 0:
+        cpu["output_bandwidth"] = f"{f.output_bandwidth_Bps / 1e9:.9g} GB/s"
     return {
         "name": name,
         "description": "measured",
@@ -345,7 +385,15 @@ class CpuEvaluator:
         cache: dict[str, Any] | None = None,
     ) -> None:
         self.base = base
-        ref = CpuFit(**{**base.__dict__, "llc_bandwidth_Bps": 1e12, "initial": {}, "residuals": []})
+        ref = CpuFit(
+            **{
+                **base.__dict__,
+                "llc_bandwidth_Bps": 1e12,
+                "output_bandwidth_Bps": 0.0,
+                "initial": {},
+                "residuals": [],
+            }
+        )
         system = cpu_system(ref)
         self.recs: list[list[dict[str, Any]]] = []
         for w, _ in bags:
@@ -380,6 +428,7 @@ class CpuEvaluator:
         cores = f.cores
         per_cyc = 1.0 / (f.freq_hz * cores)
         add = 1.0 / (f.flops_per_cycle * f.pool_efficiency)
+        wout = 1.0 / f.output_bandwidth_Bps if f.output_bandwidth_Bps > 0 else 0.0
         out = []
         for rec in self.recs:
             tot = 0.0
@@ -388,7 +437,7 @@ class CpuEvaluator:
                     r["lookups"] * f.lookup_cycles
                     + r["dim_lookups"] * add
                     + r["bags"] * f.bag_cycles
-                ) * per_cyc
+                ) * per_cyc + r["out_bytes"] * wout
                 dram = 0.0
                 if r["dram_counts"]:
                     dram = float(sum(channel_times(p, c) for c in r["dram_counts"]).max())
@@ -428,18 +477,37 @@ def _fit_at(
     cache: dict[str, Any],
     refine: bool,
     iters: int,
+    output: bool = False,
+    evaluators: dict[float, CpuEvaluator] | None = None,
 ) -> tuple[float, CpuFit]:
     """Steps 3-5 of the procedure at one LLC capacity (``fit.llc_bytes``); returns the
-    objective and the fit."""
+    objective and the fit. ``output``: the output model (``output_bandwidth`` an 8th free
+    parameter); otherwise the base model (``output_bandwidth`` 0). ``evaluators``: memo of the
+    :class:`CpuEvaluator` by LLC capacity (its accounting does not depend on the timings)."""
     from simrec.calibrate.fit import levenberg_marquardt
 
     freq, nthr, fpc = fit.freq_hz, fit.cores, fit.flops_per_cycle
-    fit = CpuFit(**{**fit.__dict__, "initial": {}, "residuals": [], "grid": []})
-    # 3. start values: compute and overhead from the cache-resident points (linear in relative
-    # error), the LLC bandwidth from the others that hit in the LLC
-    ev = CpuEvaluator(fit, bags, gathers, cache)
+    fit = CpuFit(
+        **{
+            **fit.__dict__,
+            "output_bandwidth_Bps": 0.0,
+            "initial": {},
+            "residuals": [],
+            "grid": [],
+        }
+    )
+    # 3. start values: compute and overhead (and with the output model the output bandwidth)
+    # from the cache-resident points (linear in relative error), the LLC bandwidth from the
+    # others that hit in the LLC
+    if evaluators is not None and fit.llc_bytes in evaluators:
+        ev = evaluators[fit.llc_bytes]
+    else:
+        ev = CpuEvaluator(fit, bags, gathers, cache)
+        if evaluators is not None:
+            evaluators[fit.llc_bytes] = ev
     res = [ev.recs[i][0] for i in range(len(bags))]
     cres = [i for i, (w, _) in enumerate(bags) if w.table_bytes <= l2]
+    out_coef = 0.0
     if len(cres) >= 2:
         a = np.array(
             [
@@ -448,19 +516,29 @@ def _fit_at(
                     res[i]["lookups"] / (freq * nthr),
                     res[i]["dim_lookups"] / (freq * nthr),
                     res[i]["bags"] / (freq * nthr),
+                    res[i]["out_bytes"],
                 ]
                 for i in cres
             ]
         )
         t = np.array([bags[i][1] for i in cres])
-        cols = [0, 1, 2, 3] if len(cres) >= 4 else [1, 2]
-        coef = np.zeros(4)
+        if output and len(cres) >= 5:
+            cols = [0, 1, 2, 3, 4]
+        elif len(cres) >= 4:
+            cols = [0, 1, 2, 3]
+        else:
+            cols = [1, 2]
+        coef = np.zeros(5)
         sol, *_ = np.linalg.lstsq(a[:, cols] / t[:, None], np.ones(len(t)), rcond=None)
         coef[cols] = sol
         fit.call_overhead_s = float(max(coef[0], 1e-7))
         fit.lookup_cycles = float(max(coef[1], 0.1))
         fit.pool_efficiency = float(np.clip(1.0 / (max(coef[2], 1e-9) * fpc), 1e-4, 1.0))
         fit.bag_cycles = float(max(coef[3], 0.1))
+        out_coef = float(coef[4])
+    olo, ohi = OUTPUT_BW_BOUNDS
+    if output and out_coef > 0:
+        fit.output_bandwidth_Bps = float(np.clip(1.0 / out_coef, olo, ohi))
     comp = ev.predict(CpuFit(**{**fit.__dict__, "llc_bandwidth_Bps": 0.0}))
     bw = []
     for i, (w, t) in enumerate(bags):
@@ -473,7 +551,11 @@ def _fit_at(
             bw.append(hb / busy)
     if bw:
         fit.llc_bandwidth_Bps = float(np.median(bw))
-    fit.initial = {k: float(getattr(fit, k)) for k in _NAMES}
+    if output and not out_coef > 0:  # the start the rule names: the LLC bandwidth's
+        fit.output_bandwidth_Bps = float(np.clip(fit.llc_bandwidth_Bps, olo, ohi))
+    extra_names: tuple[str, ...] = ("output_bandwidth_Bps",) if output else ()
+    names = _NAMES[:-1] + extra_names + _NAMES[-1:]
+    fit.initial = {k: float(getattr(fit, k)) for k in names}
 
     def cost_of(g: CpuFit) -> float:
         r = np.log(ev.predict(g) / meas)
@@ -481,10 +563,10 @@ def _fit_at(
 
     if not refine:
         return cost_of(fit), fit
-    # 4. grid over the data rate, the other six by Levenberg-Marquardt at each
-    inner = _NAMES[:-1]
-    lo = [fit.tFAW_s / 1e3, 1e-2, 1e-4, 1e-2, 1e-9, 1e8]
-    hi = [fit.tFAW_s * 1e3, 1e5, 1.0, 1e6, 1e-2, 1e15]
+    # 4. grid over the data rate, the other six (seven) by Levenberg-Marquardt at each
+    inner = names[:-1]
+    lo = [fit.tFAW_s / 1e3, 1e-2, 1e-4, 1e-2, 1e-9, 1e8] + ([olo] if output else [])
+    hi = [fit.tFAW_s * 1e3, 1e5, 1.0, 1e6, 1e-2, 1e15] + ([ohi] if output else [])
     best: tuple[float, CpuFit] | None = None
     x_start = np.log([min(max(getattr(fit, k), lo[j]), hi[j]) for j, k in enumerate(inner)])
     grid = []
@@ -503,22 +585,50 @@ def _fit_at(
         if best is None or c < best[0]:
             best = (c, _with(base, x, inner))
     assert best is not None
-    # 5. all seven together from the best grid point
+    # 5. all seven (eight) together from the best grid point
     cand = best[1]
-    x0 = np.log([getattr(cand, k) for k in _NAMES])
-    lo7 = np.log([*lo, fit.initial["data_rate"] * _GRID[0] / 2])
-    hi7 = np.log([*hi, fit.initial["data_rate"] * _GRID[-1] * 2])
+    x0 = np.log([getattr(cand, k) for k in names])
+    lo_all = np.log([*lo, fit.initial["data_rate"] * _GRID[0] / 2])
+    hi_all = np.log([*hi, fit.initial["data_rate"] * _GRID[-1] * 2])
 
-    def resid7(x: np.ndarray) -> np.ndarray:
-        return np.log(ev.predict(_with(cand, x, _NAMES)) / meas)
+    def resid_all(x: np.ndarray) -> np.ndarray:
+        return np.log(ev.predict(_with(cand, x, names)) / meas)
 
-    x, _ = levenberg_marquardt(resid7, x0, iters=iters, step=1e-2, lo=lo7, hi=hi7)
-    final = _with(cand, x, _NAMES)
+    x, _ = levenberg_marquardt(resid_all, x0, iters=iters, step=1e-2, lo=lo_all, hi=hi_all)
+    final = _with(cand, x, names)
     c = cost_of(final)
     if c > best[0]:
         final, c = cand, best[0]
     final.initial, final.grid = fit.initial, grid
     return c, final
+
+
+def _fit_model(
+    fit: CpuFit,
+    bags: list[tuple[Workload, float]],
+    meas: np.ndarray,
+    l2: float,
+    cache: dict[str, Any],
+    refine: bool,
+    iters: int,
+    output: bool,
+    evaluators: dict[float, CpuEvaluator],
+) -> tuple[float, CpuFit, list[dict[str, float]]]:
+    """Steps 2-5 (the outer loop over the LLC capacity) of the base or the output model;
+    returns the least objective, its fit and the grid record."""
+    nominal = fit.llc_bytes
+    fracs = _LLC_FRACTIONS if refine else (1.0,)
+    best_all: tuple[float, CpuFit] | None = None
+    grid: list[dict[str, float]] = []
+    for frac in fracs:
+        g = CpuFit(**{**fit.__dict__, "llc_bytes": nominal * frac, "initial": {}, "grid": []})
+        c, g = _fit_at(g, bags, [], meas, l2, cache, refine, iters, output, evaluators)
+        grid += [{**e, "llc_fraction": frac} for e in g.grid]
+        grid.append({"llc_fraction": frac, "cost": c, "final": 1.0})
+        if best_all is None or c < best_all[0]:
+            best_all = (c, g)
+    assert best_all is not None
+    return best_all[0], best_all[1], grid
 
 
 def fit_cpu(
@@ -581,18 +691,35 @@ def fit_cpu(
     cache: dict[str, Any] = {}
     meas = np.array([t for _, t in bags])
     nominal = fit.llc_bytes
-    fracs = _LLC_FRACTIONS if refine else (1.0,)
-    best_all: tuple[float, CpuFit] | None = None
-    grid: list[dict[str, float]] = []
-    for frac in fracs:
-        g = CpuFit(**{**fit.__dict__, "llc_bytes": nominal * frac, "initial": {}, "grid": []})
-        c, g = _fit_at(g, bags, [], meas, l2, cache, refine, iters)
-        grid += [{**e, "llc_fraction": frac} for e in g.grid]
-        grid.append({"llc_fraction": frac, "cost": c, "final": 1.0})
-        if best_all is None or c < best_all[0]:
-            best_all = (c, g)
-    assert best_all is not None
-    fit = best_all[1]
+    evaluators: dict[float, CpuEvaluator] = {}
+    c0, fit0, grid = _fit_model(fit, bags, meas, l2, cache, refine, iters, False, evaluators)
+    if refine:
+        # the pre-registered rule (module docstring): the output model only if its objective is
+        # at least 10 % lower than the base model's
+        c1, fit1, grid1 = _fit_model(fit, bags, meas, l2, cache, refine, iters, True, evaluators)
+        selected = bool(c1 <= OUTPUT_RULE_RATIO * c0)
+        rule = {
+            "base_objective": c0,
+            "output_objective": c1,
+            "ratio": c1 / c0 if c0 > 0 else None,
+            "threshold": OUTPUT_RULE_RATIO,
+            "output_bandwidth_Bps": fit1.output_bandwidth_Bps,
+            "output_llc_bytes": fit1.llc_bytes,
+            "selected": selected,
+        }
+        fit = fit1 if selected else fit0
+        # the output model's grid, marked (its finals as final_output: ``final`` stays the
+        # base model's outer loop)
+        for e in grid1:
+            e = dict(e)
+            if e.pop("final", None):
+                e["final_output"] = 1.0
+            grid.append({**e, "output": 1.0})
+        fit.output_selected, fit.output_rule = selected, rule
+    else:
+        fit = fit0
+    if not fit.output_selected:
+        fit.output_bandwidth_Bps = 0.0
     fit.grid = grid
     fit.initial["llc_nominal_bytes"] = float(nominal)
     # 6. residuals with the simulator itself

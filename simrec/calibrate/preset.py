@@ -110,6 +110,23 @@ def _write(path: Path, text: str, record: dict[str, Any]) -> None:
         Path(tmp).write_text(text)
 
 
+def _output_rule_line(fit: CpuFit) -> str:
+    """One comment line on the pooled-output rule of a CPU fit (simrec.calibrate.cpufit)."""
+    r = fit.output_rule
+    if fit.output_selected is None or not r:
+        return "  pooled-output term: rule not run (start values only); output_bandwidth 0"
+    verdict = (
+        f"kept (output_bandwidth {fit.output_bandwidth_Bps / 1e9:.4g} GB/s)"
+        if fit.output_selected
+        else "not kept (output_bandwidth 0)"
+    )
+    return (
+        f"  pooled-output term (kept only if the objective is >= 10 % lower): base objective "
+        f"{r['base_objective']:.4g}, with output_bandwidth "
+        f"({r['output_bandwidth_Bps'] / 1e9:.4g} GB/s) {r['output_objective']:.4g}: {verdict}"
+    )
+
+
 def write_cpu_preset(
     path: str | Path,
     data: dict[str, Any],
@@ -185,6 +202,7 @@ def write_cpu_preset(
         "  objective by LLC fraction: "
         + (", ".join(f"{g['llc_fraction']:g}: {g['cost']:.4g}" for g in finals) or "not run"),
         f"  rms log residual over the fitted points: {fit.rms_log_residual():.3f}",
+        _output_rule_line(fit),
         "residuals (model / measured - 1):",
     ]
     head += ["  " + ln for ln in _resid_lines(fit.residuals)]
@@ -198,6 +216,11 @@ def write_cpu_preset(
         "flops_per_cycle [assumption from the ISA flags];",
         "      pool_efficiency, lookup_cycles, bag_cycles, call_overhead, llc_bandwidth [fitted]; "
         "mlp_efficiency [measured SGEMM / peak];",
+        *(
+            ["      output_bandwidth [fitted; kept by the pre-registered rule]"]
+            if fit.output_bandwidth_Bps > 0
+            else []
+        ),
         "      llc_size [fitted: a fraction of the largest sysfs cache, "
         f"{fit.initial.get('llc_nominal_bytes', 0) / 2**20:g} MiB]",
         "dram0: an effective memory, not the DIMMs: data_rate and tFAW [fitted], CL = chase "

@@ -262,8 +262,9 @@ class CpuDevice(DeviceBase):
     per looked-up row, pooling adds at ``pool_efficiency`` of the SIMD peak, ``bag_cycles`` per bag,
     ``call_overhead`` per embedding-bag call, and MLP FLOPs at ``mlp_efficiency`` of the SIMD peak;
     the row bytes themselves come from the attached memory's model, or from the LLC when
-    ``llc_bandwidth`` is given. The efficiencies and cycle counts are stated parameters, to be
-    calibrated (``simrec calibrate``).
+    ``llc_bandwidth`` is given; the pooled outputs' stores cost ``bags x dim x 4 /
+    output_bandwidth`` when ``output_bandwidth`` is given. The efficiencies and cycle counts are
+    stated parameters, to be calibrated (``simrec calibrate``).
     """
 
     kind: Literal["cpu"] = "cpu"
@@ -287,6 +288,12 @@ class CpuDevice(DeviceBase):
         description="rate at which the cores read embedding rows that hit in the LLC; given, the "
         "cpu_dram system keeps an LRU of llc_size bytes of rows across batches and sends only "
         "the misses to DRAM (omitted: no LLC model, every distinct row of a batch from DRAM)",
+    )
+    output_bandwidth: Bandwidth | None = Field(
+        None,
+        description="rate at which the cores write the pooled output tensors (bags x dim x 4 "
+        "bytes of fp32 per embedding-bag call); given, the cpu_dram system adds out_bytes / "
+        "output_bandwidth to the pooling time (omitted: no output cost)",
     )
     bag_cycles: NonNegativeNumber = Field(
         0.0, description="cycles per pooled bag (offsets, output row, loop over bags)"
@@ -323,6 +330,7 @@ class CpuDevice(DeviceBase):
             call_overhead_s=self.call_overhead,
             llc_bytes=self.llc_size,
             llc_bandwidth_Bps=self.llc_bandwidth or 0.0,
+            output_bandwidth_Bps=self.output_bandwidth or 0.0,
         )
 
 

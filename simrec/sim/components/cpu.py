@@ -15,8 +15,11 @@ component.
 
 The socket's last-level cache and per-call cost are parameters here too, used by the system
 (:mod:`simrec.sim.systems.cpu_dram`): ``llc_bytes`` of fully associative LRU cache over embedding
-rows, whose hits are read at ``llc_bandwidth_Bps`` (0 = no LLC model), and ``call_overhead_s`` per
-embedding-bag call (one per table and batch: dispatch to the threads and the wait for them).
+rows, whose hits are read at ``llc_bandwidth_Bps`` (0 = no LLC model), ``call_overhead_s`` per
+embedding-bag call (one per table and batch: dispatch to the threads and the wait for them), and
+``output_bandwidth_Bps``, the rate at which the cores store the pooled output tensors (``bags x dim
+x 4`` bytes of fp32 per call; 0 = no output cost, the default). The output stores are one fitted
+rate for writes through the whole cache hierarchy: no DRAM write-back traffic is modelled.
 
 What it leaves out: SMT, frequency scaling with the number of active cores, NUMA effects (the system
 charges cross-socket traffic), a per-core limit on outstanding misses, and OS jitter.
@@ -54,6 +57,9 @@ class CpuParams:
         llc_bytes: last-level cache of the socket used for embedding rows, bytes (0 = none).
         llc_bandwidth_Bps: rate at which the cores read rows that hit in the LLC, bytes/s; 0
             turns the LLC model off (every distinct row of a batch is read from DRAM).
+        output_bandwidth_Bps: rate at which the cores write the pooled output tensors (``bags x
+            dim x 4`` bytes per embedding-bag call), bytes/s; the time adds to the pooling
+            compute (:meth:`output_time_s`). 0 (the default) turns the output cost off.
     """
 
     sockets: int
@@ -68,6 +74,7 @@ class CpuParams:
     call_overhead_s: float = 0.0
     llc_bytes: float = 0.0
     llc_bandwidth_Bps: float = 0.0
+    output_bandwidth_Bps: float = 0.0
 
     def __post_init__(self) -> None:
         for f in ("sockets", "cores_per_socket"):
@@ -93,6 +100,7 @@ class CpuParams:
             "call_overhead_s",
             "llc_bytes",
             "llc_bandwidth_Bps",
+            "output_bandwidth_Bps",
         ):
             v = getattr(self, f)
             if not (v >= 0 and v < float("inf")):
@@ -129,6 +137,11 @@ class CpuParams:
     def llc_time_s(self, hit_bytes: float) -> float:
         """Seconds to read ``hit_bytes`` of rows that hit in the LLC (0 without an LLC model)."""
         return hit_bytes / self.llc_bandwidth_Bps if self.llc_bandwidth_Bps > 0 else 0.0
+
+    def output_time_s(self, out_bytes: float) -> float:
+        """Seconds for the cores to write ``out_bytes`` of pooled output (0 with the output cost
+        off, ``output_bandwidth_Bps`` = 0)."""
+        return out_bytes / self.output_bandwidth_Bps if self.output_bandwidth_Bps > 0 else 0.0
 
     def mlp_time_s(self, flops: float, threads: int = 1) -> float:
         """Wall time of ``flops`` dense FLOPs on ``threads`` threads."""

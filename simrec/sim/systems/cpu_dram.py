@@ -20,7 +20,15 @@ What the model covers
   on one socket: ``llc_bytes`` / the mean stride, an approximation). Rows that hit are read by the
   cores at ``llc_bandwidth_Bps`` (a server of its own, overlapping the DRAM reads and the pooling);
   only the misses go to the DRAM. Time per socket and batch:
-  ``calls * call_overhead_s + max(t_pool, t_dram(misses), hit_bytes / llc_bandwidth)``.
+  ``calls * call_overhead_s + max(t_pool + t_out, t_dram(misses), hit_bytes / llc_bandwidth)``.
+* **Pooled output** (when the CPU has ``output_bandwidth_Bps`` > 0; 0, the default, turns it off):
+  every embedding-bag call writes a fresh output tensor of ``bags x dim x 4`` bytes (fp32);
+  ``t_out = out_bytes / output_bandwidth_Bps`` (``out_bytes`` summed over the socket's calls of
+  the batch) is added to the cores' pooling time ``t_pool``: the cores do the stores, which still
+  overlap the LLC and DRAM reads through the max. One fitted rate stands for writes through the
+  whole cache hierarchy (wherever the output lands); the output is 4 bytes per element whatever
+  the table's storage type. Breakdown key ``embedding_output`` (present only with the cost on;
+  included in ``embedding_pool``).
 * **Per-call overhead**: every table with lookups in a batch is one embedding-bag call, which costs
   ``call_overhead_s`` (thread dispatch and join) before its reads and adds start.
 * **Dense stage**: bottom MLP + interaction + top MLP FLOPs of the :class:`DlrmModel` (if given) for
@@ -28,10 +36,11 @@ What the model covers
 * **Load**: ``throughput`` (batches back to back, ``inflight`` of them at a time) or ``latency``
   (Poisson arrivals: exponential gaps at ``rate_per_s``, or the trace's own ``arrival_s``).
 
-What it leaves out: cross-socket (UPI) traffic for pooled outputs, set associativity and the
-LLC's other occupants (code, outputs, other processes), a per-core limit on outstanding misses
-(the effective DRAM of a calibrated preset folds it into tFAW), prefetching, and framework overheads
-beyond the per-call cost; the bottom MLP does not overlap the embedding stage.
+What it leaves out: cross-socket (UPI) traffic for pooled outputs, DRAM write-back traffic of the
+outputs (they do not occupy the DRAM model's banks or bus, nor evict rows from the LLC model), set
+associativity and the LLC's other occupants (code, outputs, other processes), a per-core limit on
+outstanding misses (the effective DRAM of a calibrated preset folds it into tFAW), prefetching, and
+framework overheads beyond the per-call cost; the bottom MLP does not overlap the embedding stage.
 """
 
 from __future__ import annotations
@@ -199,11 +208,13 @@ class CpuDramSystem:
 
         ``record`` (calibration; fast mode, one batch in flight): receives one dict per batch and
         socket with the quantities the socket's time is made of: ``socket``, ``calls``,
-        ``lookups``, ``dim_lookups`` (sum of lookups x dim), ``bags``, ``hit_bytes`` and
-        ``dram_counts`` (the DRAM chunks' :class:`~simrec.sim.components.dram.ChunkCounts`). The
-        socket's time is then ``calls * call_overhead_s + max(pool, dram, llc)`` with
-        ``pool = (lookups * lookup_cycles + dim_lookups / (flops_per_cycle * pool_efficiency) +
-        bags * bag_cycles) / freq / cores``, ``dram`` = per channel the sum over chunks of
+        ``lookups``, ``dim_lookups`` (sum of lookups x dim), ``bags``, ``out_bytes`` (pooled
+        output bytes: sum over the calls of bags x dim x 4), ``hit_bytes`` and ``dram_counts``
+        (the DRAM chunks' :class:`~simrec.sim.components.dram.ChunkCounts`). The socket's time is
+        then ``calls * call_overhead_s + max(pool, dram, llc)`` with ``pool = (lookups *
+        lookup_cycles + dim_lookups / (flops_per_cycle * pool_efficiency) + bags * bag_cycles) /
+        freq / cores + out_bytes / output_bandwidth`` (the last term 0 when
+        ``output_bandwidth_Bps`` is 0), ``dram`` = per channel the sum over chunks of
         :func:`~simrec.sim.components.dram.channel_times`, largest channel, and ``llc =
         hit_bytes / llc_bandwidth``; :mod:`simrec.calibrate.fit` re-evaluates that for other
         parameters without re-running the trace (tests check it equals a new simulation)."""
@@ -222,6 +233,9 @@ class CpuDramSystem:
             "embedding": 0.0,
             "dense": 0.0,
         }
+        has_out = any(s.cpu.output_bandwidth_Bps > 0 for s in self.sockets)
+        if has_out:  # only with the output cost on, so that other results keep their keys
+            breakdown["embedding_output"] = 0.0
         by_socket = [np.nonzero(pl.socket == s)[0] for s in range(len(self.sockets))]
         dedupe = self.dedupe
         llcs = [self._llc(s, by_socket[i], pl, header) for i, s in enumerate(self.sockets)]
@@ -229,7 +243,7 @@ class CpuDramSystem:
 
         def socket_stage(
             s: int, batch: Batch
-        ) -> Generator[Any, Any, tuple[float, float, float, float]]:
+        ) -> Generator[Any, Any, tuple[float, float, float, float, float]]:
             tables = by_socket[s]
             cpu = cpus[s]
             llc = llcs[s]
@@ -238,6 +252,7 @@ class CpuDramSystem:
             calls = 0
             nlook = 0
             dim_look = 0
+            out_bytes = 0
             groups: dict[int, list[np.ndarray]] = {}
             for t in tables.tolist():
                 idx = batch.table_indices(t)
@@ -246,6 +261,7 @@ class CpuDramSystem:
                 calls += 1
                 nlook += len(idx)
                 dim_look += len(idx) * int(dims[t])
+                out_bytes += batch.batch_size * int(dims[t]) * 4  # fp32 pooled output
                 pool_s += cpu.p.pool_time_s(len(idx), int(dims[t]), cpu.p.cores, batch.batch_size)
                 if dedupe:
                     idx = unique_first(idx)
@@ -259,6 +275,8 @@ class CpuDramSystem:
                         continue
                 addr = idx.astype(np.int64) * int(pl.stride[t]) + int(pl.base[t])
                 groups.setdefault(int(pl.nbursts[t]), []).append(addr)
+            t_out = cpu.p.output_time_s(out_bytes)
+            pool_s += t_out  # the cores write the outputs: part of their pooling time
             t_ovh = calls * cpu.p.call_overhead_s
             if t_ovh > 0:
                 yield env.timeout(t_ovh)
@@ -272,6 +290,7 @@ class CpuDramSystem:
                         "lookups": nlook,
                         "dim_lookups": dim_look,
                         "bags": calls * batch.batch_size,
+                        "out_bytes": out_bytes,
                         "hit_bytes": hit_bytes,
                         "dram_counts": counts,
                     }
@@ -292,7 +311,7 @@ class CpuDramSystem:
                 yield hits
             if comp is not None:
                 yield comp
-            return t_mem, pool_s, t_llc, t_ovh
+            return t_mem, pool_s, t_llc, t_ovh, t_out
 
         model = self.model
         cpu_all = cpus  # the dense stage spreads over every socket's cores
@@ -307,6 +326,8 @@ class CpuDramSystem:
             breakdown["embedding_pool"] += max(v[1] for v in res.values())
             breakdown["embedding_llc"] += max(v[2] for v in res.values())
             breakdown["embedding_overhead"] += max(v[3] for v in res.values())
+            if has_out:
+                breakdown["embedding_output"] += max(v[4] for v in res.values())
             if model is not None:
                 flops = model.dense_flops() * batch.batch_size
                 t1 = float(env.now)
