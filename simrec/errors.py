@@ -9,7 +9,9 @@ a traceback for these. Library users catch :class:`SimrecError` (or a subclass) 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ __all__ = [
     "ConfigError",
     "ConvertError",
     "atomic_output",
+    "did_you_mean",
+    "did_you_mean_or_list",
     "read_json",
 ]
 
@@ -131,3 +135,45 @@ def read_json(path: str | Path, what: str, fix: str, bad_json_fix: str | None = 
             path=path,
             fix=bad_json_fix or fix,
         ) from None
+
+
+def did_you_mean(
+    word: object,
+    choices: Iterable[object],
+    n: int = 1,
+    cutoff: float = 0.6,
+    *,
+    form: str = " (did you mean {}?)",
+) -> str:
+    """A ready-to-append ``" (did you mean 'x'?)"`` for the choices closest to ``word``, or ``""``.
+
+    Matching is :func:`difflib.get_close_matches` (case-sensitive: ``'DRAM'`` does not match
+    ``'dram'``) over the choices as strings, keeping up to ``n`` with a similarity of at least
+    ``cutoff``. ``form`` is the phrase, with ``{}`` standing for the quoted matches, best first
+    (``'a'``, ``'a' or 'b'``, ``'a', 'b' or 'c'``).
+    """
+    matches = difflib.get_close_matches(str(word), [str(c) for c in choices], n=n, cutoff=cutoff)
+    if not matches:
+        return ""
+    quoted = [repr(m) for m in matches]
+    names = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    return form.format(names)
+
+
+def did_you_mean_or_list(
+    word: object,
+    choices: Iterable[object],
+    otherwise: str,
+    cutoff: float = 0.6,
+    limit: int | None = None,
+) -> str:
+    """``"did you mean 'x'? (OTHERWISE: a, b, c)"``, or ``"OTHERWISE: a, b, c"`` with no match.
+
+    The choices are listed in the order given, the first ``limit`` of them then ``...`` when there
+    are more; matching is that of :func:`did_you_mean`.
+    """
+    opts = [str(c) for c in choices]
+    shown = opts if limit is None or len(opts) <= limit else [*opts[:limit], "..."]
+    listing = f"{otherwise}: {', '.join(shown)}"
+    hint = did_you_mean(word, opts, cutoff=cutoff, form="did you mean {}? ")
+    return f"{hint}({listing})" if hint else listing

@@ -804,6 +804,7 @@ def test_calibrate_and_validate_from_cpu_probe(tmp_path: Path, cpu_data: dict) -
     hw = load_hw(out)
     # the held-out times are the planted model's x 1.1 and the fit recovers the model: -1/11
     assert hw.validated and hw.validation.error == pytest.approx(1 / 11, rel=0.1)
+    assert "FORCED" not in out.read_text()  # a quiet fit is not marked forced
     rec = json.loads(record_path(out).read_text())
     assert rec["probe"]["kind"] == "simrec-cpu-probe" and rec["source"] == "cpu.probe.json"
     v = rec["validation"]
@@ -838,6 +839,23 @@ def test_validation_from_a_probe_uses_the_probes_own_heldout_set(
     names = [w["name"] for w in v["workloads"]]
     assert names[-1] == extra.name and len(names) == 5
     assert v["workloads"][-1]["workload"]["nbatches"] == 4
+
+
+def test_a_fit_that_overrides_the_noise_check_is_marked_forced(tmp_path: Path) -> None:
+    noisy = synthetic_cpu_data(TRUTH, noise=0.4, seed=3)
+    src = tmp_path / "noisy.json"
+    src.write_text(json.dumps(noisy))
+    out = tmp_path / "n.yaml"
+    args = ["calibrate", "--device", "cpu", "--from-json", str(src), "-o", str(out), "-q"]
+    refused = CliRunner().invoke(_group(), [*args, "--max-spread", "0.25"])
+    assert refused.exit_code == 2 and "too noisy" in refused.output and not out.exists()
+    r = CliRunner().invoke(_group(), [*args, "--max-spread", "50"])
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert "FORCED FIT" in text and "--max-spread 50" in text
+    assert "FORCED FIT" in load_hw(out).validation.notes
+    rec = json.loads(record_path(out).read_text())
+    assert rec["noise_check"]["forced"] is True and rec["noise_check"]["worst_spread"] > 0.25
 
 
 def test_bad_cpu_probe_json_is_refused(tmp_path: Path, cpu_data: dict) -> None:

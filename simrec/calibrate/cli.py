@@ -240,9 +240,23 @@ def calibrate_command(
             la = data["machine"].get("loadavg")
             e.message += f" (load average {la} at the start)"
             raise
+        worst = max(check, key=lambda m: m["spread"], default=None)
+        noise = {
+            "max_spread": spread,
+            "default_max_spread": DEFAULT_SPREAD,
+            "worst": worst["name"] if worst else None,
+            "worst_spread": float(worst["spread"]) if worst else 0.0,
+            "forced": bool(worst is not None and float(worst["spread"]) > DEFAULT_SPREAD),
+        }
+        if noise["forced"]:
+            say(
+                f"warning: forced fit: {worst['name']} varied by {worst['spread']:.0%} across "
+                f"repetitions, above the default --max-spread {DEFAULT_SPREAD:g}; the preset says "
+                "so, and its held-out error is not a validation by docs/validation.md's rules"
+            )
         fit = F.fit_cpu(data, iters=8 if (quick or data.get("quick")) else 15, impl=use_impl)
         src = Path(from_json).name if from_json and cprobe is not None else None
-        write_cpu_preset(out, data, fit, probe=cprobe, source=src)
+        write_cpu_preset(out, data, fit, probe=cprobe, source=src, noise=noise)
         say(
             f"fit ({fit.impl}, {fit.cores} threads): lookup_cycles {fit.lookup_cycles:.3g}, "
             f"pool_efficiency {fit.pool_efficiency:.3g}, bag_cycles {fit.bag_cycles:.3g}, "
@@ -251,6 +265,16 @@ def calibrate_command(
             f"{fit.stream_Bps / 1e9:.3g} GB/s, tFAW {fit.tFAW_s * 1e9:.4g} ns, rms log residual "
             f"{fit.rms_log_residual():.3f}"
         )
+        rule = fit.output_rule or {}
+        if rule:
+            kept = fit.output_selected
+            say(
+                f"pooled-output term: {'kept' if kept else 'not kept'} (objective "
+                f"{rule.get('output_objective', float('nan')):.4g} with it vs "
+                f"{rule.get('base_objective', float('nan')):.4g} without; kept only if <= "
+                f"{rule.get('threshold', 0.9):g} x)"
+                + (f", output bandwidth {fit.output_bandwidth_Bps / 1e9:.3g} GB/s" if kept else "")
+            )
         summary["fit"] = {k: v for k, v in fit.__dict__.items() if k != "residuals"}
         summary["residuals"] = fit.residuals
         if do_validate:

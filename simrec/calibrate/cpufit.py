@@ -108,7 +108,7 @@ from typing import Any
 
 import numpy as np
 
-from simrec.calibrate.heldout import Workload, make_batch, zipf_cdf
+from simrec.calibrate.heldout import Workload, make_batches
 from simrec.errors import SimrecError
 
 __all__ = [
@@ -267,11 +267,10 @@ def _batches(w: Workload) -> tuple[Any, list[Any]]:
         batch_size=w.batch,
         provenance={"generator": "simrec.calibrate.heldout", "params": w.to_dict()},
     )
-    cdf = zipf_cdf(w.rows, w.alpha) if w.dist == "zipf" else None
-    out = []
-    for i in range(w.nbatches):
-        idx, offs = make_batch(w, i, cdf)
-        out.append(Batch(offsets=offs, indices=idx, num_tables=1, number=i))
+    out = [
+        Batch(offsets=offs, indices=idx, num_tables=1, number=i)
+        for i, (idx, offs) in enumerate(make_batches(w))
+    ]
     return header, out
 
 

@@ -81,20 +81,36 @@ def _resid_lines(res: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _forced_note(noise: dict[str, Any] | None) -> str:
+    """The warning a preset carries when its fit overrode the noise check (empty otherwise)."""
+    if not noise or not noise.get("forced"):
+        return ""
+    return (
+        f"FORCED FIT: {noise.get('worst')} varied by {float(noise.get('worst_spread', 0)):.0%} "
+        f"across repetitions, above the default --max-spread "
+        f"{float(noise.get('default_max_spread', 0.25)):g} (run with --max-spread "
+        f"{float(noise.get('max_spread', 0)):g}); an indication, not a validation "
+        "(docs/validation.md)"
+    )
+
+
 def _validation_block(
-    method: str, ref: str, validation: dict[str, Any] | None
+    method: str, ref: str, validation: dict[str, Any] | None, noise: dict[str, Any] | None = None
 ) -> tuple[bool, dict[str, Any]]:
+    forced = _forced_note(noise)
     if validation is None:
         return False, {
             "method": method,
             "reference": ref,
-            "notes": "fitted, not yet validated: run simrec validate --measure --record",
+            "notes": (forced + "; " if forced else "")
+            + "fitted, not yet validated: run simrec validate --measure --record",
         }
     return True, {
         "method": method,
         "reference": ref,
         "error": round(float(validation["geomean_abs_error"]), 4),
-        "notes": (
+        "notes": (forced + "; " if forced else "")
+        + (
             f"geometric-mean absolute error of the predicted embedding-bag time per batch over "
             f"{len(validation['workloads'])} held-out workloads measured on this machine "
             f"({validation.get('date_utc', '')}); table in the comments above and in {ref}"
@@ -134,10 +150,13 @@ def write_cpu_preset(
     validation: dict[str, Any] | None = None,
     probe: dict[str, Any] | None = None,
     source: str | None = None,
+    noise: dict[str, Any] | None = None,
 ) -> Path:
     """Write the CPU-DRAM preset ``path`` and its JSON record; returns ``path``. ``probe``: the
     CPU probe output the measurements came from (kept in the record, with its held-out runs, so
-    that ``simrec validate --measure`` finds them); ``source``: its file name."""
+    that ``simrec validate --measure`` finds them); ``source``: its file name; ``noise``: the
+    noise check's threshold and the worst spread of the fit inputs (``forced`` when it was above
+    the default threshold: the preset's header and validation notes say so)."""
     path = Path(path)
     info = data["machine"]
     name = path.stem
@@ -154,6 +173,7 @@ def write_cpu_preset(
         f"impl {fit.impl}, {data['threads']} threads, {data['reps']} repetitions each)",
         ref,
         validation,
+        noise,
     )
     doc: dict[str, Any] = {
         "name": sysd["name"],
@@ -181,6 +201,7 @@ def write_cpu_preset(
         f"threads: the preset describes {data['threads']} threads of {fit.impl}'s embedding-bag "
         f"(cores_per_socket = threads; {info.get('threads_per_core', '?')} threads per core, "
         f"{info.get('numa_nodes', '?')} NUMA nodes, THP {info.get('thp', '?')})",
+        *([_forced_note(noise)] if _forced_note(noise) else []),
         "",
         "measurements (median of the repetitions; spread = (max - min) / median):",
     ]
@@ -238,6 +259,7 @@ def write_cpu_preset(
         "benchmarks": data,
         "fit": {k: v for k, v in fit.__dict__.items() if k != "residuals"},
         "residuals": fit.residuals,
+        "noise_check": noise,
         "validation": validation,
         "probe": probe,
         "source": source,

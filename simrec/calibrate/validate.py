@@ -435,7 +435,7 @@ def _record(hw_path: str | Path, rec: dict[str, Any] | None, result: dict[str, A
         fit = CpuFit(**{**rec["fit"], "residuals": rec["residuals"]})
         write_cpu_preset(
             hw_path, rec["benchmarks"], fit, validation=v, probe=rec.get("probe"),
-            source=rec.get("source"),
+            source=rec.get("source"), noise=rec.get("noise_check"),
         )  # fmt: skip
     else:
         f = dict(rec["fit"])

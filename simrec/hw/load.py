@@ -15,13 +15,12 @@ YAML anchors, aliases and ``<<`` merge keys work as usual; duplicate keys are an
 
 from __future__ import annotations
 
-import difflib
 import os
 import typing
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-from simrec.errors import ConfigError
+from simrec.errors import ConfigError, did_you_mean, did_you_mean_or_list
 from simrec.hw.schema import (
     FieldError,
     SystemConfig,
@@ -60,7 +59,13 @@ def preset_path(name: str) -> Path:
         raise ConfigError(
             f"there is no hardware preset called {name!r}",
             path=name,
-            fix=_closest(stem, list_presets(), "use a YAML file path or one of the presets"),
+            fix=did_you_mean_or_list(
+                stem,
+                list_presets(),
+                "use a YAML file path or one of the presets",
+                cutoff=0.5,
+                limit=30,
+            ),
         )
     return p
 
@@ -77,7 +82,9 @@ def _resolve_arg(path: str | os.PathLike[str]) -> Path:
     raise ConfigError(
         "the hardware config file does not exist",
         path=p,
-        fix=_closest(p.stem, list_presets(), "check the path, or name a preset"),
+        fix=did_you_mean_or_list(
+            p.stem, list_presets(), "check the path, or name a preset", cutoff=0.5, limit=30
+        ),
     )
 
 
@@ -252,8 +259,12 @@ def _apply_extends(
                 "bundled presets)",
                 path=fname,
                 where=where,
-                fix=_closest(
-                    stem, list_presets(), "give a path relative to this file, or a preset"
+                fix=did_you_mean_or_list(
+                    stem,
+                    list_presets(),
+                    "give a path relative to this file, or a preset",
+                    cutoff=0.5,
+                    limit=30,
                 ),
             )
     me = path.resolve() if path.exists() else path
@@ -465,15 +476,6 @@ def _raw_at(data: Any, path: Path_) -> Any:
     return data
 
 
-def _closest(word: str, options: Any, otherwise: str) -> str:
-    opts = [str(o) for o in options]
-    close = difflib.get_close_matches(str(word), opts, n=1, cutoff=0.5)
-    listing = ", ".join(opts) if len(opts) <= 30 else ", ".join(opts[:30]) + ", ..."
-    if close:
-        return f"did you mean {close[0]!r}? ({otherwise}: {listing})"
-    return f"{otherwise}: {listing}"
-
-
 def _describe(err: dict, data: Any) -> tuple[Path_, str, str | None]:
     """(clean path, message, fix) for one pydantic error dict."""
     loc = tuple(err["loc"])
@@ -497,12 +499,17 @@ def _describe(err: dict, data: Any) -> tuple[Path_, str, str | None]:
         absent = [k for k in valid if k not in present]
         # a typo usually stands for a key that is absent: prefer those
         required = [k for k in absent if parent.model_fields[k].is_required()] if parent else []
-        best = difflib.get_close_matches(str(key), required, n=1, cutoff=0.5)
-        best = best or difflib.get_close_matches(str(key), absent, n=1, cutoff=0.5)
-        if best:
-            fix = f"did you mean {best[0]!r}? (valid keys here: {', '.join(valid)})"
+        form = "did you mean {}? "
+        hint = did_you_mean(key, required, cutoff=0.5, form=form)
+        hint = hint or did_you_mean(key, absent, cutoff=0.5, form=form)
+        if hint:
+            fix = f"{hint}(valid keys here: {', '.join(valid)})"
         else:
-            fix = _closest(str(key), valid, "valid keys here") if valid else "remove it"
+            fix = (
+                did_you_mean_or_list(key, valid, "valid keys here", cutoff=0.5, limit=30)
+                if valid
+                else "remove it"
+            )
             home = _nested_home(parent, str(key)) if parent is not None else None
             if home:
                 fix = f"move it under '{home}:' ({fix})"
@@ -529,7 +536,7 @@ def _describe(err: dict, data: Any) -> tuple[Path_, str, str | None]:
         tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
         got = ctx.get("tag")
         msg = f"unknown kind {got!r}"
-        fix = _closest(str(got), tags, "use one of the kinds")
+        fix = did_you_mean_or_list(str(got), tags, "use one of the kinds", cutoff=0.5, limit=30)
     elif typ == "union_tag_not_found":
         parent = _raw_at(data, clean[:-1]) if clean else None
         expected = _kinds_for(clean)

@@ -46,7 +46,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from simrec.errors import ConfigError
+from simrec.errors import ConfigError, did_you_mean_or_list
 from simrec.hw.units import UnitError, expected_example, format_exact, parse_quantity
 
 __all__ = [
@@ -1174,7 +1174,9 @@ class SystemConfig(_Base):
                 raise FieldError(
                     f"attached_to names {target!r}, which is not a device",
                     ("devices", dn, "attached_to"),
-                    fix=_suggest(target, names, "name one of the devices"),
+                    fix=did_you_mean_or_list(
+                        target, sorted(names), "name one of the devices", cutoff=0.5
+                    ),
                 )
             if target == dn:
                 raise FieldError(
@@ -1196,7 +1198,9 @@ class SystemConfig(_Base):
                     raise FieldError(
                         f"{field} names {node!r}, which is not a device",
                         ("links", ln, field, i),
-                        fix=_suggest(node, names, "name one of the devices"),
+                        fix=did_you_mean_or_list(
+                            node, sorted(names), "name one of the devices", cutoff=0.5
+                        ),
                     )
             if len(set(nodes)) != len(nodes):
                 raise FieldError(
@@ -1229,7 +1233,9 @@ class SystemConfig(_Base):
                 f"system {self.name!r} has no device {name!r}",
                 path=self._source,
                 where="devices",
-                fix=_suggest(name, self.devices, "use one of the devices"),
+                fix=did_you_mean_or_list(
+                    name, sorted(self.devices), "use one of the devices", cutoff=0.5
+                ),
             ) from None
 
     def link(self, name: str) -> Any:
@@ -1241,7 +1247,9 @@ class SystemConfig(_Base):
                 f"system {self.name!r} has no link {name!r}",
                 path=self._source,
                 where="links",
-                fix=_suggest(name, self.links, "use one of the links"),
+                fix=did_you_mean_or_list(
+                    name, sorted(self.links), "use one of the links", cutoff=0.5
+                ),
             ) from None
 
     def devices_of_kind(self, kind: str) -> dict[str, Any]:
@@ -1440,16 +1448,6 @@ class SystemConfig(_Base):
         import yaml
 
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
-
-
-def _suggest(name: str, options: Any, otherwise: str) -> str:
-    import difflib
-
-    opts = sorted(str(o) for o in options)
-    close = difflib.get_close_matches(str(name), opts, n=1, cutoff=0.5)
-    if close:
-        return f"did you mean {close[0]!r}? ({otherwise}: {', '.join(opts)})"
-    return f"{otherwise}: {', '.join(opts)}"
 
 
 def describe_field_kind(annotation: Any) -> str | None:

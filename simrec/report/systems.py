@@ -17,7 +17,6 @@ A *system spec* is what ``simrec report --hw`` and ``simrec sweep`` take:
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import yaml
 
 from simrec.energy import EnergyEstimate, estimate_energy, smartssd_table, table_from_hw
-from simrec.errors import ConfigError
+from simrec.errors import ConfigError, did_you_mean
 
 __all__ = [
     "SystemSpec",
@@ -116,10 +115,8 @@ def build_screc_config(over: dict[str, Any], base: Any = None) -> Any:
 
 def closest(word: str, options: list[str]) -> str:
     """``"did you mean 'x'?"`` text (or the list of valid options)."""
-    m = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
-    if m:
-        return f"did you mean {m[0]!r}?"
-    return "valid: " + ", ".join(sorted(options))
+    hint = did_you_mean(word, options, cutoff=0.5, form="did you mean {}?")
+    return hint or "valid: " + ", ".join(sorted(options))
 
 
 @dataclass

@@ -28,7 +28,6 @@ the file, the table and field, and the fix (unknown keys get the closest valid k
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import os
 import re
@@ -40,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from simrec.errors import ConfigError, atomic_output
+from simrec.errors import ConfigError, atomic_output, did_you_mean
 from simrec.functional.spec import CodecSpec, QuantSpec, RawSpec, TTSpec
 
 __all__ = [
@@ -223,7 +222,8 @@ class Plan(_Model):
                     f"(devices there: {', '.join(hw_device_names)})",
                     path=path,
                     where=f"field 'devices' ({unknown[0]!r})",
-                    fix=f"use one of the hardware's devices{_close(unknown[0], hw_device_names)}",
+                    fix="use one of the hardware's devices"
+                    + did_you_mean(unknown[0], hw_device_names),
                 )
         dup = _first_duplicate(self.table_names)
         if dup is not None:
@@ -248,7 +248,7 @@ class Plan(_Model):
                     path=path,
                     where=f"{where}, field 'bands[{i}].device'",
                     fix=f"add it to 'devices' or use one of {sorted(devs)}"
-                    f"{_close(b.device, list(devs))}",
+                    f"{did_you_mean(b.device, list(devs))}",
                 )
             if not _NAME_RE.match(b.tier):
                 raise ConfigError(
@@ -348,7 +348,7 @@ class Plan(_Model):
                     f"{', '.join(list(by_name)[:8])}{'…' if len(by_name) > 8 else ''})",
                     path=path,
                     where=f"table {t.name!r}, field 'name'",
-                    fix=f"name a trace table{_close(t.name, list(by_name))}",
+                    fix=f"name a trace table{did_you_mean(t.name, list(by_name))}",
                 )
             if s.rows != t.rows or s.dim != t.dim:
                 raise ConfigError(
@@ -431,11 +431,6 @@ def _first_duplicate(xs: list[str]) -> str | None:
             return x
         seen.add(x)
     return None
-
-
-def _close(word: str, options: list[str]) -> str:
-    m = difflib.get_close_matches(word, options, n=1)
-    return f" (did you mean {m[0]!r}?)" if m else ""
 
 
 def _check_perm(perm: list[int], rows: int, path: Any, where: str) -> None:
@@ -570,7 +565,7 @@ def plan_from_dict(
                 f"unknown key {key!r}",
                 path=path,
                 where=where,
-                fix=f"remove it or use a valid key{_close(key, valid)}; valid keys: "
+                fix=f"remove it or use a valid key{did_you_mean(key, valid)}; valid keys: "
                 + ", ".join(valid),
             ) from None
         if err["type"] == "union_tag_invalid":

@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from simrec.errors import ConfigError
+from simrec.errors import ConfigError, did_you_mean
 from simrec.sim.results import LoadSpec, QuerySizes, SimResult
 
 __all__ = [
@@ -59,13 +59,10 @@ def parse_screc_options(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
             )
         k, v = (x.strip() for x in item.split("=", 1))
         if k not in ok:
-            import difflib
-
-            close = difflib.get_close_matches(k, ok, n=1)
             raise ConfigError(
                 f"unknown SCRec option {k!r}",
                 where="--screc",
-                fix=(f"did you mean {close[0]!r}? " if close else "") + "valid: " + ", ".join(ok),
+                fix=did_you_mean(k, ok, form="did you mean {}? ") + "valid: " + ", ".join(ok),
             )
         try:
             out[k] = yaml.safe_load(v)
