@@ -36,7 +36,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from simrec.calibrate.heldout import Workload, cycled_batches, make_batches
+from simrec.calibrate.heldout import Workload, cycled_batches, machine_llc_bytes, make_batches
 
 __all__ = [
     "Measurement",
@@ -564,7 +564,7 @@ def run_cpu_benchmarks(
     info = machine_info()
     nthr = threads or info["cores"]
     reps = reps or (3 if quick else 5)
-    llc = max(info["caches"].values() or [0]) or None
+    llc = machine_llc_bytes(info)
     # streaming, pointer-chase and gather sizes: 512 MiB, or 4 LLCs where the LLC is larger (a
     # 512 MiB chase on a 300 MiB L3 mixes LLC hits into the DRAM latency)
     big = 64 * MiB if quick else max(512 * MiB, (4 * int(llc or 0)) // MiB * MiB)

@@ -59,7 +59,7 @@ from simrec.calibrate.bench_cpu import (
     run_cpu_benchmarks,
     torch_available,
 )
-from simrec.calibrate.heldout import CPU_HELDOUT_VERSION, cpu_heldout
+from simrec.calibrate.heldout import CPU_HELDOUT_VERSION, cpu_heldout_for
 
 __all__ = ["PROBE_KIND", "probe", "main"]
 
@@ -90,8 +90,7 @@ def probe(
     cal = run_cpu_benchmarks(quick, impl, nthr, reps, log=lambda s: say("  " + s), other_full=both)
     t1 = time.perf_counter()
     say(f"[1/2] done in {t1 - t0:.0f} s")
-    llc = float(max(info["caches"].values() or [0])) or None
-    wls = cpu_heldout(quick, llc, info["memory_bytes"] / 4 if info.get("memory_bytes") else None)
+    wls = cpu_heldout_for(info, quick)
     held = []
     for k, use in enumerate([impl, other] if both else [impl]):
         say(f"[2/2] {len(wls)} held-out workloads, {use} on {nthr} threads")

@@ -716,9 +716,7 @@ def fit_cpu(
             grid.append({**e, "output": 1.0})
         fit.output_selected, fit.output_rule = selected, rule
     else:
-        fit = fit0
-    if not fit.output_selected:
-        fit.output_bandwidth_Bps = 0.0
+        fit = fit0  # the base model: _fit_at leaves its output_bandwidth at 0
     fit.grid = grid
     fit.initial["llc_nominal_bytes"] = float(nominal)
     # 6. residuals with the simulator itself

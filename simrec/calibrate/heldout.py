@@ -24,6 +24,8 @@ __all__ = [
     "cycled_batches",
     "CPU_HELDOUT_VERSION",
     "cpu_heldout",
+    "cpu_heldout_for",
+    "machine_llc_bytes",
     "gpu_heldout",
     "gpu_calibration",
     "zipf_cdf",
@@ -218,6 +220,20 @@ def cpu_heldout(
         dram("d192_l12_b4096", 192, 12, 4096, 7, "zipf"),
         dram("d40_l1_b32768", 40, 1, 32_768, 14),
     ]
+
+
+def machine_llc_bytes(info: dict[str, Any]) -> float | None:
+    """The largest cache of a machine record (``caches``, as
+    :func:`~simrec.calibrate.bench_cpu.machine_info` reports them), which the LLC-relative sizes
+    follow; None when the record has none."""
+    return float(max((info.get("caches") or {}).values() or [0])) or None
+
+
+def cpu_heldout_for(info: dict[str, Any], quick: bool = False) -> list[Workload]:
+    """The held-out set (:func:`cpu_heldout`) of the machine a record describes: sized from its
+    largest cache, tables capped at a quarter of its memory."""
+    mem = float(info.get("memory_bytes") or 0)
+    return cpu_heldout(quick, machine_llc_bytes(info), mem / 4 if mem > 0 else None)
 
 
 def gpu_heldout(quick: bool = False) -> list[Workload]:

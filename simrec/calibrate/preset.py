@@ -168,6 +168,7 @@ def write_cpu_preset(
         if probe is not None
         else "simrec calibrate --device cpu"
     )
+    forced = _forced_note(noise)
     validated, vblock = _validation_block(
         f"{how} ({'quick' if data['quick'] else 'full'}; embedding-bag "
         f"impl {fit.impl}, {data['threads']} threads, {data['reps']} repetitions each)",
@@ -201,7 +202,7 @@ def write_cpu_preset(
         f"threads: the preset describes {data['threads']} threads of {fit.impl}'s embedding-bag "
         f"(cores_per_socket = threads; {info.get('threads_per_core', '?')} threads per core, "
         f"{info.get('numa_nodes', '?')} NUMA nodes, THP {info.get('thp', '?')})",
-        *([_forced_note(noise)] if _forced_note(noise) else []),
+        *([forced] if forced else []),
         "",
         "measurements (median of the repetitions; spread = (max - min) / median):",
     ]

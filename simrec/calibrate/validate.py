@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from simrec.calibrate.heldout import Workload, cpu_heldout
+from simrec.calibrate.heldout import Workload, cpu_heldout_for
 from simrec.errors import SimrecError, atomic_output, read_json
 from simrec.util import jsonable
 
@@ -192,17 +192,6 @@ def _probe_heldout(
             fix="validate the preset fitted from this probe, or pass --impl/--threads as measured",
         )
     return out
-
-
-def _llc_of(info: dict[str, Any]) -> float | None:
-    """The largest cache of a machine record (what the held-out sizes follow), or None."""
-    return float(max((info.get("caches") or {}).values() or [0])) or None
-
-
-def _table_cap(info: dict[str, Any]) -> float | None:
-    """Largest held-out table: a quarter of the machine's memory (None when unknown)."""
-    mem = float(info.get("memory_bytes") or 0)
-    return mem / 4 if mem > 0 else None
 
 
 def _cpu_rows(
@@ -388,7 +377,7 @@ def run_measure_validation(
             # LLC, and older probes ran older versions of the set)
             wls = [Workload.from_dict(m["params"]["workload"]) for m in measured.values()]
         else:
-            wls = cpu_heldout(quick, _llc_of(info), _table_cap(info))
+            wls = cpu_heldout_for(info, quick)
         rows = _cpu_rows(hw, wls, impl, threads, reps, say, measured)
         if cprobe is None:
             info["loadavg_after"] = machine_info()["loadavg"]

@@ -59,13 +59,7 @@ def preset_path(name: str) -> Path:
         raise ConfigError(
             f"there is no hardware preset called {name!r}",
             path=name,
-            fix=did_you_mean_or_list(
-                stem,
-                list_presets(),
-                "use a YAML file path or one of the presets",
-                cutoff=0.5,
-                limit=30,
-            ),
+            fix=_suggest(stem, list_presets(), "use a YAML file path or one of the presets"),
         )
     return p
 
@@ -82,10 +76,14 @@ def _resolve_arg(path: str | os.PathLike[str]) -> Path:
     raise ConfigError(
         "the hardware config file does not exist",
         path=p,
-        fix=did_you_mean_or_list(
-            p.stem, list_presets(), "check the path, or name a preset", cutoff=0.5, limit=30
-        ),
+        fix=_suggest(p.stem, list_presets(), "check the path, or name a preset"),
     )
+
+
+def _suggest(word: object, options: Any, otherwise: str) -> str:
+    """This module's suggestion: the closest option at similarity 0.5, else (and after it) the
+    options, the first 30 of them (:func:`~simrec.errors.did_you_mean_or_list`)."""
+    return did_you_mean_or_list(word, options, otherwise, cutoff=0.5, limit=30)
 
 
 def load_hw(path: str | os.PathLike[str]) -> SystemConfig:
@@ -259,12 +257,8 @@ def _apply_extends(
                 "bundled presets)",
                 path=fname,
                 where=where,
-                fix=did_you_mean_or_list(
-                    stem,
-                    list_presets(),
-                    "give a path relative to this file, or a preset",
-                    cutoff=0.5,
-                    limit=30,
+                fix=_suggest(
+                    stem, list_presets(), "give a path relative to this file, or a preset"
                 ),
             )
     me = path.resolve() if path.exists() else path
@@ -505,11 +499,7 @@ def _describe(err: dict, data: Any) -> tuple[Path_, str, str | None]:
         if hint:
             fix = f"{hint}(valid keys here: {', '.join(valid)})"
         else:
-            fix = (
-                did_you_mean_or_list(key, valid, "valid keys here", cutoff=0.5, limit=30)
-                if valid
-                else "remove it"
-            )
+            fix = _suggest(key, valid, "valid keys here") if valid else "remove it"
             home = _nested_home(parent, str(key)) if parent is not None else None
             if home:
                 fix = f"move it under '{home}:' ({fix})"
@@ -536,7 +526,7 @@ def _describe(err: dict, data: Any) -> tuple[Path_, str, str | None]:
         tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
         got = ctx.get("tag")
         msg = f"unknown kind {got!r}"
-        fix = did_you_mean_or_list(str(got), tags, "use one of the kinds", cutoff=0.5, limit=30)
+        fix = _suggest(str(got), tags, "use one of the kinds")
     elif typ == "union_tag_not_found":
         parent = _raw_at(data, clean[:-1]) if clean else None
         expected = _kinds_for(clean)
