@@ -51,11 +51,17 @@ __all__ = [
     "EmbeddingRunner",
     "measure_workload",
     "run_cpu_benchmarks",
+    "min_rep_s",
 ]
 
 MiB = 2**20
-#: shortest timed repetition, seconds (shorter calls are repeated back to back and averaged)
-MIN_REP_S = 0.05
+#: shortest timed repetition of a full run, seconds (shorter calls are repeated back to back and
+#: averaged). 0.05 s until 2026-12-03; raised to 0.2 s, before the next device measurement, because
+#: the five probes of that day were refused by the noise check mostly for one slow repetition in
+#: five of 1.2-1.6x on 50 ms repetitions (a 10-30 ms stall): a 0.2 s repetition dilutes it 4x
+MIN_REP_S = 0.2
+#: shortest timed repetition of a ``quick`` run (CI's pipeline check), seconds
+QUICK_MIN_REP_S = 0.05
 #: untimed embedding-bag activity when a runner starts, seconds
 WARMUP_S = 0.5
 
@@ -94,6 +100,12 @@ class Measurement:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Measurement:
         return cls(d["name"], d["unit"], d["work"], list(d["times_s"]), dict(d.get("params", {})))
+
+
+def min_rep_s(quick: bool) -> float:
+    """Shortest timed repetition, seconds: :data:`MIN_REP_S`, or :data:`QUICK_MIN_REP_S` when
+    ``quick``."""
+    return QUICK_MIN_REP_S if quick else MIN_REP_S
 
 
 def _read(path: str) -> str:
@@ -284,7 +296,7 @@ def _pool(threads: int) -> Iterator[ThreadPoolExecutor]:
         ex.shutdown()
 
 
-def seq_read(nbytes: int, threads: int, reps: int) -> Measurement:
+def seq_read(nbytes: int, threads: int, reps: int, min_time_s: float = MIN_REP_S) -> Measurement:
     """Sequential read bandwidth (bytes/s) of ``np.add.reduce`` over ``nbytes`` on ``threads``."""
     a = np.full(nbytes // 4, 1.0, dtype=np.float32)
     sl = _chunks(a.size, threads)
@@ -296,11 +308,12 @@ def seq_read(nbytes: int, threads: int, reps: int) -> Measurement:
             lambda: list(ex.map(lambda s: np.add.reduce(a[s]), sl)),
             reps,
             {"bytes": a.nbytes, "threads": threads},
+            min_time_s=min_time_s,
         )
     return m
 
 
-def seq_copy(nbytes: int, threads: int, reps: int) -> Measurement:
+def seq_copy(nbytes: int, threads: int, reps: int, min_time_s: float = MIN_REP_S) -> Measurement:
     """Copy bandwidth (bytes read + written per second) of ``np.copyto`` on ``threads``."""
     a = np.full(nbytes // 4, 1.0, dtype=np.float32)
     b = np.empty_like(a)
@@ -313,6 +326,7 @@ def seq_copy(nbytes: int, threads: int, reps: int) -> Measurement:
             lambda: list(ex.map(lambda s: np.copyto(b[s], a[s]), sl)),
             reps,
             {"bytes": a.nbytes, "threads": threads},
+            min_time_s=min_time_s,
         )
     return m
 
@@ -325,7 +339,9 @@ def _chase_kernel(nxt: np.ndarray, steps: int) -> int:  # pragma: no cover - com
     return p
 
 
-def chase(nbytes: int, steps: int, reps: int, seed: int = 0) -> Measurement:
+def chase(
+    nbytes: int, steps: int, reps: int, seed: int = 0, min_time_s: float = MIN_REP_S
+) -> Measurement:
     """Dependent-load latency (s per load) over a random cycle through ``nbytes`` of 64 B slots."""
     slots = max(2, nbytes // 64)
     stride = 8  # int64 elements per 64 B
@@ -341,11 +357,18 @@ def chase(nbytes: int, steps: int, reps: int, seed: int = 0) -> Measurement:
         lambda: _chase_kernel(nxt, steps),
         reps,
         {"bytes": slots * 64, "steps": steps, "seed": seed},
+        min_time_s=min_time_s,
     )
 
 
 def gather(
-    row_bytes: int, threads: int, table_bytes: int, lookups: int, reps: int, seed: int = 0
+    row_bytes: int,
+    threads: int,
+    table_bytes: int,
+    lookups: int,
+    reps: int,
+    seed: int = 0,
+    min_time_s: float = MIN_REP_S,
 ) -> Measurement:
     """Random row gather throughput (rows/s) with ``np.take`` on ``threads`` threads."""
     dim = row_bytes // 4
@@ -362,17 +385,24 @@ def gather(
             lambda: list(ex.map(lambda s: np.take(table, idx[s], axis=0, out=out[s]), sl)),
             reps,
             {"row_bytes": row_bytes, "threads": threads, "table_bytes": rows * row_bytes},
+            min_time_s=min_time_s,
         )
 
 
-def sgemm(n: int, reps: int) -> Measurement:
+def sgemm(n: int, reps: int, min_time_s: float = MIN_REP_S) -> Measurement:
     """float32 ``n x n`` matrix product with the BLAS's own threads (FLOP/s)."""
     rng = np.random.default_rng(0)
     a = rng.random((n, n), dtype=np.float32)
     b = rng.random((n, n), dtype=np.float32)
     c = np.empty((n, n), dtype=np.float32)
     return measure(
-        f"sgemm_{n}", "flops", 2.0 * n**3, lambda: np.matmul(a, b, out=c), reps, {"n": n}
+        f"sgemm_{n}",
+        "flops",
+        2.0 * n**3,
+        lambda: np.matmul(a, b, out=c),
+        reps,
+        {"n": n},
+        min_time_s=min_time_s,
     )
 
 
@@ -444,7 +474,9 @@ class EmbeddingRunner:
             self._ex.shutdown()
 
 
-def measure_workload(runner: EmbeddingRunner, w: Workload, reps: int) -> Measurement:
+def measure_workload(
+    runner: EmbeddingRunner, w: Workload, reps: int, min_time_s: float = MIN_REP_S
+) -> Measurement:
     """Embedding-bag time per batch of workload ``w`` (its ``nbatches`` batches cycled once per
     repetition); ``params`` holds the workload and the distinct rows per batch."""
     table = np.full((w.rows, w.dim), 0.01, dtype=np.float32)
@@ -464,6 +496,7 @@ def measure_workload(runner: EmbeddingRunner, w: Workload, reps: int) -> Measure
         once,
         reps,
         {"workload": w.to_dict(), "impl": runner.impl, "threads": runner.threads, "unique": uniq},
+        min_time_s=min_time_s,
     )
     return m
 
@@ -564,6 +597,7 @@ def run_cpu_benchmarks(
     info = machine_info()
     nthr = threads or info["cores"]
     reps = reps or (3 if quick else 5)
+    rep_s = min_rep_s(quick)
     llc = machine_llc_bytes(info)
     # streaming, pointer-chase and gather sizes: 512 MiB, or 4 LLCs where the LLC is larger (a
     # 512 MiB chase on a 300 MiB L3 mixes LLC hits into the DRAM latency)
@@ -578,20 +612,20 @@ def run_cpu_benchmarks(
 
     thread_list = sorted({1, nthr})
     for t in thread_list:
-        add(seq_read(big, t, reps))
-    add(seq_copy(big, nthr, reps))
+        add(seq_read(big, t, reps, rep_s))
+    add(seq_copy(big, nthr, reps, rep_s))
     sizes = [32 * 2**10, 1 * MiB, 16 * MiB, big] if not quick else [32 * 2**10, big]
     for s in sizes:
-        add(chase(s, (2**18) if quick else (2**21), reps))
+        add(chase(s, (2**18) if quick else (2**21), reps, min_time_s=rep_s))
     for rb in (64, 256, 512):
         for t in thread_list:
-            add(gather(rb, t, gtab, nlook, reps))
-    add(sgemm(512 if quick else 1536, reps))
+            add(gather(rb, t, gtab, nlook, reps, min_time_s=rep_s))
+    add(sgemm(512 if quick else 1536, reps, rep_s))
     cal = cpu_calibration_workloads(quick, llc)
     runner = EmbeddingRunner(impl, nthr)
     try:
         for w in cal:
-            add(measure_workload(runner, w, reps))
+            add(measure_workload(runner, w, reps, rep_s))
     finally:
         runner.close()
     # the other implementation at 1 and all threads, recorded for comparison (not fitted)
@@ -602,7 +636,7 @@ def run_cpu_benchmarks(
             r = EmbeddingRunner(other, t)
             try:
                 for w in cal if (other_full and t == nthr) else compare:
-                    m = measure_workload(r, w, reps)
+                    m = measure_workload(r, w, reps, rep_s)
                     m.name = f"{other}_t{t}_{w.name}"
                     add(m)
             finally:
@@ -615,6 +649,7 @@ def run_cpu_benchmarks(
         "impl": impl,
         "threads": nthr,
         "reps": reps,
+        "min_rep_s": rep_s,
         "machine": info,
         "measurements": [m.to_dict() for m in ms],
     }

@@ -97,7 +97,7 @@ def probe(
         runner = EmbeddingRunner(use, nthr)
         try:
             for i, w in enumerate(wls):
-                m = measure_workload(runner, w, cal["reps"])
+                m = measure_workload(runner, w, cal["reps"], cal["min_rep_s"])
                 if k:
                     m.name = f"{use}_t{nthr}_{w.name}"
                 held.append(m.to_dict())
@@ -120,6 +120,7 @@ def probe(
         "impl": impl,
         "threads": nthr,
         "reps": cal["reps"],
+        "min_rep_s": cal["min_rep_s"],
         "machine": info,
         "calibration": cal,
         "heldout": held,

@@ -202,11 +202,17 @@ def _cpu_rows(
     reps: int,
     say: Callable[[str], None],
     measured: dict[str, dict[str, Any]] | None = None,
+    quick: bool = False,
 ) -> list[dict[str, Any]]:
     """Measure (or take from ``measured``, a probe's held-out runs by name) and predict each
     workload; the prediction is the simulator's own (:func:`simrec.calibrate.fit.predict_detail`,
     warm state)."""
-    from simrec.calibrate.bench_cpu import EmbeddingRunner, Measurement, measure_workload
+    from simrec.calibrate.bench_cpu import (
+        EmbeddingRunner,
+        Measurement,
+        measure_workload,
+        min_rep_s,
+    )
     from simrec.calibrate.fit import predict_detail
     from simrec.calibrate.whatif import cache_hit_estimate
     from simrec.sim.systems.cpu_dram import CpuDramSystem
@@ -218,7 +224,7 @@ def _cpu_rows(
     try:
         for w in workloads:
             if runner is not None:
-                m = measure_workload(runner, w, reps)
+                m = measure_workload(runner, w, reps, min_rep_s(quick))
             else:
                 if w.name not in measured:
                     say(f"{w.name}: not in the probe's held-out runs, skipped")
@@ -378,7 +384,7 @@ def run_measure_validation(
             wls = [Workload.from_dict(m["params"]["workload"]) for m in measured.values()]
         else:
             wls = cpu_heldout_for(info, quick)
-        rows = _cpu_rows(hw, wls, impl, threads, reps, say, measured)
+        rows = _cpu_rows(hw, wls, impl, threads, reps, say, measured, quick)
         if cprobe is None:
             info["loadavg_after"] = machine_info()["loadavg"]
         out = summarise(rows)
