@@ -443,6 +443,36 @@ def test_check_noise_names_spread() -> None:
     assert "noisy 70%" in text and "no preset" in text and "quiet" not in text
 
 
+def test_median_interval_order_statistics() -> None:
+    """The interval's order statistics follow the binomial coverage (worked by hand): n = 5:
+    [min, max], coverage 1 - 2/32 = 93.75 %; n = 9: (x_(2), x_(8)), 1 - 2 * 10/512 = 96.1 % (k = 3
+    would cover 1 - 2 * 46/512 = 82 %); n = 15: (x_(4), x_(12)), 1 - 2 * 576/32768 = 96.5 %; n < 5:
+    the full range."""
+    assert abs(F.NOISE_CONFIDENCE - 0.9375) < 1e-12
+    five = [1.0, 0.8, 1.3, 1.1, 0.9]
+    assert F.median_interval(five) == pytest.approx((0.8, 1.3, 0.5))
+    nine = [1.0 + 0.01 * i for i in range(9)]  # x_(2) = 1.01, x_(8) = 1.07, median 1.04
+    nine[8] = 3.0  # one stalled repetition does not move the interval
+    assert F.median_interval(nine) == pytest.approx((1.01, 1.07, 0.06 / 1.04))
+    fifteen = list(range(1, 16))  # x_(4) = 4, x_(12) = 12, median 8
+    assert F.median_interval(fifteen) == pytest.approx((4.0, 12.0, 1.0))
+    assert F.median_interval([2.0, 1.0, 4.0]) == pytest.approx((1.0, 4.0, 1.5))
+
+
+def test_noise_check_five_reps_is_the_full_range_nine_reps_tolerate_one_stall() -> None:
+    """With five repetitions the check is (max - min) / median, as before; with nine, a single
+    2x stall passes while two slow ones on either side still fail."""
+    five = Measurement("five", "rows", 1, [1.0, 1.0, 1.0, 1.0, 1.3]).to_dict()
+    assert F.noise_of(five) == pytest.approx(five["spread"]) and five["spread"] > 0.25
+    with pytest.raises(SimrecError, match="five 30%"):
+        F.check_noise([five], 0.25)
+    one = Measurement("one", "rows", 1, [1.0] * 8 + [2.0]).to_dict()
+    F.check_noise([one], 0.25)
+    two = Measurement("two", "rows", 1, [0.7, 0.7] + [1.0] * 7).to_dict()
+    with pytest.raises(SimrecError, match="two 30% \\(9 repetitions"):
+        F.check_noise([two], 0.25)
+
+
 def _make_noisy(data: dict, name: str) -> None:
     for m in data["measurements"]:
         if m["name"] == name:

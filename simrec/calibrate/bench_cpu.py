@@ -60,6 +60,11 @@ MiB = 2**20
 #: the five probes of that day were refused by the noise check mostly for one slow repetition in
 #: five of 1.2-1.6x on 50 ms repetitions (a 10-30 ms stall): a 0.2 s repetition dilutes it 4x
 MIN_REP_S = 0.2
+#: repetitions per benchmark of a full run (5 until 2026-12-03: with nine, the noise check's
+#: 93.75 % interval for the median is (x_(2), x_(8)), so one stalled repetition no longer decides it)
+CPU_REPS = 9
+#: repetitions per benchmark of a ``quick`` run
+CPU_QUICK_REPS = 3
 #: shortest timed repetition of a ``quick`` run (CI's pipeline check), seconds
 QUICK_MIN_REP_S = 0.05
 #: untimed embedding-bag activity when a runner starts, seconds
@@ -596,7 +601,7 @@ def run_cpu_benchmarks(
     say = log or (lambda s: None)
     info = machine_info()
     nthr = threads or info["cores"]
-    reps = reps or (3 if quick else 5)
+    reps = reps or (CPU_QUICK_REPS if quick else CPU_REPS)
     rep_s = min_rep_s(quick)
     llc = machine_llc_bytes(info)
     # streaming, pointer-chase and gather sizes: 512 MiB, or 4 LLCs where the LLC is larger (a

@@ -89,13 +89,19 @@ def _cuda_check() -> None:
     "torch.nn.functional.embedding_bag with its OpenMP threads)",
 )
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all usable CPUs)")
-@click.option("--reps", type=int, default=None, help="repetitions per benchmark (default 5)")
+@click.option(
+    "--reps",
+    type=int,
+    default=None,
+    help="repetitions per benchmark (default: CPU 9, 3 with --quick; GPU 5)",
+)
 @click.option(
     "--max-spread",
     type=float,
     default=None,
-    help=f"refuse to fit when a benchmark's (max-min)/median exceeds this "
-    f"(default {DEFAULT_SPREAD}; {QUICK_SPREAD} with --quick)",
+    help="refuse to fit when the median of a benchmark the fit uses is uncertain by more than "
+    "this fraction: the relative width of its 93.75 % distribution-free interval, which is "
+    f"(max-min)/median over 5 repetitions (default {DEFAULT_SPREAD}; {QUICK_SPREAD} with --quick)",
 )
 @click.option(
     "--from-json",
@@ -240,18 +246,20 @@ def calibrate_command(
             la = data["machine"].get("loadavg")
             e.message += f" (load average {la} at the start)"
             raise
-        worst = max(check, key=lambda m: m["spread"], default=None)
+        worst = max(check, key=F.noise_of, default=None)
+        wv = F.noise_of(worst) if worst else 0.0
         noise = {
             "max_spread": spread,
             "default_max_spread": DEFAULT_SPREAD,
+            "statistic": f"relative width of the {F.NOISE_CONFIDENCE:.2%} interval of the median",
             "worst": worst["name"] if worst else None,
-            "worst_spread": float(worst["spread"]) if worst else 0.0,
-            "forced": bool(worst is not None and float(worst["spread"]) > DEFAULT_SPREAD),
+            "worst_spread": wv,
+            "forced": bool(worst is not None and wv > DEFAULT_SPREAD),
         }
         if noise["forced"]:
             say(
-                f"warning: forced fit: {worst['name']} varied by {worst['spread']:.0%} across "
-                f"repetitions, above the default --max-spread {DEFAULT_SPREAD:g}; the preset says "
+                f"warning: forced fit: the median of {worst['name']} is uncertain by {wv:.0%}, "
+                f"above the default --max-spread {DEFAULT_SPREAD:g}; the preset says "
                 "so, and its held-out error is not a validation by docs/validation.md's rules"
             )
         fit = F.fit_cpu(data, iters=8 if (quick or data.get("quick")) else 15, impl=use_impl)

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         help="embedding-bag implementation the preset describes (auto: torch when installed, "
         "else numba); the other one is measured too when available",
     )
-    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5, quick 3)")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 9, quick 3)")
     a = ap.parse_args(argv)
     if a.threads is not None and a.threads < 1:
         print("error: --threads must be >= 1.", file=sys.stderr)

@@ -63,6 +63,8 @@ __all__ = [
     "predict_gpu",
     "predict_gpu_detail",
     "check_noise",
+    "median_interval",
+    "noise_of",
     "cpu_fit_inputs",
     "H100_BF16_PEAK",
     "PCIE5_X16_RAW",
@@ -126,23 +128,67 @@ def levenberg_marquardt(
     return x, r
 
 
+#: confidence of the noise check's interval for the median: ``1 - 2 * 0.5**5`` (93.75 %), the
+#: coverage of ``[min, max]`` over five repetitions, so that with five repetitions the check is the
+#: plain ``(max - min) / median`` it was before 2026-12-03
+NOISE_CONFIDENCE = 1.0 - 2.0 * 0.5**5
+
+
+def median_interval(times: Sequence[float]) -> tuple[float, float, float]:
+    """Distribution-free confidence interval for the median of ``times``: the order statistics
+    ``(x_(k), x_(n+1-k))`` with the largest ``k`` whose coverage, ``1 - 2 P(Binomial(n, 1/2) <
+    k)``, is at least :data:`NOISE_CONFIDENCE` (``k = 1``, the full range, when no ``k`` reaches
+    it, i.e. for fewer than five repetitions). Returns ``(low, high, (high - low) / median)``.
+
+    Five repetitions give ``k = 1`` (the full range), nine ``k = 2``, fifteen ``k = 4``: more
+    repetitions narrow the interval, while one outlier no longer decides it."""
+    xs = sorted(float(t) for t in times)
+    n = len(xs)
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    k, below = 1, 0.0  # below: P(Binomial(n, 1/2) < k)
+    for j in range(1, (n + 1) // 2):
+        below += math.comb(n, j - 1) / 2.0**n  # now P(Binomial < j)
+        nxt = below + math.comb(n, j) / 2.0**n  # P(Binomial < j + 1)
+        if 1.0 - 2.0 * nxt >= NOISE_CONFIDENCE:
+            k = j + 1
+        else:
+            break
+    lo, hi = xs[k - 1], xs[n - k]
+    med = float(np.median(xs))
+    return lo, hi, (hi - lo) / med if med > 0 else 0.0
+
+
+def noise_of(m: dict[str, Any]) -> float:
+    """The noise check's statistic for one measurement record: the relative width of
+    :func:`median_interval` of its ``times_s`` (its ``spread`` when it has no times)."""
+    ts = m.get("times_s")
+    return median_interval(ts)[2] if ts else float(m.get("spread", 0.0))
+
+
 def check_noise(measurements: list[dict[str, Any]], max_spread: float, what: str = "") -> None:
-    """Raise a :class:`SimrecError` naming the noisiest benchmarks when any spread exceeds
-    ``max_spread`` (relative ``(max - min) / median`` across repetitions)."""
-    bad = sorted((m for m in measurements if m["spread"] > max_spread), key=lambda m: -m["spread"])
+    """Raise a :class:`SimrecError` naming the noisiest benchmarks when the median of any is
+    uncertain by more than ``max_spread``: the relative width of its
+    :data:`NOISE_CONFIDENCE` distribution-free interval (:func:`noise_of`), which over five
+    repetitions is ``(max - min) / median``."""
+    scored = [(noise_of(m), m) for m in measurements]
+    bad = sorted((x for x in scored if x[0] > max_spread), key=lambda x: -x[0])
     if not bad:
         return
-    worst = ", ".join(
-        f"{m['name']} {m['spread']:.0%} (times {min(m['times_s']):.3g}-{max(m['times_s']):.3g} s)"
-        for m in bad[:4]
-    )
+    parts = []
+    for v, m in bad[:4]:
+        lo, hi, _ = median_interval(m["times_s"]) if m.get("times_s") else (0.0, 0.0, v)
+        n = len(m.get("times_s") or [])
+        parts.append(f"{m['name']} {v:.0%} ({n} repetitions, interval {lo:.3g}-{hi:.3g} s)")
     raise SimrecError(
-        f"the machine is too noisy to fit{what}: {len(bad)} of {len(measurements)} benchmarks "
-        f"varied by more than {max_spread:.0%} across repetitions (worst: {worst}); no preset "
-        "was written",
+        f"the machine is too noisy to fit{what}: the median of {len(bad)} of "
+        f"{len(measurements)} benchmarks is uncertain by more than {max_spread:.0%} "
+        f"({NOISE_CONFIDENCE:.2%} distribution-free interval; the full range for 5 "
+        f"repetitions) (worst: {', '.join(parts)}); no preset was written",
         where="calibration measurements",
         fix="run again on an idle machine (check `uptime`; stop other jobs, pin the CPU "
-        "frequency), or raise --max-spread if this variance is expected",
+        "frequency), with more --reps (the interval narrows), or raise --max-spread if this "
+        "variance is expected",
     )
 
 

@@ -295,7 +295,7 @@ def run_measure_validation(
         impl: CPU embedding-bag implementation (``torch``/``numba``; default: the one the
             preset was calibrated with, else numba).
         threads: CPU threads (default: the preset's cores).
-        reps: repetitions per workload (default 5, quick 3).
+        reps: repetitions per workload (default :data:`~simrec.calibrate.bench_cpu.CPU_REPS`, quick 3).
         workloads: override the held-out set (CPU).
         record: write the result into the preset (``validated: true``, ``validation.error``,
             the table as comments) and its JSON record; needs the preset's ``.calib.json``.
@@ -373,7 +373,9 @@ def run_measure_validation(
             measured = _probe_heldout(cprobe, impl, threads, probe_json)
             info = dict(cprobe["machine"])
         else:
-            reps = reps or (3 if quick else 5)
+            from simrec.calibrate.bench_cpu import CPU_QUICK_REPS, CPU_REPS
+
+            reps = reps or (CPU_QUICK_REPS if quick else CPU_REPS)
             measured = None
             info = machine_info()
         if workloads:
