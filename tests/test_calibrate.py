@@ -431,6 +431,32 @@ def test_gpu_component_formula() -> None:
 
 
 # ------------------------------------------------------------------ noise
+def _thp_mode() -> str:
+    try:
+        return Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return "[never]"
+
+
+def test_page_array_backing_is_what_was_asked() -> None:
+    """4k: no huge pages even under THP "always"; huge: most of the buffer on huge pages where
+    THP is on (the kernel decides; on a THP-less machine only the 4k half is checkable)."""
+    from simrec.calibrate.bench_cpu import huge_fraction, page_array
+
+    small = page_array((3, 5), np.float32, "4k")
+    assert small.shape == (3, 5) and small.dtype == np.float32 and not small.any()
+    a4 = page_array(16 * 2**20 // 4, np.float32, "4k")
+    a4.fill(1.0)
+    assert huge_fraction(a4) in (0.0, None)
+    ah = page_array(16 * 2**20 // 4, np.float32, "huge")
+    ah.fill(1.0)
+    assert float(ah.sum()) == ah.size
+    if "[never]" not in _thp_mode() and huge_fraction(ah) is not None:
+        assert huge_fraction(ah) > 0.5
+    with pytest.raises(ValueError, match="pages must be one of"):
+        page_array(4, np.float32, "1g")
+
+
 def test_check_noise_names_spread() -> None:
     ms = [
         Measurement("quiet", "rows", 1, [1.0, 1.01, 0.99]).to_dict(),
@@ -811,14 +837,17 @@ def test_cpu_probe_main_writes_a_probe_the_fit_reads(
     rec = _synthetic_cpu_probe(cpu_data)
     seen = {}
 
-    def fake(quick, impl, threads, reps, log=None):  # the measuring part is tested elsewhere
-        seen.update(quick=quick, impl=impl, threads=threads)
+    def fake(quick, impl, threads, reps, log=None, pages="huge"):  # measuring: tested elsewhere
+        seen.update(quick=quick, impl=impl, threads=threads, pages=pages)
         return rec
 
     monkeypatch.setattr(cpu_probe, "probe", fake)
     out = tmp_path / "p.json"
     assert cpu_probe.main(["--out", str(out), "--quick", "--impl", "numba", "--threads", "2"]) == 0
-    assert seen == {"quick": True, "impl": "numba", "threads": 2}
+    assert seen == {"quick": True, "impl": "numba", "threads": 2, "pages": "huge"}
+    assert cpu_probe.main(["--out", str(out), "--quick", "--impl", "numba", "--pages", "4k"]) == 0
+    assert seen["pages"] == "4k"
+    assert cpu_probe.main(["--out", str(out), "--quick", "--impl", "numba"]) == 0
     back = read_cpu_probe(out)
     assert back["heldout"] == json.loads(json.dumps(rec["heldout"]))
     assert cpu_probe.main(["--out", str(tmp_path / "no" / "p.json")]) == 2
@@ -929,6 +958,15 @@ def test_cpu_probe_pipeline_end_to_end(tmp_path: Path) -> None:
 
     src = tmp_path / "cpu.probe.json"
     assert cpu_probe.main(["--out", str(src), "--quick", "--impl", "numba"]) == 0
+    rec = json.loads(src.read_text())
+    # every table's page backing is recorded; the other backing's chases are not fit inputs
+    assert rec["pages"] == "huge" and rec["calibration"]["pages"] == "huge"
+    ms = rec["calibration"]["measurements"]
+    bags = [m for m in ms if m["name"].startswith("cal_")] + rec["heldout"]
+    assert all(m["params"]["pages"] == "huge" and "huge_fraction" in m["params"] for m in bags)
+    alt = [m for m in ms if m["name"].startswith("pagechase_4k_")]
+    assert len(alt) == 2 and all(m["params"]["huge_fraction"] in (0.0, None) for m in alt)
+    assert not {m["name"] for m in alt} & F.cpu_fit_inputs(rec["calibration"])
     out = tmp_path / "q.yaml"
     r = CliRunner().invoke(
         _group(),
@@ -936,8 +974,29 @@ def test_cpu_probe_pipeline_end_to_end(tmp_path: Path) -> None:
     )
     assert r.exit_code == 0, r.output
     assert load_hw(out).validated
+    assert "# pages: every table on transparent huge pages (madvise); the kernel gave" in (
+        out.read_text()
+    )
     r2 = CliRunner().invoke(
         _group(), ["validate-measure", "--hw", str(out), "--probe-json", str(src), "--json", "-q"]
     )
     assert r2.exit_code == 0, r2.output
     _check_contract(json.loads(r2.output))
+
+
+def test_preset_pages_line_says_when_the_backing_was_not_recorded() -> None:
+    from simrec.calibrate.preset import _pages_line
+
+    assert _pages_line({"measurements": []}).startswith("pages: not recorded")
+    rec = {
+        "pages": "4k",
+        "measurements": [
+            {"name": "cal_a", "params": {"huge_fraction": 0.0}},
+            {"name": "cal_b", "params": {"huge_fraction": 0.25}},
+            {"name": "chase_1", "params": {"huge_fraction": 1.0}},
+        ],
+    }
+    assert _pages_line(rec) == (
+        "pages: every table on 4 KiB pages; the kernel gave 0%-25% of each table on huge pages "
+        "(/proc/self/smaps)"
+    )

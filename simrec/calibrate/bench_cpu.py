@@ -15,7 +15,16 @@ returned as a :class:`Measurement` holding every repetition, the median and the 
   over bags on Python threads; sum pooling, fp32.
 * ``sgemm``: ``np.matmul`` of float32 square matrices (the BLAS's own threads), FLOP/s.
 
-What it leaves out: hardware counters (no perf in VMs), NUMA placement control, huge pages, and
+Page backing (since 2026-12-03): every table and buffer comes from :func:`page_array`, an
+anonymous mapping advised onto transparent huge pages (``pages="huge"``, the default) or kept off
+them (``pages="4k"``), and each measurement records the fraction of its buffer the kernel put on
+huge pages (``params["huge_fraction"]``, from ``/proc/self/smaps``). Before, the buffers were
+numpy's, which numpy itself advises onto huge pages when it can, so how much of a table was on
+huge pages was up to the kernel and not recorded; on the 16-vCPU calibration VM a page walk of a
+4 KiB page costs 17-121 ns per load (``benchmarks/cpu_pages.py``), so that was an uncontrolled
+variable. The model has no address translation: it describes the huge-page case.
+
+What it leaves out: hardware counters (no perf in VMs), NUMA placement control, 1 GiB pages, and
 frequency pinning; a loaded or throttling machine shows up as spread, which the caller checks.
 """
 
@@ -24,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import math
+import mmap
 import os
 import platform
 import time
@@ -52,6 +62,9 @@ __all__ = [
     "measure_workload",
     "run_cpu_benchmarks",
     "min_rep_s",
+    "page_array",
+    "huge_fraction",
+    "PAGES",
 ]
 
 MiB = 2**20
@@ -105,6 +118,62 @@ class Measurement:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Measurement:
         return cls(d["name"], d["unit"], d["work"], list(d["times_s"]), dict(d.get("params", {})))
+
+
+#: page backings :func:`page_array` offers
+PAGES = ("huge", "4k")
+
+
+def page_array(shape: tuple[int, ...] | int, dtype: Any, pages: str = "huge") -> np.ndarray:
+    """A zero-filled array on an anonymous mapping advised onto transparent huge pages
+    (``pages="huge"``) or off them (``"4k"``); the array keeps the mapping alive. Where the
+    platform has no ``madvise`` (not Linux) it is a plain ``np.zeros`` and
+    :func:`huge_fraction` says ``None``."""
+    if pages not in PAGES:
+        raise ValueError(f"pages must be one of {PAGES}, not {pages!r}")
+    shp = (shape,) if isinstance(shape, int) else tuple(shape)
+    dt = np.dtype(dtype)
+    n = int(np.prod(shp)) if shp else 1
+    nbytes = max(1, n * dt.itemsize)
+    if not hasattr(mmap, "MADV_HUGEPAGE"):
+        return np.zeros(shp, dtype=dt)
+    m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    m.madvise(mmap.MADV_HUGEPAGE if pages == "huge" else mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(m, dtype=dt, count=n).reshape(shp)
+
+
+def huge_fraction(a: np.ndarray) -> float | None:
+    """Fraction of ``a``'s bytes on huge pages once touched: ``AnonHugePages / Size`` summed over
+    the entries of ``/proc/self/smaps`` that overlap it (an allocator's advice can split one
+    buffer into several); ``None`` where that file is not readable or nothing overlaps."""
+    lo_a = int(a.__array_interface__["data"][0])
+    hi_a = lo_a + max(1, int(a.nbytes))
+    try:
+        text = Path("/proc/self/smaps").read_text()
+    except OSError:
+        return None
+    size = huge = 0
+    inside = False
+    for line in text.splitlines():
+        head = line.split(" ", 1)[0]
+        if "-" in head and not head.endswith(":"):
+            lo, _, hi = head.partition("-")
+            try:
+                inside = int(lo, 16) < hi_a and lo_a < int(hi, 16)
+            except ValueError:
+                inside = False
+        elif inside and line.startswith("Size:"):
+            size += int(line.split()[1])
+        elif inside and line.startswith("AnonHugePages:"):
+            huge += int(line.split()[1])
+    if not size:
+        return None
+    return min(1.0, huge / size)
+
+
+def _backing(a: np.ndarray, pages: str) -> dict[str, Any]:
+    """A measurement's page-backing parameters: the policy asked and what the kernel gave."""
+    return {"pages": pages, "huge_fraction": huge_fraction(a)}
 
 
 def min_rep_s(quick: bool) -> float:
@@ -301,9 +370,12 @@ def _pool(threads: int) -> Iterator[ThreadPoolExecutor]:
         ex.shutdown()
 
 
-def seq_read(nbytes: int, threads: int, reps: int, min_time_s: float = MIN_REP_S) -> Measurement:
+def seq_read(
+    nbytes: int, threads: int, reps: int, min_time_s: float = MIN_REP_S, pages: str = "huge"
+) -> Measurement:
     """Sequential read bandwidth (bytes/s) of ``np.add.reduce`` over ``nbytes`` on ``threads``."""
-    a = np.full(nbytes // 4, 1.0, dtype=np.float32)
+    a = page_array(nbytes // 4, np.float32, pages)
+    a.fill(1.0)
     sl = _chunks(a.size, threads)
     with _pool(threads) as ex:
         m = measure(
@@ -312,16 +384,20 @@ def seq_read(nbytes: int, threads: int, reps: int, min_time_s: float = MIN_REP_S
             a.nbytes,
             lambda: list(ex.map(lambda s: np.add.reduce(a[s]), sl)),
             reps,
-            {"bytes": a.nbytes, "threads": threads},
+            {"bytes": a.nbytes, "threads": threads, **_backing(a, pages)},
             min_time_s=min_time_s,
         )
     return m
 
 
-def seq_copy(nbytes: int, threads: int, reps: int, min_time_s: float = MIN_REP_S) -> Measurement:
+def seq_copy(
+    nbytes: int, threads: int, reps: int, min_time_s: float = MIN_REP_S, pages: str = "huge"
+) -> Measurement:
     """Copy bandwidth (bytes read + written per second) of ``np.copyto`` on ``threads``."""
-    a = np.full(nbytes // 4, 1.0, dtype=np.float32)
-    b = np.empty_like(a)
+    a = page_array(nbytes // 4, np.float32, pages)
+    a.fill(1.0)
+    b = page_array(a.size, np.float32, pages)
+    b.fill(0.0)
     sl = _chunks(a.size, threads)
     with _pool(threads) as ex:
         m = measure(
@@ -330,7 +406,7 @@ def seq_copy(nbytes: int, threads: int, reps: int, min_time_s: float = MIN_REP_S
             2 * a.nbytes,
             lambda: list(ex.map(lambda s: np.copyto(b[s], a[s]), sl)),
             reps,
-            {"bytes": a.nbytes, "threads": threads},
+            {"bytes": a.nbytes, "threads": threads, **_backing(a, pages)},
             min_time_s=min_time_s,
         )
     return m
@@ -345,23 +421,29 @@ def _chase_kernel(nxt: np.ndarray, steps: int) -> int:  # pragma: no cover - com
 
 
 def chase(
-    nbytes: int, steps: int, reps: int, seed: int = 0, min_time_s: float = MIN_REP_S
+    nbytes: int,
+    steps: int,
+    reps: int,
+    seed: int = 0,
+    min_time_s: float = MIN_REP_S,
+    pages: str = "huge",
+    name: str | None = None,
 ) -> Measurement:
     """Dependent-load latency (s per load) over a random cycle through ``nbytes`` of 64 B slots."""
     slots = max(2, nbytes // 64)
     stride = 8  # int64 elements per 64 B
     perm = np.random.default_rng(seed).permutation(slots)
-    nxt = np.zeros(slots * stride, dtype=np.int64)
+    nxt = page_array(slots * stride, np.int64, pages)
     # one cycle: perm[0] -> perm[1] -> ... -> perm[-1] -> perm[0], each slot at 64 B spacing
     nxt[perm * stride] = np.roll(perm, -1) * stride
     _chase_kernel(nxt, 10)
     return measure(
-        f"chase_{nbytes}",
+        name or f"chase_{nbytes}",
         "loads",
         steps,
         lambda: _chase_kernel(nxt, steps),
         reps,
-        {"bytes": slots * 64, "steps": steps, "seed": seed},
+        {"bytes": slots * 64, "steps": steps, "seed": seed, **_backing(nxt, pages)},
         min_time_s=min_time_s,
     )
 
@@ -374,13 +456,15 @@ def gather(
     reps: int,
     seed: int = 0,
     min_time_s: float = MIN_REP_S,
+    pages: str = "huge",
 ) -> Measurement:
     """Random row gather throughput (rows/s) with ``np.take`` on ``threads`` threads."""
     dim = row_bytes // 4
     rows = table_bytes // row_bytes
-    table = np.full((rows, dim), 0.5, dtype=np.float32)
+    table = page_array((rows, dim), np.float32, pages)
+    table.fill(0.5)
     idx = np.random.default_rng([seed, row_bytes]).integers(0, rows, lookups, dtype=np.int64)
-    out = np.empty((lookups, dim), dtype=np.float32)
+    out = page_array((lookups, dim), np.float32, pages)
     sl = _chunks(lookups, threads)
     with _pool(threads) as ex:
         return measure(
@@ -389,7 +473,12 @@ def gather(
             lookups,
             lambda: list(ex.map(lambda s: np.take(table, idx[s], axis=0, out=out[s]), sl)),
             reps,
-            {"row_bytes": row_bytes, "threads": threads, "table_bytes": rows * row_bytes},
+            {
+                "row_bytes": row_bytes,
+                "threads": threads,
+                "table_bytes": rows * row_bytes,
+                **_backing(table, pages),
+            },
             min_time_s=min_time_s,
         )
 
@@ -480,11 +569,17 @@ class EmbeddingRunner:
 
 
 def measure_workload(
-    runner: EmbeddingRunner, w: Workload, reps: int, min_time_s: float = MIN_REP_S
+    runner: EmbeddingRunner,
+    w: Workload,
+    reps: int,
+    min_time_s: float = MIN_REP_S,
+    pages: str = "huge",
 ) -> Measurement:
     """Embedding-bag time per batch of workload ``w`` (its ``nbatches`` batches cycled once per
-    repetition); ``params`` holds the workload and the distinct rows per batch."""
-    table = np.full((w.rows, w.dim), 0.01, dtype=np.float32)
+    repetition, the table on ``pages``); ``params`` holds the workload, the distinct rows per
+    batch and the table's page backing."""
+    table = page_array((w.rows, w.dim), np.float32, pages)
+    table.fill(0.01)
     raw = make_batches(w)
     uniq = [int(np.unique(i).size) for i, _ in raw]
     prepared = runner.prepare(table, raw)
@@ -500,7 +595,13 @@ def measure_workload(
         w.nbatches,
         once,
         reps,
-        {"workload": w.to_dict(), "impl": runner.impl, "threads": runner.threads, "unique": uniq},
+        {
+            "workload": w.to_dict(),
+            "impl": runner.impl,
+            "threads": runner.threads,
+            "unique": uniq,
+            **_backing(table, pages),
+        },
         min_time_s=min_time_s,
     )
     return m
@@ -591,13 +692,18 @@ def run_cpu_benchmarks(
     reps: int | None = None,
     log: Callable[[str], None] | None = None,
     other_full: bool = False,
+    pages: str = "huge",
 ) -> dict[str, Any]:
     """Run every CPU microbenchmark; returns ``{"machine", "impl", "threads", "quick",
     "measurements": [Measurement.to_dict()...]}``.
 
     The other embedding-bag implementation is measured for comparison on two calibration points at
     1 and all threads; with ``other_full`` it runs every calibration point at all threads (so that
-    it, too, can be fitted: ``fit_cpu(data, impl=other)``)."""
+    it, too, can be fitted: ``fit_cpu(data, impl=other)``). Every buffer is on ``pages``
+    (:func:`page_array`); two pointer chases on the other backing (``pagechase_*``, at 1/16 of
+    the LLC and at the largest chase size) are recorded for comparison, not fitted."""
+    if pages not in PAGES:
+        raise ValueError(f"pages must be one of {PAGES}, not {pages!r}")
     say = log or (lambda s: None)
     info = machine_info()
     nthr = threads or info["cores"]
@@ -617,20 +723,33 @@ def run_cpu_benchmarks(
 
     thread_list = sorted({1, nthr})
     for t in thread_list:
-        add(seq_read(big, t, reps, rep_s))
-    add(seq_copy(big, nthr, reps, rep_s))
+        add(seq_read(big, t, reps, rep_s, pages))
+    add(seq_copy(big, nthr, reps, rep_s, pages))
     sizes = [32 * 2**10, 1 * MiB, 16 * MiB, big] if not quick else [32 * 2**10, big]
     for s in sizes:
-        add(chase(s, (2**18) if quick else (2**21), reps, min_time_s=rep_s))
+        add(chase(s, (2**18) if quick else (2**21), reps, min_time_s=rep_s, pages=pages))
+    # the same chase on the other page backing: the translation cost (reported, not fitted)
+    alt = "4k" if pages == "huge" else "huge"
+    for s in sorted({max(1 * MiB, int(llc or 32 * MiB) // 16 // 64 * 64), big}):
+        add(
+            chase(
+                s,
+                (2**18) if quick else (2**21),
+                reps,
+                min_time_s=rep_s,
+                pages=alt,
+                name=f"pagechase_{alt}_{s}",
+            )
+        )
     for rb in (64, 256, 512):
         for t in thread_list:
-            add(gather(rb, t, gtab, nlook, reps, min_time_s=rep_s))
+            add(gather(rb, t, gtab, nlook, reps, min_time_s=rep_s, pages=pages))
     add(sgemm(512 if quick else 1536, reps, rep_s))
     cal = cpu_calibration_workloads(quick, llc)
     runner = EmbeddingRunner(impl, nthr)
     try:
         for w in cal:
-            add(measure_workload(runner, w, reps, rep_s))
+            add(measure_workload(runner, w, reps, rep_s, pages))
     finally:
         runner.close()
     # the other implementation at 1 and all threads, recorded for comparison (not fitted)
@@ -641,7 +760,7 @@ def run_cpu_benchmarks(
             r = EmbeddingRunner(other, t)
             try:
                 for w in cal if (other_full and t == nthr) else compare:
-                    m = measure_workload(r, w, reps, rep_s)
+                    m = measure_workload(r, w, reps, rep_s, pages)
                     m.name = f"{other}_t{t}_{w.name}"
                     add(m)
             finally:
@@ -655,6 +774,7 @@ def run_cpu_benchmarks(
         "threads": nthr,
         "reps": reps,
         "min_rep_s": rep_s,
+        "pages": pages,
         "machine": info,
         "measurements": [m.to_dict() for m in ms],
     }

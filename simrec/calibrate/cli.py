@@ -117,6 +117,14 @@ def _cuda_check() -> None:
     default=False,
     help="also run the held-out validation and record it in the preset",
 )
+@click.option(
+    "--pages",
+    type=click.Choice(["huge", "4k"]),
+    default="huge",
+    show_default=True,
+    help="CPU: page backing of every benchmark table and buffer when measuring here (huge: "
+    "transparent huge pages, what the model describes; 4k: adds page walks the model lacks)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the fit (and validation) as JSON")
 @click.option("-q", "--quiet", is_flag=True, help="no progress lines on stderr")
 def calibrate_command(
@@ -129,6 +137,7 @@ def calibrate_command(
     max_spread: float | None,
     from_json: str | None,
     do_validate: bool,
+    pages: str,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -236,7 +245,7 @@ def calibrate_command(
                     where="--impl",
                     fix="pip install torch==2.13.0, or use --impl numba",
                 )
-            data = run_cpu_benchmarks(quick, use, threads, reps, log=say)
+            data = run_cpu_benchmarks(quick, use, threads, reps, log=say, pages=pages)
         use_impl = None if impl == "auto" else impl
         used = F.cpu_fit_inputs(data, use_impl)
         check = [m for m in data["measurements"] if m["name"] in used]

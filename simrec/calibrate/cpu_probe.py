@@ -72,8 +72,10 @@ def probe(
     threads: int | None = None,
     reps: int | None = None,
     log: Callable[[str], None] | None = None,
+    pages: str = "huge",
 ) -> dict[str, Any]:
-    """Run the calibration benchmarks and the held-out workloads; returns the probe record."""
+    """Run the calibration benchmarks and the held-out workloads, every table on ``pages``
+    (``huge``: transparent huge pages, ``4k``: kept off them); returns the probe record."""
     say = log or (lambda s: None)
     t0 = time.perf_counter()
     info = machine_info()
@@ -87,7 +89,9 @@ def probe(
     other = "torch" if impl == "numba" else "numba"
     both = other == "numba" or torch_available()
     say("[1/2] calibration benchmarks")
-    cal = run_cpu_benchmarks(quick, impl, nthr, reps, log=lambda s: say("  " + s), other_full=both)
+    cal = run_cpu_benchmarks(
+        quick, impl, nthr, reps, log=lambda s: say("  " + s), other_full=both, pages=pages
+    )
     t1 = time.perf_counter()
     say(f"[1/2] done in {t1 - t0:.0f} s")
     wls = cpu_heldout_for(info, quick)
@@ -97,7 +101,7 @@ def probe(
         runner = EmbeddingRunner(use, nthr)
         try:
             for i, w in enumerate(wls):
-                m = measure_workload(runner, w, cal["reps"], cal["min_rep_s"])
+                m = measure_workload(runner, w, cal["reps"], cal["min_rep_s"], pages)
                 if k:
                     m.name = f"{use}_t{nthr}_{w.name}"
                 held.append(m.to_dict())
@@ -121,6 +125,7 @@ def probe(
         "threads": nthr,
         "reps": cal["reps"],
         "min_rep_s": cal["min_rep_s"],
+        "pages": pages,
         "machine": info,
         "calibration": cal,
         "heldout": held,
@@ -141,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         "else numba); the other one is measured too when available",
     )
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 9, quick 3)")
+    ap.add_argument(
+        "--pages",
+        choices=("huge", "4k"),
+        default="huge",
+        help="page backing of every table and buffer: transparent huge pages (madvise; the "
+        "default, what the model describes) or 4 KiB pages (adds the page walks)",
+    )
     a = ap.parse_args(argv)
     if a.threads is not None and a.threads < 1:
         print("error: --threads must be >= 1.", file=sys.stderr)
@@ -156,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the folder of --out ({out_dir}) does not exist.", file=sys.stderr)
         return 2
     impl = a.impl if a.impl != "auto" else ("torch" if torch_available() else "numba")
-    rec = probe(a.quick, impl, a.threads, a.reps, log=lambda s: print(s, flush=True))
+    rec = probe(a.quick, impl, a.threads, a.reps, log=lambda s: print(s, flush=True), pages=a.pages)
     tmp = a.out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(rec, f, indent=1)

@@ -143,6 +143,24 @@ def _output_rule_line(fit: CpuFit) -> str:
     )
 
 
+def _pages_line(data: dict[str, Any]) -> str:
+    """The preset header's line on the tables' page backing (what the kernel gave, measured)."""
+    pages = data.get("pages")
+    if not pages:
+        return (
+            "pages: not recorded (a run before 2026-12-03: numpy's buffers, which numpy advises "
+            "onto transparent huge pages where it can; how far the kernel did is unknown)"
+        )
+    fr = [
+        float(m["params"]["huge_fraction"])
+        for m in data["measurements"]
+        if m["name"].startswith("cal_") and m.get("params", {}).get("huge_fraction") is not None
+    ]
+    got = f"{min(fr):.0%}-{max(fr):.0%} of each table on huge pages" if fr else "not readable"
+    what = "transparent huge pages (madvise)" if pages == "huge" else "4 KiB pages"
+    return f"pages: every table on {what}; the kernel gave {got} (/proc/self/smaps)"
+
+
 def write_cpu_preset(
     path: str | Path,
     data: dict[str, Any],
@@ -202,6 +220,7 @@ def write_cpu_preset(
         f"threads: the preset describes {data['threads']} threads of {fit.impl}'s embedding-bag "
         f"(cores_per_socket = threads; {info.get('threads_per_core', '?')} threads per core, "
         f"{info.get('numa_nodes', '?')} NUMA nodes, THP {info.get('thp', '?')})",
+        _pages_line(data),
         *([forced] if forced else []),
         "",
         "measurements (median of the repetitions; spread = (max - min) / median):",

@@ -203,6 +203,7 @@ def _cpu_rows(
     say: Callable[[str], None],
     measured: dict[str, dict[str, Any]] | None = None,
     quick: bool = False,
+    pages: str = "huge",
 ) -> list[dict[str, Any]]:
     """Measure (or take from ``measured``, a probe's held-out runs by name) and predict each
     workload; the prediction is the simulator's own (:func:`simrec.calibrate.fit.predict_detail`,
@@ -224,7 +225,7 @@ def _cpu_rows(
     try:
         for w in workloads:
             if runner is not None:
-                m = measure_workload(runner, w, reps, min_rep_s(quick))
+                m = measure_workload(runner, w, reps, min_rep_s(quick), pages)
             else:
                 if w.name not in measured:
                     say(f"{w.name}: not in the probe's held-out runs, skipped")
@@ -386,7 +387,10 @@ def run_measure_validation(
             wls = [Workload.from_dict(m["params"]["workload"]) for m in measured.values()]
         else:
             wls = cpu_heldout_for(info, quick)
-        rows = _cpu_rows(hw, wls, impl, threads, reps, say, measured, quick)
+        # measured here: the tables on the page backing the preset was calibrated on (records
+        # before 2026-12-03 have none: numpy's buffers, which numpy advises onto huge pages)
+        pages = str(bench.get("pages") or "huge")
+        rows = _cpu_rows(hw, wls, impl, threads, reps, say, measured, quick, pages)
         if cprobe is None:
             info["loadavg_after"] = machine_info()["loadavg"]
         out = summarise(rows)

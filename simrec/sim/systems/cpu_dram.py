@@ -39,8 +39,11 @@ What the model covers
 What it leaves out: cross-socket (UPI) traffic for pooled outputs, DRAM write-back traffic of the
 outputs (they do not occupy the DRAM model's banks or bus, nor evict rows from the LLC model), set
 associativity and the LLC's other occupants (code, outputs, other processes), a per-core limit on
-outstanding misses (the effective DRAM of a calibrated preset folds it into tFAW), prefetching, and
-framework overheads beyond the per-call cost; the bottom MLP does not overlap the embedding stage.
+outstanding misses (the effective DRAM of a calibrated preset folds it into tFAW), prefetching,
+address translation (TLB misses and page walks: a calibrated preset describes tables on
+transparent huge pages, its record says how far the kernel gave them; on 4 KiB pages in a VM the
+walks made an embedding bag 1.4-2.3x slower, docs/validation.md), and framework overheads beyond
+the per-call cost; the bottom MLP does not overlap the embedding stage.
 """
 
 from __future__ import annotations
