@@ -12,9 +12,11 @@ that directly, on *calibration-type* shapes only (dim 64, pooling 32, batch 4,09
   1/4 LLC (uniform), 8 LLCs (uniform) and 16 LLCs (uniform and Zipf 1.05), cycling enough batches
   that their rows take 2 LLCs (as the calibration's ``_dram`` points do),
 
-each with the buffer on 4 KiB pages and on transparent huge pages (``madvise(MADV_HUGEPAGE)``
-on an anonymous mapping; the huge-page bytes the kernel gave are read from
-``/proc/self/smaps_rollup`` and reported, so a machine that gives none says so). The two page
+each with the buffer on 4 KiB pages and on transparent huge pages
+(:func:`simrec.calibrate.bench_cpu.page_array`: ``madvise`` on an anonymous mapping; the
+huge-page bytes the kernel gave are read from ``/proc/self/smaps`` and reported, so a machine
+that gives none says so). The committed run (``hwconfigs/measured/h200host_cpu_v3.pages.json``)
+was made by this script at commit 2e30a35, which had its own copy of that allocation. The two page
 sizes alternate (4K, huge, 4K, huge) so that a machine drifting in speed shows as disagreement
 between the two 4K runs. It prints a table (median time, huge / 4K ratio) and writes JSON.
 
@@ -30,9 +32,7 @@ and torch kernels' own prefetching; NUMA placement (one node assumed).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import mmap
 import sys
 import time
 from pathlib import Path
@@ -45,8 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from simrec.calibrate.bench_cpu import (  # noqa: E402
     EmbeddingRunner,
     _chase_kernel,
+    huge_fraction,
     machine_info,
     measure,
+    page_array,
     torch_available,
 )
 from simrec.calibrate.heldout import (  # noqa: E402
@@ -59,15 +61,9 @@ from simrec.calibrate.heldout import (  # noqa: E402
 MiB = 2**20
 
 
-def _huge_bytes() -> int:
-    """AnonHugePages of this process, bytes (0 where the kernel does not report it)."""
-    try:
-        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
-            if line.startswith("AnonHugePages:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+def _huge_bytes(a: np.ndarray) -> int:
+    """Bytes of ``a`` on huge pages (0 where not readable)."""
+    return int(round((huge_fraction(a) or 0.0) * a.nbytes))
 
 
 def _thp_setting() -> str:
@@ -77,55 +73,24 @@ def _thp_setting() -> str:
         return "unknown"
 
 
-class Buffer:
-    """An anonymous mapping of ``nbytes``, advised onto huge pages when ``huge``; ``huge_bytes``
-    is how much of it the kernel put on huge pages once touched."""
-
-    def __init__(self, nbytes: int, huge: bool):
-        self.nbytes = int(nbytes)
-        self.map = mmap.mmap(-1, self.nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        if huge:
-            self.map.madvise(mmap.MADV_HUGEPAGE)
-        else:
-            self.map.madvise(getattr(mmap, "MADV_NOHUGEPAGE", mmap.MADV_NORMAL))
-        self.huge = huge
-        self.huge_bytes = 0
-
-    def array(self, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
-        n = int(np.prod(shape))
-        return np.frombuffer(self.map, dtype=dtype, count=n).reshape(shape)
-
-    def touched(self, before: int) -> None:
-        self.huge_bytes = max(0, _huge_bytes() - before)
-
-    def close(self) -> None:
-        # an array may still view the mapping (BufferError); it then goes with the array
-        with contextlib.suppress(BufferError):
-            self.map.close()
-
-
 def chase_case(nbytes: int, huge: bool, reps: int, steps: int = 2**21) -> dict[str, Any]:
     slots = max(2, nbytes // 64)
-    before = _huge_bytes()
-    buf = Buffer(slots * 64, huge)
-    nxt = buf.array(np.int64, (slots * 8,))
+    nxt = page_array(slots * 8, np.int64, "huge" if huge else "4k")
     perm = np.random.default_rng(0).permutation(slots)
     nxt[perm * 8] = np.roll(perm, -1) * 8
     del perm
-    buf.touched(before)
     _chase_kernel(nxt, 10)
     m = measure(f"chase_{nbytes}", "loads", steps, lambda: _chase_kernel(nxt, steps), reps)
     out = {
         "kind": "chase",
         "bytes": slots * 64,
         "huge": huge,
-        "huge_bytes": buf.huge_bytes,
+        "huge_bytes": _huge_bytes(nxt),
         "times_s": m.times_s,
         "median_s": m.median_s,
         "per_unit_s": m.median_s / steps,
         "spread": m.spread,
     }
-    buf.close()
     return out
 
 
@@ -136,11 +101,8 @@ def bag_case(
     huge: bool,
     reps: int,
 ) -> dict[str, Any]:
-    before = _huge_bytes()
-    buf = Buffer(w.rows * w.dim * 4, huge)
-    table = buf.array(np.float32, (w.rows, w.dim))
+    table = page_array((w.rows, w.dim), np.float32, "huge" if huge else "4k")
     table.fill(0.01)
-    buf.touched(before)
     prepared = runner.prepare(table, batches)
     tab = runner.table(table)
 
@@ -154,13 +116,12 @@ def bag_case(
         "workload": w.to_dict(),
         "bytes": w.rows * w.dim * 4,
         "huge": huge,
-        "huge_bytes": buf.huge_bytes,
+        "huge_bytes": _huge_bytes(table),
         "times_s": m.times_s,
         "median_s": m.median_s,
         "per_unit_s": m.median_s / w.nbatches,
         "spread": m.spread,
     }
-    buf.close()
     return out
 
 
