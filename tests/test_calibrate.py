@@ -1000,3 +1000,22 @@ def test_preset_pages_line_says_when_the_backing_was_not_recorded() -> None:
         "pages: every table on 4 KiB pages; the kernel gave 0%-25% of each table on huge pages "
         "(/proc/self/smaps)"
     )
+
+
+def test_llc_edge_note_flags_a_capacity_at_the_grid_edge() -> None:
+    def fit_with(costs: dict[float, float]) -> F.CpuFit:
+        f = F.CpuFit(
+            cores=2, freq_hz=2e9, flops_per_cycle=16.0, simd_width_bits=256, llc_bytes=32e6,
+            memory_bytes=8e9, lookup_cycles=2.0, pool_efficiency=0.2, mlp_efficiency=0.5,
+            data_rate=3.2e9, tFAW_s=30e-9, latency_s=90e-9,
+        )  # fmt: skip
+        f.grid = [{"llc_fraction": k, "cost": v, "final": 1.0} for k, v in costs.items()]
+        return f
+
+    inside = fit_with({0.125: 0.5, 0.25: 0.4, 0.5: 0.2, 1.0: 0.3, 2.0: 0.9})
+    assert F.llc_edge_note(inside) is None
+    low = F.llc_edge_note(fit_with({0.125: 0.1, 0.25: 0.4, 0.5: 0.5, 1.0: 0.6, 2.0: 0.9}))
+    assert low is not None and "smallest fraction (0.125" in low and "less" in low
+    high = F.llc_edge_note(fit_with({0.125: 0.9, 0.25: 0.8, 0.5: 0.5, 1.0: 0.4, 2.0: 0.3}))
+    assert high is not None and "largest fraction (2 x" in high and "more" in high
+    assert F.llc_edge_note(fit_with({1.0: 0.3})) is None  # refine=False: no grid

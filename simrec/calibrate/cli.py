@@ -292,6 +292,9 @@ def calibrate_command(
                 f"{rule.get('threshold', 0.9):g} x)"
                 + (f", output bandwidth {fit.output_bandwidth_Bps / 1e9:.3g} GB/s" if kept else "")
             )
+        edge = F.llc_edge_note(fit)
+        if edge:
+            say(f"warning: {edge}")
         summary["fit"] = {k: v for k, v in fit.__dict__.items() if k != "residuals"}
         summary["residuals"] = fit.residuals
         if do_validate:

@@ -48,7 +48,8 @@ read), which an embedding bag does not.
    chase, ``mlp_efficiency`` = SGEMM / SIMD peak.
 2. **LLC capacity** (outer loop): ``llc_size`` = the largest cache sysfs reports x 1/8, 1/4, 1/2,
    1 or 2 (a VM's share of a shared L3, a victim L3, several L3 slices); steps 3-5 run for each,
-   and the capacity with the least objective is kept.
+   and the capacity with the least objective is kept (at the grid's edge it is reported as a
+   bound: :func:`llc_edge_note`).
 3. **Start values**: ``call_overhead``, ``lookup_cycles``, ``1 / pool_efficiency`` and
    ``bag_cycles`` by linear least squares in relative error on the cache-resident (``_l2``)
    points (pooling 32 and 2, batches 256 to 16,384), assuming they are compute-bound;
@@ -118,6 +119,7 @@ __all__ = [
     "cpu_system_dict",
     "cpu_system",
     "fit_cpu",
+    "llc_edge_note",
     "predict_cpu",
     "predict_cpu_gather",
     "cpu_fit_inputs",
@@ -628,6 +630,26 @@ def _fit_model(
             best_all = (c, g)
     assert best_all is not None
     return best_all[0], best_all[1], grid
+
+
+def llc_edge_note(fit: CpuFit) -> str | None:
+    """A warning when the kept LLC capacity is the smallest or largest fraction of the grid
+    (step 2): the objective may fall further outside it, so the capacity is a bound, not an
+    estimate. ``None`` when it is inside, or when no grid ran."""
+    finals = [g for g in fit.grid if g.get("final")]
+    if len(finals) < 2:
+        return None
+    best = min(finals, key=lambda g: g["cost"])["llc_fraction"]
+    lo, hi = min(_LLC_FRACTIONS), max(_LLC_FRACTIONS)
+    if best not in (lo, hi):
+        return None
+    side = "smallest" if best == lo else "largest"
+    more = "less" if best == lo else "more"
+    return (
+        f"the kept LLC capacity is the grid's {side} fraction ({best:g} x the sysfs size): the "
+        f"machine may give the embedding rows {more} than that, so the capacity is a bound, not "
+        "an estimate, and workloads whose rows take about that much are the least certain"
+    )
 
 
 def fit_cpu(

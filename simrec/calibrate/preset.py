@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from simrec.calibrate.fit import GPU_SPECS, CpuFit, GpuFit, cpu_system_dict
+from simrec.calibrate.fit import GPU_SPECS, CpuFit, GpuFit, cpu_system_dict, llc_edge_note
 from simrec.errors import atomic_output
 from simrec.util import jsonable
 
@@ -148,8 +148,9 @@ def _pages_line(data: dict[str, Any]) -> str:
     pages = data.get("pages")
     if not pages:
         return (
-            "pages: not recorded (a run before 2026-12-03: numpy's buffers, which numpy advises "
-            "onto transparent huge pages where it can; how far the kernel did is unknown)"
+            "pages: not recorded (measured before simrec recorded the page backing: numpy's "
+            "buffers, which numpy advises onto transparent huge pages where it can; how far the "
+            "kernel did is unknown)"
         )
     fr = [
         float(m["params"]["huge_fraction"])
@@ -243,6 +244,7 @@ def write_cpu_preset(
         "  objective by LLC fraction: "
         + (", ".join(f"{g['llc_fraction']:g}: {g['cost']:.4g}" for g in finals) or "not run"),
         f"  rms log residual over the fitted points: {fit.rms_log_residual():.3f}",
+        *([f"  note: {llc_edge_note(fit)}"] if llc_edge_note(fit) else []),
         _output_rule_line(fit),
         "residuals (model / measured - 1):",
     ]
