@@ -877,6 +877,31 @@ def test_calibrate_and_validate_from_cpu_probe(tmp_path: Path, cpu_data: dict) -
         v2 = json.loads(r2.output)
         _check_contract(v2)
         assert v2["geomean_abs_error"] == pytest.approx(v["geomean_abs_error"], rel=1e-9)
+    # a repeat probe 1.21x slower on every workload: the machine's floor is exactly 21 % (the
+    # medians of t, 1.01t, 0.99t are t in both probes), reported beside the model's error
+    rep = tmp_path / "repeat.probe.json"
+    rep.write_text(json.dumps(_synthetic_cpu_probe(cpu_data, factor=1.1 * 1.21)))
+    r3 = CliRunner().invoke(
+        _group(), ["validate-measure", "--hw", str(out), "--json", "-q", "--repeat-probe", str(rep)]
+    )
+    assert r3.exit_code == 0, r3.output
+    v3 = json.loads(r3.output)
+    assert v3["geomean_abs_error"] == pytest.approx(v["geomean_abs_error"], rel=1e-9)
+    assert v3["repeat"]["geomean_abs_difference"] == pytest.approx(0.21, rel=1e-9)
+    assert len(v3["repeat"]["workloads"]) == 4
+    r4 = CliRunner().invoke(
+        _group(), ["validate-measure", "--hw", str(out), "--repeat-probe", str(rep)]
+    )
+    assert r4.exit_code == 0 and "geomean |difference| of 21.0% over 4 workloads" in r4.output
+    # a repeat probe of other workloads says so
+    other = json.loads(rep.read_text())
+    for m in other["heldout"]:
+        m["params"]["workload"]["name"] = m["name"] = "x_" + m["name"]
+    rep.write_text(json.dumps(other))
+    r5 = CliRunner().invoke(
+        _group(), ["validate-measure", "--hw", str(out), "--repeat-probe", str(rep)]
+    )
+    assert r5.exit_code == 2 and "ran none of the validated held-out workloads" in r5.output
 
 
 def test_validation_from_a_probe_uses_the_probes_own_heldout_set(
@@ -1019,3 +1044,12 @@ def test_llc_edge_note_flags_a_capacity_at_the_grid_edge() -> None:
     high = F.llc_edge_note(fit_with({0.125: 0.9, 0.25: 0.8, 0.5: 0.5, 1.0: 0.4, 2.0: 0.3}))
     assert high is not None and "largest fraction (2 x" in high and "more" in high
     assert F.llc_edge_note(fit_with({1.0: 0.3})) is None  # refine=False: no grid
+
+
+def test_repeat_probe_is_refused_for_a_gpu_preset(tmp_path: Path) -> None:
+    rep = tmp_path / "r.json"
+    rep.write_text("{}")
+    r = CliRunner().invoke(
+        _group(), ["validate-measure", "--hw", str(H100), "--repeat-probe", str(rep)]
+    )
+    assert r.exit_code == 2 and "--repeat-probe compares CPU probes" in r.output

@@ -329,6 +329,14 @@ def measure_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "cpu_probe (CPU preset) run instead of measuring here",
         ),
         click.option(
+            "--repeat-probe",
+            type=click.Path(dir_okay=False, exists=True),
+            default=None,
+            help="with --measure (CPU): a second cpu_probe run of the same machine; also report "
+            "how much its held-out measurements differ from the validated ones (the machine's "
+            "own run-to-run floor, to read the model's error against)",
+        ),
+        click.option(
             "--record",
             is_flag=True,
             help="with --measure: write the error into the measured preset (validated: true)",
@@ -353,13 +361,20 @@ def validate_measure(
     json_out: str | None = None,
     as_json: bool = False,
     quiet: bool = False,
+    repeat_probe: str | None = None,
 ) -> dict[str, Any]:
     """Body of ``simrec validate --measure --hw HW``: runs, prints the table (or JSON)."""
     from simrec.calibrate.preset import render_validation_table
     from simrec.calibrate.validate import run_measure_validation
 
     v = run_measure_validation(
-        hw, quick=quick, probe_json=probe_json, record=record, json_out=json_out, log=_say(quiet)
+        hw,
+        quick=quick,
+        probe_json=probe_json,
+        record=record,
+        json_out=json_out,
+        log=_say(quiet),
+        repeat_probe=repeat_probe,
     )
     if as_json:
         from simrec.cli import echo_json
@@ -381,10 +396,11 @@ def validate_measure_command(
     measure: bool,
     quick: bool,
     probe_json: str | None,
+    repeat_probe: str | None,
     record: bool,
     json_out: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
     """Stand-alone form of ``simrec validate --measure`` (for tests and until it is wired)."""
-    validate_measure(hw, quick, probe_json, record, json_out, as_json, quiet)
+    validate_measure(hw, quick, probe_json, record, json_out, as_json, quiet, repeat_probe)

@@ -67,6 +67,14 @@ def render_validation_table(v: dict[str, Any]) -> list[str]:
         f"geomean |error| over {len(v['workloads'])} held-out workloads: "
         f"{v['geomean_abs_error']:.1%}"
     )
+    rep = v.get("repeat")
+    if rep:
+        out.append(
+            f"run to run: the repeat probe's measurements ({Path(rep['probe']).name}) differ from "
+            f"these by a geomean |difference| of {rep['geomean_abs_difference']:.1%} over "
+            f"{len(rep['workloads'])} workloads (the machine's own floor: an error near it is "
+            "measurement noise, one well above it is the model's)"
+        )
     return out
 
 

@@ -45,16 +45,59 @@ def record_path_of(hw_path: str | Path) -> Path:
     return record_path(hw_path)
 
 
+def geomean_abs(xs: list[float]) -> float:
+    """Geometric mean of ``|x|`` (each floored at 1e-4 so that a zero does not zero it); NaN
+    for no values."""
+    a = np.array([max(abs(float(x)), 1e-4) for x in xs])
+    return float(np.exp(np.mean(np.log(a)))) if len(a) else math.nan
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Add ``error`` to each row and return ``{"workloads", "geomean_abs_error",
     "max_abs_error"}``."""
     for r in rows:
         r["error"] = r["predicted_s"] / r["measured_s"] - 1.0
-    errs = np.array([max(abs(r["error"]), 1e-4) for r in rows])
+    errs = [r["error"] for r in rows]
     return {
         "workloads": rows,
-        "geomean_abs_error": float(np.exp(np.mean(np.log(errs)))) if len(errs) else math.nan,
-        "max_abs_error": float(errs.max()) if len(errs) else math.nan,
+        "geomean_abs_error": geomean_abs(errs),
+        "max_abs_error": max((max(abs(e), 1e-4) for e in errs), default=math.nan),
+    }
+
+
+def repeat_difference(
+    rows: list[dict[str, Any]], repeat: dict[str, Any], impl: str, threads: int, path: Any
+) -> dict[str, Any]:
+    """How much a second CPU probe's held-out measurements differ from the validated ones
+    (``rows``): per workload ``difference = repeat / measured - 1`` and its geomean of absolute
+    values, the machine's own run-to-run floor against which a model error is read."""
+    other = _probe_heldout(repeat, impl, threads, path)
+    ws = []
+    for r in rows:
+        m = other.get(r["name"])
+        if m is None:
+            continue
+        rep_s = float(m["median_s"]) / float(m["work"])
+        ws.append(
+            {
+                "name": r["name"],
+                "measured_s": r["measured_s"],
+                "repeat_s": rep_s,
+                "difference": rep_s / r["measured_s"] - 1.0,
+            }
+        )
+    if not ws:
+        raise SimrecError(
+            "the repeat probe ran none of the validated held-out workloads",
+            path=path,
+            where="heldout",
+            fix="give a probe of the same simrec version and machine (same held-out set)",
+        )
+    return {
+        "probe": str(path),
+        "date_utc": repeat.get("machine", {}).get("date_utc"),
+        "workloads": ws,
+        "geomean_abs_difference": geomean_abs([w["difference"] for w in ws]),
     }
 
 
@@ -284,6 +327,7 @@ def run_measure_validation(
     record: bool = False,
     json_out: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    repeat_probe: str | Path | None = None,
 ) -> dict[str, Any]:
     """Measure the held-out workloads, predict them with the preset ``hw_path``, report errors.
 
@@ -302,6 +346,8 @@ def run_measure_validation(
             the table as comments) and its JSON record; needs the preset's ``.calib.json``.
         json_out: also write the result there (atomically).
         log: progress callback (one line per workload).
+        repeat_probe: (CPU) a second ``cpu_probe`` output of the same machine: the result gets
+            ``repeat`` (:func:`repeat_difference`), the run-to-run floor of the measurements.
 
     Returns the JSON-able result (module docstring); raises :class:`SimrecError` on bad input.
     """
@@ -312,6 +358,13 @@ def run_measure_validation(
     hw = load_hw(hw_path)
     rec = load_record(hw_path)
     date = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if repeat_probe is not None and hw.devices_of_kind("gpu"):
+        raise SimrecError(
+            "--repeat-probe compares CPU probes; this preset is a GPU one",
+            path=repeat_probe,
+            where="the preset's devices",
+            fix="validate a CPU preset, or compare two gpu_probe runs with --probe-json each",
+        )
     if hw.devices_of_kind("gpu"):
         probe = None
         if probe_json is not None:
@@ -404,6 +457,10 @@ def run_measure_validation(
             reps=reps,
             model="simrec.sim.systems.cpu_dram.CpuDramSystem",
         )
+        if repeat_probe is not None:
+            out["repeat"] = repeat_difference(
+                out["workloads"], read_cpu_probe(repeat_probe), impl, threads, repeat_probe
+            )
     out.update(hw=str(hw_path), quick=quick, kind="simrec-validation")
     out["noisy_workloads"] = [r["name"] for r in out["workloads"] if r.get("spread", 0) > 0.25]
     if out["noisy_workloads"]:

@@ -63,6 +63,7 @@ def validate_command(
     measure: bool,
     quick: bool,
     probe_json: str | None,
+    repeat_probe: str | None,
     record: bool,
     json_out: str | None,
     functional: bool,
@@ -89,7 +90,9 @@ def validate_command(
             raise click.UsageError("--measure needs --hw HW.yaml (e.g. a calibrated preset)")
         from simrec.calibrate.cli import validate_measure
 
-        validate_measure(hw_path, quick, probe_json, record, json_out, as_json)
+        validate_measure(
+            hw_path, quick, probe_json, record, json_out, as_json, repeat_probe=repeat_probe
+        )
         return
     if not functional:
         raise click.UsageError(
