@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simrec.calibrate.bench_cpu import (  # noqa: E402
     EmbeddingRunner,
-    _chase_kernel,
+    chase,
     huge_fraction,
     machine_info,
     measure,
@@ -74,18 +74,13 @@ def _thp_setting() -> str:
 
 
 def chase_case(nbytes: int, huge: bool, reps: int, steps: int = 2**21) -> dict[str, Any]:
-    slots = max(2, nbytes // 64)
-    nxt = page_array(slots * 8, np.int64, "huge" if huge else "4k")
-    perm = np.random.default_rng(0).permutation(slots)
-    nxt[perm * 8] = np.roll(perm, -1) * 8
-    del perm
-    _chase_kernel(nxt, 10)
-    m = measure(f"chase_{nbytes}", "loads", steps, lambda: _chase_kernel(nxt, steps), reps)
+    m = chase(nbytes, steps, reps, pages="huge" if huge else "4k")
+    slot_bytes = m.params["bytes"]
     out = {
         "kind": "chase",
-        "bytes": slots * 64,
+        "bytes": slot_bytes,
         "huge": huge,
-        "huge_bytes": _huge_bytes(nxt),
+        "huge_bytes": int(round((m.params["huge_fraction"] or 0.0) * slot_bytes)),
         "times_s": m.times_s,
         "median_s": m.median_s,
         "per_unit_s": m.median_s / steps,

@@ -53,6 +53,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simrec.calibrate.bench_cpu import (
+    PAGES,
     EmbeddingRunner,
     machine_info,
     measure_workload,
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 9, quick 3)")
     ap.add_argument(
         "--pages",
-        choices=("huge", "4k"),
+        choices=PAGES,
         default="huge",
         help="page backing of every table and buffer: transparent huge pages (madvise; the "
         "default, what the model describes) or 4 KiB pages (adds the page walks)",

@@ -161,11 +161,17 @@ def median_interval(times: Sequence[float]) -> tuple[float, float, float]:
     return lo, hi, (hi - lo) / med if med > 0 else 0.0
 
 
+def _interval_of(m: dict[str, Any]) -> tuple[float, float, float]:
+    """:func:`median_interval` of a measurement record's ``times_s``; ``(0, 0, spread)`` when
+    it has no times."""
+    ts = m.get("times_s")
+    return median_interval(ts) if ts else (0.0, 0.0, float(m.get("spread", 0.0)))
+
+
 def noise_of(m: dict[str, Any]) -> float:
     """The noise check's statistic for one measurement record: the relative width of
     :func:`median_interval` of its ``times_s`` (its ``spread`` when it has no times)."""
-    ts = m.get("times_s")
-    return median_interval(ts)[2] if ts else float(m.get("spread", 0.0))
+    return _interval_of(m)[2]
 
 
 def check_noise(measurements: list[dict[str, Any]], max_spread: float, what: str = "") -> None:
@@ -173,13 +179,12 @@ def check_noise(measurements: list[dict[str, Any]], max_spread: float, what: str
     uncertain by more than ``max_spread``: the relative width of its
     :data:`NOISE_CONFIDENCE` distribution-free interval (:func:`noise_of`), which over five
     repetitions is ``(max - min) / median``."""
-    scored = [(noise_of(m), m) for m in measurements]
-    bad = sorted((x for x in scored if x[0] > max_spread), key=lambda x: -x[0])
+    scored = [(_interval_of(m), m) for m in measurements]
+    bad = sorted((x for x in scored if x[0][2] > max_spread), key=lambda x: -x[0][2])
     if not bad:
         return
     parts = []
-    for v, m in bad[:4]:
-        lo, hi, _ = median_interval(m["times_s"]) if m.get("times_s") else (0.0, 0.0, v)
+    for (lo, hi, v), m in bad[:4]:
         n = len(m.get("times_s") or [])
         parts.append(f"{m['name']} {v:.0%} ({n} repetitions, interval {lo:.3g}-{hi:.3g} s)")
     raise SimrecError(

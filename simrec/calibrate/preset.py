@@ -252,7 +252,7 @@ def write_cpu_preset(
         "  objective by LLC fraction: "
         + (", ".join(f"{g['llc_fraction']:g}: {g['cost']:.4g}" for g in finals) or "not run"),
         f"  rms log residual over the fitted points: {fit.rms_log_residual():.3f}",
-        *([f"  note: {llc_edge_note(fit)}"] if llc_edge_note(fit) else []),
+        *([f"  note: {edge}"] if (edge := llc_edge_note(fit)) else []),
         _output_rule_line(fit),
         "residuals (model / measured - 1):",
     ]
