@@ -155,3 +155,17 @@ def test_to_yaml_load_round_trip(data: dict) -> None:
     # SI floats are bit-exact, not just close
     assert again.model_dump() == cfg.model_dump()
     assert again.to_yaml() == text
+
+
+def test_to_yaml_keeps_yaml_line_break_characters() -> None:
+    """Found by the property test above: PyYAML writes NEL (U+0085), U+2028 and U+2029 raw
+    inside single quotes, where a reader folds them into spaces."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = loads_hw((repo / "hwconfigs" / "cpu_dram.yaml").read_text())
+    odd = cfg.model_copy(update={"description": "a\x85b\u2028c\u2029d é"})
+    again = loads_hw(odd.to_yaml())
+    assert again.description == "a\x85b\u2028c\u2029d é"
+    assert again == odd
+    assert "é" in odd.to_yaml()  # other unicode stays readable

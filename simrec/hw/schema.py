@@ -1447,7 +1447,19 @@ class SystemConfig(_Base):
         """YAML text that :func:`simrec.hw.load_hw` reads back to an equal config."""
         import yaml
 
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+        class _Dumper(yaml.SafeDumper):
+            """Unicode written as is, except YAML's non-ASCII line breaks (NEL, U+2028, U+2029):
+            PyYAML emits those raw inside single quotes, where a reader folds them into
+            spaces; such strings are written double-quoted, with escapes."""
+
+        def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+            style = '"' if any(c in value for c in "\x85\u2028\u2029") else None
+            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+        _Dumper.add_representer(str, _str)
+        return yaml.dump(
+            self.to_dict(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+        )
 
 
 def describe_field_kind(annotation: Any) -> str | None:
