@@ -625,7 +625,7 @@ def dram_table_bytes(llc_bytes: float | None, quick: bool = False) -> int:
 
 
 def cpu_calibration_workloads(
-    quick: bool = False, llc_bytes: float | None = None
+    quick: bool = False, llc_bytes: float | None = None, max_table_bytes: float | None = None
 ) -> list[Workload]:
     """Embedding-bag calibration points (sum pooling, fp32, uniform indices).
 
@@ -644,6 +644,11 @@ def cpu_calibration_workloads(
       on machines whose LLC is as large as the table of a fixed-size point);
     * ``_llchalf`` / ``_llctwice``: dim 32, pooling 32 on a table of four LLCs, with batches
       sized so that the two batches' rows take half / twice the LLC (the effective LLC capacity).
+    * ``_dram2``: dims 16 and 64, pooling 32, batch 4,096 on a table twice the ``_dram`` one's
+      (16 LLCs, at least 512 MiB; capped at ``max_table_bytes``, and left out where the cap
+      leaves it less than 1.5 x the ``_dram`` table): the same lookups on twice the pages, what
+      tells a per-page cost (address translation, :data:`~simrec.calibrate.cpufit.TLB_ENTRIES`)
+      from the DRAM's per-row one. Quick: one such point (dim 16, batch 1,024).
 
     Dims 16/64/128. No (dim, pooling, batch) of these is one of the held-out workloads of
     :func:`~simrec.calibrate.heldout.cpu_heldout`. (Until 2026-12-03 the ``_dram`` tables were a
@@ -652,6 +657,8 @@ def cpu_calibration_workloads(
     llc = llc_resident_bytes(llc_bytes)
     cap = float(llc_bytes or 32 * MiB)
     big = dram_table_bytes(llc_bytes, quick)
+    big2 = 2 * big if max_table_bytes is None else int(min(2 * big, max_table_bytes))
+    twice = big2 >= 1.5 * big
     if quick:
         out = []
         for d in (16, 64, 128):
@@ -663,6 +670,8 @@ def cpu_calibration_workloads(
             out.append(
                 Workload(f"cal_d{d}_l32_b1024_dram", big // (4 * d), d, 32, 1024, nbatches=2)
             )
+        if twice:
+            out.append(Workload("cal_d16_l32_b1024_dram2", big2 // 64, 16, 32, 1024, nbatches=2))
         return out
     out = []
     for d in (16, 64, 128):
@@ -678,6 +687,12 @@ def cpu_calibration_workloads(
     for d, lp, b in ((16, 32, 4096), (64, 32, 4096), (128, 32, 4096), (64, 2, 16_384)):
         nb = cycled_batches(b * lp, 4 * d, cap, minimum=2)
         out.append(Workload(f"cal_d{d}_l{lp}_b{b}_dram", big // (4 * d), d, lp, b, nbatches=nb))
+    if twice:
+        for d in (16, 64):
+            nb = cycled_batches(4096 * 32, 4 * d, cap, minimum=2)
+            out.append(
+                Workload(f"cal_d{d}_l32_b4096_dram2", big2 // (4 * d), d, 32, 4096, nbatches=nb)
+            )
     # around the LLC: a table of 4 LLCs whose two batches' rows (dim 32, 128 B) fill half the
     # LLC and twice the LLC: they tell how much of the LLC the rows really get
     for tag, ws in (("half", 0.5), ("twice", 2.0)):
@@ -748,7 +763,8 @@ def run_cpu_benchmarks(
         for t in thread_list:
             add(gather(rb, t, gtab, nlook, reps, min_time_s=rep_s, pages=pages))
     add(sgemm(512 if quick else 1536, reps, rep_s))
-    cal = cpu_calibration_workloads(quick, llc)
+    mem = float(info.get("memory_bytes") or 0)
+    cal = cpu_calibration_workloads(quick, llc, mem / 4 if mem > 0 else None)
     runner = EmbeddingRunner(impl, nthr)
     try:
         for w in cal:

@@ -292,6 +292,15 @@ def calibrate_command(
                 f"{rule.get('threshold', 0.9):g} x)"
                 + (f", output bandwidth {fit.output_bandwidth_Bps / 1e9:.3g} GB/s" if kept else "")
             )
+        trule = fit.tlb_rule or {}
+        if trule:
+            say(
+                f"translation term: {'kept' if fit.tlb_selected else 'not kept'} (objective "
+                f"{trule.get('objective_with', float('nan')):.4g} with a TLB of "
+                f"{trule.get('entries')} entries vs {trule.get('objective_without', float('nan')):.4g}"
+                f" without; kept only if <= {trule.get('threshold', 0.9):g} x)"
+                + (f", page walk {fit.tlb_walk_s * 1e9:.3g} ns" if fit.tlb_selected else "")
+            )
         edge = F.llc_edge_note(fit)
         if edge:
             say(f"warning: {edge}")

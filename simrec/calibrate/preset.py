@@ -151,6 +151,24 @@ def _output_rule_line(fit: CpuFit) -> str:
     )
 
 
+def _tlb_rule_line(fit: CpuFit) -> str:
+    """One comment line on the translation rule of a CPU fit (simrec.calibrate.cpufit)."""
+    r = fit.tlb_rule
+    if fit.tlb_selected is None or not r:
+        return "  translation term: rule not run; no tlb"
+    page = "2 MiB" if r["page_bytes"] >= 2**21 else f"{r['page_bytes'] / 1024:g} KiB"
+    verdict = (
+        f"kept ({fit.tlb_entries} entries, walk {fit.tlb_walk_s * 1e9:.4g} ns)"
+        if fit.tlb_selected
+        else "not kept (no tlb)"
+    )
+    tries = ", ".join(f"{t['entries']}: {t['objective']:.4g}" for t in r.get("tries", []))
+    return (
+        f"  translation term (kept only if the objective is >= 10 % lower; {page} pages): "
+        f"without {r['objective_without']:.4g}, with a TLB of n entries {{{tries}}}: {verdict}"
+    )
+
+
 def _pages_line(data: dict[str, Any]) -> str:
     """The preset header's line on the tables' page backing (what the kernel gave, measured)."""
     pages = data.get("pages")
@@ -254,6 +272,7 @@ def write_cpu_preset(
         f"  rms log residual over the fitted points: {fit.rms_log_residual():.3f}",
         *([f"  note: {edge}"] if (edge := llc_edge_note(fit)) else []),
         _output_rule_line(fit),
+        _tlb_rule_line(fit),
         "residuals (model / measured - 1):",
     ]
     head += ["  " + ln for ln in _resid_lines(fit.residuals)]
@@ -270,6 +289,14 @@ def write_cpu_preset(
         *(
             ["      output_bandwidth [fitted; kept by the pre-registered rule]"]
             if fit.output_bandwidth_Bps > 0
+            else []
+        ),
+        *(
+            [
+                "      tlb: entries [fitted: a grid], page_size [measured: the tables' backing], "
+                "walk_time [fitted; kept by the pre-registered rule]"
+            ]
+            if fit.tlb_entries > 0 and fit.tlb_walk_s > 0
             else []
         ),
         "      llc_size [fitted: a fraction of the largest sysfs cache, "

@@ -255,6 +255,18 @@ class DeviceBase(_Base):
     description: str | None = None
 
 
+class CpuTlb(_Base):
+    """Address translation of a CPU socket (the cpu_dram system's optional TLB model): an LRU of
+    ``entries`` pages of ``page_size``, which every distinct row a batch touches goes through;
+    every miss costs one page walk of ``walk_time`` on the core that takes it."""
+
+    entries: Count = Field(description="second-level TLB entries (pages it maps)")
+    page_size: Bytes = Field(
+        description="page size the entries map: 2 MiB for transparent huge pages, 4 KiB otherwise"
+    )
+    walk_time: Time = Field(description="time of one page walk (a TLB miss) on one core")
+
+
 class CpuDevice(DeviceBase):
     """One CPU device (by default one socket): cores, clock, SIMD throughput, stated efficiencies.
 
@@ -301,6 +313,11 @@ class CpuDevice(DeviceBase):
     call_overhead: Time0 = Field(
         0.0, description="time per embedding-bag call (one per table and batch): thread dispatch"
     )
+    tlb: CpuTlb | None = Field(
+        None,
+        description="address translation: given, the cpu_dram system charges a page walk per "
+        "TLB miss of the rows a batch touches (omitted: no translation cost)",
+    )
     energy: CpuEnergy = CpuEnergy()
 
     @property
@@ -331,6 +348,15 @@ class CpuDevice(DeviceBase):
             llc_bytes=self.llc_size,
             llc_bandwidth_Bps=self.llc_bandwidth or 0.0,
             output_bandwidth_Bps=self.output_bandwidth or 0.0,
+            **(
+                {
+                    "tlb_entries": self.tlb.entries,
+                    "tlb_page_bytes": self.tlb.page_size,
+                    "tlb_walk_s": self.tlb.walk_time,
+                }
+                if self.tlb is not None
+                else {}
+            ),
         )
 
 

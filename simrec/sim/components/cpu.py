@@ -21,6 +21,15 @@ embedding-bag call (one per table and batch: dispatch to the threads and the wai
 x 4`` bytes of fp32 per call; 0 = no output cost, the default). The output stores are one fitted
 rate for writes through the whole cache hierarchy: no DRAM write-back traffic is modelled.
 
+Address translation (optional, ``tlb_entries`` > 0 and ``tlb_walk_s`` > 0): a fully associative
+LRU of ``tlb_entries`` pages of ``tlb_page_bytes`` per socket (the second-level TLB, shared by the
+cores in the model: a thread's lookups are spread over every page of the table, so one LRU of the
+entries stands for every core's), which every distinct row a batch touches goes through (LLC hits
+too: a hit still needs its translation); each miss is a page walk of ``tlb_walk_s`` on the core
+that takes it, the walks of a batch spread evenly over the cores and run before that core's reads
+(:meth:`tlb_time_s`). One walk time stands for the whole walk (under a hypervisor the
+two-dimensional one), whatever the page-walk caches hold.
+
 What it leaves out: SMT, frequency scaling with the number of active cores, NUMA effects (the system
 charges cross-socket traffic), a per-core limit on outstanding misses, and OS jitter.
 """
@@ -60,6 +69,10 @@ class CpuParams:
         output_bandwidth_Bps: rate at which the cores write the pooled output tensors (``bags x
             dim x 4`` bytes per embedding-bag call), bytes/s; the time adds to the pooling
             compute (:meth:`output_time_s`). 0 (the default) turns the output cost off.
+        tlb_entries: translation entries (second-level TLB) per socket; 0 (the default) turns
+            the translation model off.
+        tlb_page_bytes: page size the entries map, bytes (default 2 MiB: transparent huge pages).
+        tlb_walk_s: seconds of one page walk (a TLB miss) on one core; 0 turns the model off.
     """
 
     sockets: int
@@ -75,6 +88,9 @@ class CpuParams:
     llc_bytes: float = 0.0
     llc_bandwidth_Bps: float = 0.0
     output_bandwidth_Bps: float = 0.0
+    tlb_entries: int = 0
+    tlb_page_bytes: float = 2.0 * 2**20
+    tlb_walk_s: float = 0.0
 
     def __post_init__(self) -> None:
         for f in ("sockets", "cores_per_socket"):
@@ -101,6 +117,8 @@ class CpuParams:
             "llc_bytes",
             "llc_bandwidth_Bps",
             "output_bandwidth_Bps",
+            "tlb_entries",
+            "tlb_walk_s",
         ):
             v = getattr(self, f)
             if not (v >= 0 and v < float("inf")):
@@ -118,6 +136,23 @@ class CpuParams:
     def peak_flops(self) -> float:
         """Peak fp32 FLOP/s of all cores."""
         return self.cores * self.freq_hz * self.simd_flops_per_cycle
+
+        if not (self.tlb_page_bytes >= 1 and self.tlb_page_bytes < float("inf")):
+            raise ConfigError(
+                f"CPU tlb_page_bytes must be a finite number >= 1, got {self.tlb_page_bytes}",
+                where="field tlb_page_bytes",
+                fix="give the page size the TLB entries map, e.g. 2 MiB or 4 KiB",
+            )
+
+    @property
+    def has_tlb(self) -> bool:
+        """Whether the system models address translation (entries and a walk time both given)."""
+        return self.tlb_entries > 0 and self.tlb_walk_s > 0
+
+    def tlb_time_s(self, misses: float, threads: int = 1) -> float:
+        """Wall time of ``misses`` page walks spread over ``threads`` threads (0 with the
+        translation model off)."""
+        return misses * self.tlb_walk_s / max(1, threads) if self.has_tlb else 0.0
 
     @property
     def has_llc(self) -> bool:

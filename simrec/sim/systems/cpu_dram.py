@@ -29,6 +29,13 @@ What the model covers
   whole cache hierarchy (wherever the output lands); the output is 4 bytes per element whatever
   the table's storage type. Breakdown key ``embedding_output`` (present only with the cost on;
   included in ``embedding_pool``).
+* **Address translation** (when the CPU has a ``tlb``: ``tlb_entries`` and ``tlb_walk_s``): each
+  batch's distinct rows, hits and misses of the LLC alike, table by table, map to pages of
+  ``tlb_page_bytes`` (a row's first byte: rows are padded to bursts and no larger than a 4 KiB
+  page in practice) that go through one fully associative LRU of ``tlb_entries`` pages per socket,
+  living across batches; every miss is a page walk, ``misses * tlb_walk_s / cores`` of walking
+  before the socket's DRAM reads start (they overlap the pooling and the LLC reads). Breakdown key
+  ``embedding_tlb`` (present only with the model on; included in ``embedding_dram``).
 * **Per-call overhead**: every table with lookups in a batch is one embedding-bag call, which costs
   ``call_overhead_s`` (thread dispatch and join) before its reads and adds start.
 * **Dense stage**: bottom MLP + interaction + top MLP FLOPs of the :class:`DlrmModel` (if given) for
@@ -40,9 +47,11 @@ What it leaves out: cross-socket (UPI) traffic for pooled outputs, DRAM write-ba
 outputs (they do not occupy the DRAM model's banks or bus, nor evict rows from the LLC model), set
 associativity and the LLC's other occupants (code, outputs, other processes), a per-core limit on
 outstanding misses (the effective DRAM of a calibrated preset folds it into tFAW), prefetching,
-address translation (TLB misses and page walks: a calibrated preset describes tables on
-transparent huge pages, its record says how far the kernel gave them; on 4 KiB pages in a VM the
-walks made an embedding bag 1.4-2.3x slower, docs/validation.md), and framework overheads beyond
+the page-walk caches and the page tables' own cache footprint (one walk time stands for every
+walk; without a ``tlb`` no translation cost at all: on 4 KiB pages in a VM the walks made an
+embedding bag 1.4-2.3x slower, docs/validation.md), per-core TLBs (one LRU per socket: for
+lookups spread over a table's pages alike, each core's TLB sees the same page distribution), and
+framework overheads beyond
 the per-call cost; the bottom MLP does not overlap the embedding stage.
 """
 
@@ -198,6 +207,18 @@ class CpuDramSystem:
             k += int(header.tables[t].rows)
         return LruRowCache(max(cap, 0), offs, k)
 
+    # ----------------------------------------------------------------- TLB
+    @staticmethod
+    def _tlb(sock: Socket, used_bytes: float, tables: np.ndarray) -> Any:
+        """The socket's TLB as an LRU over page numbers (None without entries or tables); pages
+        are numbered over the socket's DRAM, its tables laid out back to back."""
+        if sock.cpu.tlb_entries <= 0 or len(tables) == 0:
+            return None
+        from simrec.sim.systems.multi_gpu import LruRowCache
+
+        pages = int(-(-int(used_bytes) // int(sock.cpu.tlb_page_bytes))) + 1
+        return LruRowCache(int(sock.cpu.tlb_entries), {0: 0}, pages)
+
     # ----------------------------------------------------------------- simulation
     def simulate(
         self,
@@ -212,9 +233,11 @@ class CpuDramSystem:
         ``record`` (calibration; fast mode, one batch in flight): receives one dict per batch and
         socket with the quantities the socket's time is made of: ``socket``, ``calls``,
         ``lookups``, ``dim_lookups`` (sum of lookups x dim), ``bags``, ``out_bytes`` (pooled
-        output bytes: sum over the calls of bags x dim x 4), ``hit_bytes`` and ``dram_counts``
-        (the DRAM chunks' :class:`~simrec.sim.components.dram.ChunkCounts`). The socket's time is
-        then ``calls * call_overhead_s + max(pool, dram, llc)`` with ``pool = (lookups *
+        output bytes: sum over the calls of bags x dim x 4), ``hit_bytes``, ``tlb_misses`` (0
+        without TLB entries; counted whenever ``tlb_entries`` > 0, also with a walk time of 0) and
+        ``dram_counts`` (the DRAM chunks' :class:`~simrec.sim.components.dram.ChunkCounts`). The
+        socket's time is then ``calls * call_overhead_s + max(pool, tlb + dram, llc)`` with ``tlb =
+        tlb_misses * tlb_walk_s / cores`` with ``pool = (lookups *
         lookup_cycles + dim_lookups / (flops_per_cycle * pool_efficiency) + bags * bag_cycles) /
         freq / cores + out_bytes / output_bandwidth`` (the last term 0 when
         ``output_bandwidth_Bps`` is 0), ``dram`` = per channel the sum over chunks of
@@ -243,13 +266,19 @@ class CpuDramSystem:
         dedupe = self.dedupe
         llcs = [self._llc(s, by_socket[i], pl, header) for i, s in enumerate(self.sockets)]
         llc_srv = [Server(env, 1, f"{s.name}.llc") for s in self.sockets]
+        tlbs = [self._tlb(s, pl.used[i], by_socket[i]) for i, s in enumerate(self.sockets)]
+        has_tlb = any(s.cpu.has_tlb for s in self.sockets)
+        if has_tlb:  # only with the model on, so that other results keep their keys
+            breakdown["embedding_tlb"] = 0.0
 
         def socket_stage(
             s: int, batch: Batch
-        ) -> Generator[Any, Any, tuple[float, float, float, float, float]]:
+        ) -> Generator[Any, Any, tuple[float, float, float, float, float, float]]:
             tables = by_socket[s]
             cpu = cpus[s]
             llc = llcs[s]
+            tlb = tlbs[s]
+            tlb_misses = 0
             pool_s = 0.0
             hit_bytes = 0.0
             calls = 0
@@ -268,6 +297,12 @@ class CpuDramSystem:
                 pool_s += cpu.p.pool_time_s(len(idx), int(dims[t]), cpu.p.cores, batch.batch_size)
                 if dedupe:
                     idx = unique_first(idx)
+                if tlb is not None:
+                    page = (idx.astype(np.int64) * int(pl.stride[t]) + int(pl.base[t])) // int(
+                        cpu.p.tlb_page_bytes
+                    )
+                    page = unique_first(page)
+                    tlb_misses += len(page) - int(np.count_nonzero(tlb.access(0, page)))
                 if llc is not None:
                     hit = llc.access(t, idx)
                     nhit = int(np.count_nonzero(hit))
@@ -295,13 +330,25 @@ class CpuDramSystem:
                         "bags": calls * batch.batch_size,
                         "out_bytes": out_bytes,
                         "hit_bytes": hit_bytes,
+                        "tlb_misses": tlb_misses,
                         "dram_counts": counts,
                     }
                 )
-            mem = [
-                env.process(drams[s].read(np.concatenate(a) if len(a) > 1 else a[0], nb, counts))
-                for nb, a in groups.items()
-            ]
+            t_tlb = cpu.p.tlb_time_s(tlb_misses, cpu.p.cores)
+
+            def walk_then_read() -> Generator[Any, Any, None]:
+                if t_tlb > 0:  # the page walks come before the reads they translate
+                    yield env.timeout(t_tlb)
+                reads = [
+                    env.process(
+                        drams[s].read(np.concatenate(a) if len(a) > 1 else a[0], nb, counts)
+                    )
+                    for nb, a in groups.items()
+                ]
+                if reads:
+                    yield env.all_of(reads)
+
+            mem = [env.process(walk_then_read())] if groups or t_tlb > 0 else []
             t_llc = cpu.p.llc_time_s(hit_bytes)
             hits = env.process(llc_srv[s].serve(t_llc)) if t_llc > 0 else None
             comp = env.process(cpu.run(pool_s * cpu.p.cores, cpu.p.cores)) if pool_s > 0 else None
@@ -314,7 +361,7 @@ class CpuDramSystem:
                 yield hits
             if comp is not None:
                 yield comp
-            return t_mem, pool_s, t_llc, t_ovh, t_out
+            return t_mem, pool_s, t_llc, t_ovh, t_out, t_tlb
 
         model = self.model
         cpu_all = cpus  # the dense stage spreads over every socket's cores
@@ -331,6 +378,8 @@ class CpuDramSystem:
             breakdown["embedding_overhead"] += max(v[3] for v in res.values())
             if has_out:
                 breakdown["embedding_output"] += max(v[4] for v in res.values())
+            if has_tlb:
+                breakdown["embedding_tlb"] += max(v[5] for v in res.values())
             if model is not None:
                 flops = model.dense_flops() * batch.batch_size
                 t1 = float(env.now)
