@@ -92,7 +92,7 @@ The translation term: a second pre-registered rule
 DRAM-regime workload, and before any probe that measured the ``_dram2`` calibration points;
 no held-out measurement enters it.) After the output rule, the kept model is refitted with
 address translation (:class:`~simrec.sim.components.cpu.CpuParams` ``tlb_*``: an LRU of
-``tlb_entries`` pages that every distinct row of a batch goes through, a page walk of
+``tlb_entries`` pages that every lookup of a batch goes through, in order, a page walk of
 ``tlb_walk_s`` per miss on the core that takes it, before its DRAM reads) for each entry count
 of :data:`TLB_ENTRIES` (512-4,096) on the calibration tables' page size
 (:func:`tlb_page_bytes_of`: 2 MiB on transparent huge pages, 4 KiB otherwise): every free

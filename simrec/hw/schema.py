@@ -257,7 +257,7 @@ class DeviceBase(_Base):
 
 class CpuTlb(_Base):
     """Address translation of a CPU socket (the cpu_dram system's optional TLB model): an LRU of
-    ``entries`` pages of ``page_size``, which every distinct row a batch touches goes through;
+    ``entries`` pages of ``page_size``, which every lookup of a batch goes through, in order;
     every miss costs one page walk of ``walk_time`` on the core that takes it."""
 
     entries: Count = Field(description="second-level TLB entries (pages it maps)")

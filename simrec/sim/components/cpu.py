@@ -24,7 +24,7 @@ rate for writes through the whole cache hierarchy: no DRAM write-back traffic is
 Address translation (optional, ``tlb_entries`` > 0 and ``tlb_walk_s`` > 0): a fully associative
 LRU of ``tlb_entries`` pages of ``tlb_page_bytes`` per socket (the second-level TLB, shared by the
 cores in the model: a thread's lookups are spread over every page of the table, so one LRU of the
-entries stands for every core's), which every distinct row a batch touches goes through (LLC hits
+entries stands for every core's), which every lookup of a batch goes through, in order (LLC hits
 too: a hit still needs its translation); each miss is a page walk of ``tlb_walk_s`` on the core
 that takes it, the walks of a batch spread evenly over the cores and run before that core's reads
 (:meth:`tlb_time_s`). One walk time stands for the whole walk (under a hypervisor the
@@ -127,6 +127,12 @@ class CpuParams:
                     where=f"field {f}",
                     fix="give a non-negative value (0 turns the mechanism off)",
                 )
+        if not (self.tlb_page_bytes >= 1 and self.tlb_page_bytes < float("inf")):
+            raise ConfigError(
+                f"CPU tlb_page_bytes must be a finite number >= 1, got {self.tlb_page_bytes}",
+                where="field tlb_page_bytes",
+                fix="give the page size the TLB entries map, e.g. 2 MiB or 4 KiB",
+            )
 
     @property
     def cores(self) -> int:
@@ -136,13 +142,6 @@ class CpuParams:
     def peak_flops(self) -> float:
         """Peak fp32 FLOP/s of all cores."""
         return self.cores * self.freq_hz * self.simd_flops_per_cycle
-
-        if not (self.tlb_page_bytes >= 1 and self.tlb_page_bytes < float("inf")):
-            raise ConfigError(
-                f"CPU tlb_page_bytes must be a finite number >= 1, got {self.tlb_page_bytes}",
-                where="field tlb_page_bytes",
-                fix="give the page size the TLB entries map, e.g. 2 MiB or 4 KiB",
-            )
 
     @property
     def has_tlb(self) -> bool:

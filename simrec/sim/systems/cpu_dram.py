@@ -29,11 +29,12 @@ What the model covers
   whole cache hierarchy (wherever the output lands); the output is 4 bytes per element whatever
   the table's storage type. Breakdown key ``embedding_output`` (present only with the cost on;
   included in ``embedding_pool``).
-* **Address translation** (when the CPU has a ``tlb``: ``tlb_entries`` and ``tlb_walk_s``): each
-  batch's distinct rows, hits and misses of the LLC alike, table by table, map to pages of
-  ``tlb_page_bytes`` (a row's first byte: rows are padded to bursts and no larger than a 4 KiB
-  page in practice) that go through one fully associative LRU of ``tlb_entries`` pages per socket,
-  living across batches; every miss is a page walk, ``misses * tlb_walk_s / cores`` of walking
+* **Address translation** (when the CPU has a ``tlb``: ``tlb_entries`` and ``tlb_walk_s``): every
+  lookup of a batch, in the batch's order, table by table (LLC hits alike: a hit still needs its
+  translation; repeated rows too: a page's entry may be gone by the next use), maps to a page of
+  ``tlb_page_bytes`` (by the row's first byte: rows are padded to bursts and no larger than a 4 KiB
+  page in practice), and the pages go through one fully associative LRU of ``tlb_entries`` pages
+  per socket, living across batches; every miss is a page walk, ``misses * tlb_walk_s / cores`` of walking
   before the socket's DRAM reads start (they overlap the pooling and the LLC reads). Breakdown key
   ``embedding_tlb`` (present only with the model on; included in ``embedding_dram``).
 * **Per-call overhead**: every table with lookups in a batch is one embedding-bag call, which costs
@@ -295,14 +296,13 @@ class CpuDramSystem:
                 dim_look += len(idx) * int(dims[t])
                 out_bytes += batch.batch_size * int(dims[t]) * 4  # fp32 pooled output
                 pool_s += cpu.p.pool_time_s(len(idx), int(dims[t]), cpu.p.cores, batch.batch_size)
-                if dedupe:
-                    idx = unique_first(idx)
-                if tlb is not None:
+                if tlb is not None:  # every lookup's translation, in the batch's order
                     page = (idx.astype(np.int64) * int(pl.stride[t]) + int(pl.base[t])) // int(
                         cpu.p.tlb_page_bytes
                     )
-                    page = unique_first(page)
                     tlb_misses += len(page) - int(np.count_nonzero(tlb.access(0, page)))
+                if dedupe:
+                    idx = unique_first(idx)
                 if llc is not None:
                     hit = llc.access(t, idx)
                     nhit = int(np.count_nonzero(hit))
