@@ -355,6 +355,7 @@ def test_docs_name_every_key(repo_dir: Path) -> None:
         s.SystemConfig,
         s.Validation,
         s.CpuDevice,
+        s.CpuTlb,
         s.DramDevice,
         s.DramTiming,
         s.HbmDevice,

@@ -53,6 +53,7 @@ __all__ = [
     "UnitKind",
     "FieldError",
     "CpuEnergy",
+    "CpuTlb",
     "MemoryEnergy",
     "GpuEnergy",
     "LinkEnergy",
