@@ -904,6 +904,44 @@ def test_calibrate_and_validate_from_cpu_probe(tmp_path: Path, cpu_data: dict) -
     assert r5.exit_code == 2 and "ran none of the validated held-out workloads" in r5.output
 
 
+def test_drift_sentinels_are_reported_and_warned_about(tmp_path: Path, cpu_data: dict) -> None:
+    """A probe whose sentinels ran 1.3x / 1.0x / 1.3x their calibration times: the drift is the
+    geomean of 30 %, 0.01 % (the floor) and 30 %, above the 10 % warning; a probe without
+    sentinels has none."""
+    from simrec.calibrate.cpu_probe import drift_points
+    from simrec.calibrate.validate import DRIFT_WARN, probe_drift
+
+    rec = _synthetic_cpu_probe(cpu_data)
+    assert probe_drift(rec) is None
+    by = {m["name"]: m for m in rec["calibration"]["measurements"]}
+    # the synthetic calibration set has dim-64 pooling-32 points on all three tables
+    names = [w.name for w in drift_points(rec["calibration"])]
+    assert names == ["cal_d64_l32_b1024_l2", "cal_d64_l32_b1024_llc", "cal_d64_l32_b1024_dram"]
+    rec["drift"] = []
+    for n, f in zip(names, (1.3, 1.0, 1.3), strict=True):
+        m = json.loads(json.dumps(by[n]))
+        m["median_s"] *= f
+        rec["drift"].append(m)
+    d = probe_drift(rec)
+    assert d is not None and [p["difference"] for p in d["points"]] == pytest.approx(
+        [0.3, 0.0, 0.3], abs=1e-12
+    )
+    assert d["geomean_abs_difference"] == pytest.approx((0.3 * 1e-4 * 0.3) ** (1 / 3), rel=1e-9)
+    assert d["threshold"] == DRIFT_WARN == 0.10
+    rec["drift"][1]["median_s"] *= 1.2  # 30 %, 20 %, 30 %: above the warning
+    src = tmp_path / "cpu.probe.json"
+    src.write_text(json.dumps(rec))
+    out = tmp_path / "c.yaml"
+    r = _calibrate_and_validate("cpu", src, out)
+    assert r.exit_code == 0, r.output
+    v = json.loads(record_path(out).read_text())["validation"]
+    assert v["drift"]["geomean_abs_difference"] == pytest.approx((0.3 * 0.2 * 0.3) ** (1 / 3))
+    r2 = CliRunner().invoke(_group(), ["validate-measure", "--hw", str(out)])
+    assert r2.exit_code == 0, r2.output
+    assert "warning: the machine drifted by a geomean 26.2%" in r2.output
+    assert "drift: the probe's sentinels" in out.read_text()  # in the preset's table too
+
+
 def test_validation_from_a_probe_uses_the_probes_own_heldout_set(
     tmp_path: Path, cpu_data: dict
 ) -> None:
@@ -992,6 +1030,12 @@ def test_cpu_probe_pipeline_end_to_end(tmp_path: Path) -> None:
     alt = [m for m in ms if m["name"].startswith("pagechase_4k_")]
     assert len(alt) == 2 and all(m["params"]["huge_fraction"] in (0.0, None) for m in alt)
     assert not {m["name"] for m in alt} & F.cpu_fit_inputs(rec["calibration"])
+    # the drift sentinels: three calibration points measured again after the held-out runs
+    assert [m["name"] for m in rec["drift"]] == [
+        "cal_d64_l32_b1024_l2",
+        "cal_d64_l32_b1024_llc",
+        "cal_d64_l32_b1024_dram",
+    ]
     out = tmp_path / "q.yaml"
     r = CliRunner().invoke(
         _group(),
@@ -1013,17 +1057,21 @@ def test_preset_pages_line_says_when_the_backing_was_not_recorded() -> None:
     from simrec.calibrate.preset import _pages_line
 
     assert _pages_line({"measurements": []}).startswith("pages: not recorded")
+    big = {"rows": 2**20, "dim": 16}  # 64 MiB
+    small = {"rows": 2048, "dim": 16}  # 128 KiB
     rec = {
         "pages": "4k",
         "measurements": [
-            {"name": "cal_a", "params": {"huge_fraction": 0.0}},
-            {"name": "cal_b", "params": {"huge_fraction": 0.25}},
+            {"name": "cal_a", "params": {"huge_fraction": 0.0, "workload": big}},
+            {"name": "cal_b", "params": {"huge_fraction": 0.25, "workload": big}},
+            # a 128 KiB table cannot be on a 2 MiB page: left out of the range
+            {"name": "cal_c", "params": {"huge_fraction": 0.9, "workload": small}},
             {"name": "chase_1", "params": {"huge_fraction": 1.0}},
         ],
     }
     assert _pages_line(rec) == (
-        "pages: every table on 4 KiB pages; the kernel gave 0%-25% of each table on huge pages "
-        "(/proc/self/smaps)"
+        "pages: every table on 4 KiB pages; the kernel gave 0%-25% of each table of 2 MiB or "
+        "more on huge pages (/proc/self/smaps)"
     )
 
 

@@ -13,7 +13,12 @@ It runs, in one process and in this order,
 2. the held-out embedding-bag workloads of :func:`simrec.calibrate.heldout.cpu_heldout` (the same
    seeded indices on every machine; the LLC- and DRAM-regime tables and the number of cycled
    batches sized from this machine's LLC, tables capped at a quarter of its memory), with the
-   same implementation and thread count,
+   same implementation and thread count, and
+3. the **drift sentinels**: three of the calibration points again (:func:`drift_points`: dim 64,
+   pooling 32 on the cache-, LLC- and DRAM-resident tables), right after the held-out runs of
+   the chosen implementation, so that a record says how far the machine itself moved between
+   the calibration and the held-out measurements (a shared host's memory system can drift by
+   tens of percent over minutes, which the repetitions of one benchmark do not show),
 
 for the chosen embedding-bag implementation (``--impl``; default ``auto``: PyTorch's
 ``torch.nn.functional.embedding_bag`` with its OpenMP threads when torch is installed — the kernel
@@ -26,8 +31,9 @@ and writes one JSON (``kind: simrec-cpu-probe``): ``machine`` (CPU model, cores,
 memory, load average before and after, software versions, date), ``calibration`` (the
 ``simrec-cpu-calibration`` record the fit takes), ``heldout`` (one measurement per workload: every
 repetition's time, the median, the spread, the distinct rows per batch), ``threads``, ``impl``,
-``reps``, ``version`` (2: LLC-relative sizes) and ``heldout_version``, and the wall time of each
-part. Memory: the largest table is 16 LLCs (4.7 GiB on a 300 MiB L3), allocated once per
+``reps``, ``version`` (2: LLC-relative sizes) and ``heldout_version``, ``drift`` (the sentinels'
+measurements, named as the calibration points they repeat; absent in probes before 2026-12-03's
+sixth session), and the wall time of each part. Memory: the largest table is 16 LLCs (4.7 GiB on a 300 MiB L3), allocated once per
 implementation and workload. Fitting and the preset are done elsewhere by
 ``simrec calibrate --device cpu --from-json cpu.probe.json -o NAME.yaml --validate``; the
 validation then compares the model with the held-out times measured here
@@ -62,9 +68,23 @@ from simrec.calibrate.bench_cpu import (
 )
 from simrec.calibrate.heldout import CPU_HELDOUT_VERSION, cpu_heldout_for
 
-__all__ = ["PROBE_KIND", "probe", "main"]
+__all__ = ["PROBE_KIND", "drift_points", "probe", "main"]
 
 PROBE_KIND = "simrec-cpu-probe"
+
+
+def drift_points(cal: dict[str, Any]) -> list[Any]:
+    """The calibration workloads a probe measures again after its held-out runs: dim 64,
+    pooling 32 on the cache-, LLC- and DRAM-resident tables (those of the calibration record
+    ``cal``, by name: ``cal_d64_l32_B_l2``, ``_llc``, ``_dram``)."""
+    from simrec.calibrate.heldout import Workload
+
+    out = []
+    for m in cal["measurements"]:
+        n = m["name"]
+        if n.startswith("cal_d64_l32_") and n.rsplit("_", 1)[-1] in ("l2", "llc", "dram"):
+            out.append(Workload.from_dict(m["params"]["workload"]))
+    return out
 
 
 def probe(
@@ -97,6 +117,7 @@ def probe(
     say(f"[1/2] done in {t1 - t0:.0f} s")
     wls = cpu_heldout_for(info, quick)
     held = []
+    drift: list[dict[str, Any]] = []
     for k, use in enumerate([impl, other] if both else [impl]):
         say(f"[2/2] {len(wls)} held-out workloads, {use} on {nthr} threads")
         runner = EmbeddingRunner(use, nthr)
@@ -110,6 +131,11 @@ def probe(
                     f"  ({i + 1}/{len(wls)}) {m.name}: {m.median_s / m.work * 1e3:.4f} ms per "
                     f"batch (spread {m.spread:.1%})"
                 )
+            if k == 0:
+                for w in drift_points(cal):
+                    m = measure_workload(runner, w, cal["reps"], cal["min_rep_s"], pages)
+                    drift.append(m.to_dict())
+                    say(f"  drift sentinel {m.name}: {m.median_s / m.work * 1e3:.4f} ms per batch")
         finally:
             runner.close()
     t2 = time.perf_counter()
@@ -130,6 +156,7 @@ def probe(
         "machine": info,
         "calibration": cal,
         "heldout": held,
+        "drift": drift,
         "wall_s": {"calibration": t1 - t0, "heldout": t2 - t1, "total": t2 - t0},
     }
 

@@ -67,6 +67,14 @@ def render_validation_table(v: dict[str, Any]) -> list[str]:
         f"geomean |error| over {len(v['workloads'])} held-out workloads: "
         f"{v['geomean_abs_error']:.1%}"
     )
+    dr = v.get("drift")
+    if dr:
+        out.append(
+            "drift: the probe's sentinels, measured again after the held-out runs, differ from "
+            f"their calibration runs by a geomean |difference| of {dr['geomean_abs_difference']:.1%} ("
+            + ", ".join(f"{p['name']} {p['difference']:+.1%}" for p in dr["points"])
+            + ")"
+        )
     rep = v.get("repeat")
     if rep:
         out.append(
@@ -169,6 +177,15 @@ def _tlb_rule_line(fit: CpuFit) -> str:
     )
 
 
+_HUGE_PAGE = 2 * 2**20
+
+
+def _table_bytes(m: dict[str, Any]) -> int:
+    """Bytes of the table of an embedding-bag measurement record (0 when not one)."""
+    w = m.get("params", {}).get("workload") or {}
+    return int(w.get("rows", 0)) * int(w.get("dim", 0)) * 4
+
+
 def _pages_line(data: dict[str, Any]) -> str:
     """The preset header's line on the tables' page backing (what the kernel gave, measured)."""
     pages = data.get("pages")
@@ -181,9 +198,15 @@ def _pages_line(data: dict[str, Any]) -> str:
     fr = [
         float(m["params"]["huge_fraction"])
         for m in data["measurements"]
-        if m["name"].startswith("cal_") and m.get("params", {}).get("huge_fraction") is not None
+        if m["name"].startswith("cal_")
+        and m.get("params", {}).get("huge_fraction") is not None
+        and _table_bytes(m) >= _HUGE_PAGE
     ]
-    got = f"{min(fr):.0%}-{max(fr):.0%} of each table on huge pages" if fr else "not readable"
+    got = (
+        f"{min(fr):.0%}-{max(fr):.0%} of each table of 2 MiB or more on huge pages"
+        if fr
+        else "not readable"
+    )
     what = "transparent huge pages (madvise)" if pages == "huge" else "4 KiB pages"
     return f"pages: every table on {what}; the kernel gave {got} (/proc/self/smaps)"
 

@@ -11,7 +11,10 @@ preset's JSON record, or a live probe when this machine has a CUDA GPU) and are 
 
 The result (JSON contract): ``workloads``: list of ``{name, measured_s, predicted_s, error,
 ...}`` with ``error = predicted / measured - 1``, and ``geomean_abs_error`` = the geometric mean of
-``|error|`` (each floored at 1e-4).
+``|error|`` (each floored at 1e-4). A CPU result from a probe with drift sentinels also has
+``drift`` (:func:`probe_drift`: ``points`` with ``name``, ``calibration_s``, ``end_s``,
+``difference``; ``geomean_abs_difference``; ``threshold``), and with ``--repeat-probe``
+``repeat`` (:func:`repeat_difference`).
 """
 
 from __future__ import annotations
@@ -98,6 +101,33 @@ def repeat_difference(
         "date_utc": repeat.get("machine", {}).get("date_utc"),
         "workloads": ws,
         "geomean_abs_difference": geomean_abs([w["difference"] for w in ws]),
+    }
+
+
+#: a drift (geomean |difference| of the sentinels) above this gets a warning
+DRIFT_WARN = 0.10
+
+
+def probe_drift(probe: dict[str, Any]) -> dict[str, Any] | None:
+    """How far a CPU probe's machine moved between its calibration and the end of its held-out
+    runs: each drift sentinel (``probe["drift"]``) against the calibration point of the same
+    name, ``difference = end / calibration - 1``, and the geomean of the absolute values.
+    None for probes without sentinels (before 2026-12-03's sixth session)."""
+    cal = {m["name"]: m for m in probe.get("calibration", {}).get("measurements", [])}
+    pts = []
+    for m in probe.get("drift") or []:
+        c = cal.get(m["name"])
+        if c is None:
+            continue
+        a = float(c["median_s"]) / float(c["work"])
+        b = float(m["median_s"]) / float(m["work"])
+        pts.append({"name": m["name"], "calibration_s": a, "end_s": b, "difference": b / a - 1})
+    if not pts:
+        return None
+    return {
+        "points": pts,
+        "geomean_abs_difference": geomean_abs([p["difference"] for p in pts]),
+        "threshold": DRIFT_WARN,
     }
 
 
@@ -457,6 +487,17 @@ def run_measure_validation(
             reps=reps,
             model="simrec.sim.systems.cpu_dram.CpuDramSystem",
         )
+        drift = probe_drift(cprobe) if cprobe is not None else None
+        if drift is not None:
+            out["drift"] = drift
+            g = drift["geomean_abs_difference"]
+            if g > DRIFT_WARN:
+                say(
+                    f"warning: the machine drifted by a geomean {g:.1%} between the calibration "
+                    "and the end of the held-out runs (drift sentinels: "
+                    + ", ".join(f"{p['name']} {p['difference']:+.0%}" for p in drift["points"])
+                    + "); held-out errors of that size are the machine's, not the model's"
+                )
         if repeat_probe is not None:
             out["repeat"] = repeat_difference(
                 out["workloads"], read_cpu_probe(repeat_probe), impl, threads, repeat_probe
