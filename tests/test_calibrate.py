@@ -904,6 +904,17 @@ def test_calibrate_and_validate_from_cpu_probe(tmp_path: Path, cpu_data: dict) -
     assert r5.exit_code == 2 and "ran none of the validated held-out workloads" in r5.output
 
 
+def _calibrated_from_probe(tmp_path: Path, rec: dict) -> tuple[Path, dict]:
+    """Write the probe ``rec``, run ``simrec calibrate --from-json … --validate`` on it; returns
+    the preset's path and the validation kept in its JSON record."""
+    src = tmp_path / "cpu.probe.json"
+    src.write_text(json.dumps(rec))
+    out = tmp_path / "c.yaml"
+    r = _calibrate_and_validate("cpu", src, out)
+    assert r.exit_code == 0, r.output
+    return out, json.loads(record_path(out).read_text())["validation"]
+
+
 def test_drift_sentinels_are_reported_and_warned_about(tmp_path: Path, cpu_data: dict) -> None:
     """A probe whose sentinels ran 1.3x / 1.0x / 1.3x their calibration times: the drift is the
     geomean of 30 %, 0.01 % (the floor) and 30 %, above the 10 % warning; a probe without
@@ -929,12 +940,7 @@ def test_drift_sentinels_are_reported_and_warned_about(tmp_path: Path, cpu_data:
     assert d["geomean_abs_difference"] == pytest.approx((0.3 * 1e-4 * 0.3) ** (1 / 3), rel=1e-9)
     assert d["threshold"] == DRIFT_WARN == 0.10
     rec["drift"][1]["median_s"] *= 1.2  # 30 %, 20 %, 30 %: above the warning
-    src = tmp_path / "cpu.probe.json"
-    src.write_text(json.dumps(rec))
-    out = tmp_path / "c.yaml"
-    r = _calibrate_and_validate("cpu", src, out)
-    assert r.exit_code == 0, r.output
-    v = json.loads(record_path(out).read_text())["validation"]
+    out, v = _calibrated_from_probe(tmp_path, rec)
     assert v["drift"]["geomean_abs_difference"] == pytest.approx((0.3 * 0.2 * 0.3) ** (1 / 3))
     r2 = CliRunner().invoke(_group(), ["validate-measure", "--hw", str(out)])
     assert r2.exit_code == 0, r2.output
@@ -952,12 +958,7 @@ def test_validation_from_a_probe_uses_the_probes_own_heldout_set(
     t = F.predict_cpu(TRUTH, extra) * 1.1
     params = {"workload": extra.to_dict(), "impl": "numba", "threads": 2, "unique": []}
     rec["heldout"].append(Measurement(extra.name, "batches", 1, [t, t, t], params).to_dict())
-    src = tmp_path / "cpu.probe.json"
-    src.write_text(json.dumps(rec))
-    out = tmp_path / "c.yaml"
-    r = _calibrate_and_validate("cpu", src, out)
-    assert r.exit_code == 0, r.output
-    v = json.loads(record_path(out).read_text())["validation"]
+    _, v = _calibrated_from_probe(tmp_path, rec)
     names = [w["name"] for w in v["workloads"]]
     assert names[-1] == extra.name and len(names) == 5
     assert v["workloads"][-1]["workload"]["nbatches"] == 4
@@ -1057,8 +1058,8 @@ def test_preset_pages_line_says_when_the_backing_was_not_recorded() -> None:
     from simrec.calibrate.preset import _pages_line
 
     assert _pages_line({"measurements": []}).startswith("pages: not recorded")
-    big = {"rows": 2**20, "dim": 16}  # 64 MiB
-    small = {"rows": 2048, "dim": 16}  # 128 KiB
+    big = Workload("cal_a", 2**20, 16, 32, 1024).to_dict()  # 64 MiB
+    small = Workload("cal_c", 2048, 16, 32, 1024).to_dict()  # 128 KiB
     rec = {
         "pages": "4k",
         "measurements": [

@@ -160,8 +160,16 @@ def test_cpu_system_dict_writes_the_tlb_only_when_on() -> None:
 
 # ------------------------------------------------------------------ page size of a record
 def test_page_size_of_a_record() -> None:
+    big = Workload("cal_x", 2**20, 16, 32, 1024).to_dict()  # 64 MiB: can take huge pages
+    small = Workload("cal_s", 2048, 16, 32, 1024).to_dict()  # 128 KiB: reads 0 on any backing
+
     def rec(pages: str | None, fr: float | None) -> dict:
-        ms = [{"name": "cal_x", "params": {"huge_fraction": fr}}, {"name": "chase_1", "params": {}}]
+        ms = [
+            {"name": "cal_x", "params": {"huge_fraction": fr, "workload": big}},
+            {"name": "cal_s1", "params": {"huge_fraction": 0.0, "workload": small}},
+            {"name": "cal_s2", "params": {"huge_fraction": 0.0, "workload": small}},
+            {"name": "chase_1", "params": {}},
+        ]
         return {"pages": pages, "measurements": ms}
 
     assert tlb_page_bytes_of(rec("4k", 0.0)) == 4096

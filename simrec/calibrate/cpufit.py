@@ -154,6 +154,7 @@ __all__ = [
     "TLB_ENTRIES",
     "TLB_RULE_RATIO",
     "tlb_page_bytes_of",
+    "huge_fractions",
 ]
 
 #: ranks and banks of the effective DRAM (module docstring)
@@ -524,6 +525,15 @@ def _with(f: CpuFit, x: np.ndarray, names: tuple[str, ...]) -> CpuFit:
     return g
 
 
+def _lm_bounds(fit: CpuFit, output: bool) -> tuple[list[float], list[float]]:
+    """Bounds of the Levenberg-Marquardt parameters ``_NAMES[:-1]`` (and, with ``output``, the
+    output bandwidth after them), in their own units."""
+    olo, ohi = OUTPUT_BW_BOUNDS
+    lo = [fit.tFAW_s / 1e3, 1e-2, 1e-4, 1e-2, 1e-9, 1e8] + ([olo] if output else [])
+    hi = [fit.tFAW_s * 1e3, 1e5, 1.0, 1e6, 1e-2, 1e15] + ([ohi] if output else [])
+    return lo, hi
+
+
 def _fit_at(
     fit: CpuFit,
     bags: list[tuple[Workload, float]],
@@ -621,8 +631,7 @@ def _fit_at(
         return cost_of(fit), fit
     # 4. grid over the data rate, the other six (seven) by Levenberg-Marquardt at each
     inner = names[:-1]
-    lo = [fit.tFAW_s / 1e3, 1e-2, 1e-4, 1e-2, 1e-9, 1e8] + ([olo] if output else [])
-    hi = [fit.tFAW_s * 1e3, 1e5, 1.0, 1e6, 1e-2, 1e15] + ([ohi] if output else [])
+    lo, hi = _lm_bounds(fit, output)
     best: tuple[float, CpuFit] | None = None
     x_start = np.log([min(max(getattr(fit, k), lo[j]), hi[j]) for j, k in enumerate(inner)])
     grid = []
@@ -687,18 +696,32 @@ def _fit_model(
     return best_all[0], best_all[1], grid
 
 
+#: a transparent huge page, bytes: a smaller table cannot be on one
+HUGE_PAGE_BYTES = 2 * 2**20
+
+
+def huge_fractions(data: dict[str, Any]) -> list[float]:
+    """``huge_fraction`` of every embedding-bag calibration point (``cal_*``) of a calibration
+    record whose table is at least a huge page (smaller ones read 0 on any backing); empty for
+    records from before the backing was recorded."""
+    out = []
+    for m in data.get("measurements", []):
+        q = m.get("params", {})
+        if not m["name"].startswith("cal_") or q.get("huge_fraction") is None:
+            continue
+        if "workload" in q and Workload.from_dict(q["workload"]).table_bytes >= HUGE_PAGE_BYTES:
+            out.append(float(q["huge_fraction"]))
+    return out
+
+
 def tlb_page_bytes_of(data: dict[str, Any]) -> float:
     """The page size the calibration tables were on, bytes: 4 KiB for a ``--pages 4k`` record
-    or where the kernel gave less than half of the tables huge pages (median ``huge_fraction``
-    of the embedding-bag points); 2 MiB for huge pages, and for records from before the backing
+    or where the kernel gave less than half of the tables huge pages (median of
+    :func:`huge_fractions`); 2 MiB for huge pages, and for records from before the backing
     was recorded (numpy's buffers, advised onto huge pages: an assumption, said in the rule)."""
     if data.get("pages") == "4k":
         return 4096.0
-    fr = [
-        float(m["params"]["huge_fraction"])
-        for m in data.get("measurements", [])
-        if m["name"].startswith("cal_") and m.get("params", {}).get("huge_fraction") is not None
-    ]
+    fr = huge_fractions(data)
     if fr and float(np.median(fr)) < 0.5:
         return 4096.0
     return 2.0 * 2**20
@@ -735,11 +758,7 @@ def _fit_tlb(
     names = (
         _NAMES[:-1] + (("output_bandwidth_Bps",) if output else ()) + ("tlb_walk_s",) + _NAMES[-1:]
     )
-    olo, ohi = OUTPUT_BW_BOUNDS
-    lo = [chosen.tFAW_s / 1e3, 1e-2, 1e-4, 1e-2, 1e-9, 1e8]
-    hi = [chosen.tFAW_s * 1e3, 1e5, 1.0, 1e6, 1e-2, 1e15]
-    if output:
-        lo, hi = [*lo, olo], [*hi, ohi]
+    lo, hi = _lm_bounds(chosen, output)
     lo += [TLB_WALK_BOUNDS[0], chosen.data_rate / 4]
     hi += [TLB_WALK_BOUNDS[1], chosen.data_rate * 4]
 
@@ -748,8 +767,9 @@ def _fit_tlb(
 
     best: tuple[float, CpuFit] | None = None
     iw = names.index("tlb_walk_s")
+    start = np.log([min(max(getattr(g, k), lo[j]), hi[j]) for j, k in enumerate(names)])
     for scale in TLB_WALK_STARTS:
-        x0 = np.log([min(max(getattr(g, k), lo[j]), hi[j]) for j, k in enumerate(names)])
+        x0 = start.copy()
         x0[iw] = np.log(np.clip(chosen.latency_s * scale, *TLB_WALK_BOUNDS))
         x, r = levenberg_marquardt(resid, x0, iters=iters, step=1e-2, lo=np.log(lo), hi=np.log(hi))
         c = float(r @ r)

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from simrec.calibrate.cpufit import huge_fractions
 from simrec.calibrate.fit import GPU_SPECS, CpuFit, GpuFit, cpu_system_dict, llc_edge_note
 from simrec.errors import atomic_output
 from simrec.util import jsonable
@@ -177,15 +178,6 @@ def _tlb_rule_line(fit: CpuFit) -> str:
     )
 
 
-_HUGE_PAGE = 2 * 2**20
-
-
-def _table_bytes(m: dict[str, Any]) -> int:
-    """Bytes of the table of an embedding-bag measurement record (0 when not one)."""
-    w = m.get("params", {}).get("workload") or {}
-    return int(w.get("rows", 0)) * int(w.get("dim", 0)) * 4
-
-
 def _pages_line(data: dict[str, Any]) -> str:
     """The preset header's line on the tables' page backing (what the kernel gave, measured)."""
     pages = data.get("pages")
@@ -195,13 +187,7 @@ def _pages_line(data: dict[str, Any]) -> str:
             "buffers, which numpy advises onto transparent huge pages where it can; how far the "
             "kernel did is unknown)"
         )
-    fr = [
-        float(m["params"]["huge_fraction"])
-        for m in data["measurements"]
-        if m["name"].startswith("cal_")
-        and m.get("params", {}).get("huge_fraction") is not None
-        and _table_bytes(m) >= _HUGE_PAGE
-    ]
+    fr = huge_fractions(data)
     got = (
         f"{min(fr):.0%}-{max(fr):.0%} of each table of 2 MiB or more on huge pages"
         if fr

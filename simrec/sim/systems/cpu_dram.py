@@ -238,7 +238,7 @@ class CpuDramSystem:
         without TLB entries; counted whenever ``tlb_entries`` > 0, also with a walk time of 0) and
         ``dram_counts`` (the DRAM chunks' :class:`~simrec.sim.components.dram.ChunkCounts`). The
         socket's time is then ``calls * call_overhead_s + max(pool, tlb + dram, llc)`` with ``tlb =
-        tlb_misses * tlb_walk_s / cores`` with ``pool = (lookups *
+        tlb_misses * tlb_walk_s / cores``, ``pool = (lookups *
         lookup_cycles + dim_lookups / (flops_per_cycle * pool_efficiency) + bags * bag_cycles) /
         freq / cores + out_bytes / output_bandwidth`` (the last term 0 when
         ``output_bandwidth_Bps`` is 0), ``dram`` = per channel the sum over chunks of
