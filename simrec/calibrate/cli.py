@@ -301,6 +301,20 @@ def calibrate_command(
                 f" without; kept only if <= {trule.get('threshold', 0.9):g} x)"
                 + (f", page walk {fit.tlb_walk_s * 1e9:.3g} ns" if fit.tlb_selected else "")
             )
+        srule = fit.serial_rule or {}
+        if srule:
+            say(
+                f"partial-overlap term: {'kept' if fit.serial_selected else 'not kept'} (objective "
+                f"{srule.get('objective_with', float('nan')):.4g} with it vs "
+                f"{srule.get('objective_without', float('nan')):.4g} without; kept only if <= "
+                f"{srule.get('threshold', 0.9):g} x)"
+                + (
+                    f", serial_fraction {fit.serial_fraction:.3g}, LLC "
+                    f"{fit.llc_bytes / 2**20:.4g} MiB"
+                    if fit.serial_selected
+                    else ""
+                )
+            )
         edge = F.llc_edge_note(fit)
         if edge:
             say(f"warning: {edge}")

@@ -178,6 +178,27 @@ def _tlb_rule_line(fit: CpuFit) -> str:
     )
 
 
+def _serial_rule_line(fit: CpuFit) -> str:
+    """One comment line on the partial-overlap rule of a CPU fit (simrec.calibrate.cpufit)."""
+    r = fit.serial_rule
+    if fit.serial_selected is None or not r:
+        return "  partial-overlap term: rule not run; serial_fraction 0 (the stages overlap)"
+    verdict = (
+        f"kept (serial_fraction {fit.serial_fraction:.4g}, LLC {fit.llc_bytes / 2**20:.4g} MiB)"
+        if fit.serial_selected
+        else "not kept (serial_fraction 0)"
+    )
+    best: dict[float, float] = {}
+    for t in r.get("tries", []):
+        f = t["llc_fraction"]
+        best[f] = min(best.get(f, float("inf")), t["objective"])
+    tries = ", ".join(f"{f:g}: {c:.4g}" for f, c in best.items())
+    return (
+        "  partial-overlap term (kept only if the objective is >= 10 % lower): without "
+        f"{r['objective_without']:.4g}, with it by LLC fraction {{{tries}}}: {verdict}"
+    )
+
+
 def _pages_line(data: dict[str, Any]) -> str:
     """The preset header's line on the tables' page backing (what the kernel gave, measured)."""
     pages = data.get("pages")
@@ -282,6 +303,7 @@ def write_cpu_preset(
         *([f"  note: {edge}"] if (edge := llc_edge_note(fit)) else []),
         _output_rule_line(fit),
         _tlb_rule_line(fit),
+        _serial_rule_line(fit),
         "residuals (model / measured - 1):",
     ]
     head += ["  " + ln for ln in _resid_lines(fit.residuals)]
@@ -306,6 +328,11 @@ def write_cpu_preset(
                 "walk_time [fitted; kept by the pre-registered rule]"
             ]
             if fit.tlb_entries > 0 and fit.tlb_walk_s > 0
+            else []
+        ),
+        *(
+            ["      serial_fraction [fitted; kept by the pre-registered rule]"]
+            if fit.serial_fraction > 0
             else []
         ),
         "      llc_size [fitted: a fraction of the largest sysfs cache, "

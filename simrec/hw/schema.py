@@ -145,6 +145,7 @@ Energy = Energy0  # energies may be zero (an action that costs nothing in a mode
 
 Count = Annotated[int, Strict(), Field(gt=0)]
 Fraction = Annotated[float, BeforeValidator(_plain_number), Field(gt=0, le=1)]
+Fraction0 = Annotated[float, BeforeValidator(_plain_number), Field(ge=0, le=1)]
 PositiveNumber = Annotated[float, BeforeValidator(_plain_number), Field(gt=0)]
 NonNegativeNumber = Annotated[float, BeforeValidator(_plain_number), Field(ge=0)]
 
@@ -319,6 +320,12 @@ class CpuDevice(DeviceBase):
         description="address translation: given, the cpu_dram system charges a page walk per "
         "TLB miss of the rows a batch touches (omitted: no translation cost)",
     )
+    serial_fraction: Fraction0 = Field(
+        0.0,
+        description="fraction of the non-binding embedding stages (pooling, DRAM reads, LLC "
+        "reads: all but the longest) that does not overlap the longest; the cpu_dram system "
+        "adds serial_fraction x (their sum - the longest) per socket and batch (0: full overlap)",
+    )
     energy: CpuEnergy = CpuEnergy()
 
     @property
@@ -349,6 +356,7 @@ class CpuDevice(DeviceBase):
             llc_bytes=self.llc_size,
             llc_bandwidth_Bps=self.llc_bandwidth or 0.0,
             output_bandwidth_Bps=self.output_bandwidth or 0.0,
+            serial_fraction=self.serial_fraction,
             **(
                 {
                     "tlb_entries": self.tlb.entries,

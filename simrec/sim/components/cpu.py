@@ -30,6 +30,12 @@ that takes it, the walks of a batch spread evenly over the cores and run before 
 (:meth:`tlb_time_s`). One walk time stands for the whole walk (under a hypervisor the
 two-dimensional one), whatever the page-walk caches hold.
 
+Partial overlap (optional, ``serial_fraction`` > 0): the system overlaps a socket's pooling
+compute, its DRAM reads and its LLC reads, and the batch takes the longest of them; with a
+``serial_fraction`` of ``k`` it also pays ``k`` times the sum of the other two (the part of the
+non-binding work a core's instruction window does not hide under the binding one:
+:meth:`serial_time_s`). 0 (the default) is perfect overlap, 1 no overlap at all.
+
 What it leaves out: SMT, frequency scaling with the number of active cores, NUMA effects (the system
 charges cross-socket traffic), a per-core limit on outstanding misses, and OS jitter.
 """
@@ -73,6 +79,9 @@ class CpuParams:
             the translation model off.
         tlb_page_bytes: page size the entries map, bytes (default 2 MiB: transparent huge pages).
         tlb_walk_s: seconds of one page walk (a TLB miss) on one core; 0 turns the model off.
+        serial_fraction: fraction, 0..1, of the non-binding stages' time (pooling, DRAM reads,
+            LLC reads: all but the longest) that is not overlapped with the longest; 0 (the
+            default) = perfect overlap (:meth:`serial_time_s`).
     """
 
     sockets: int
@@ -91,6 +100,7 @@ class CpuParams:
     tlb_entries: int = 0
     tlb_page_bytes: float = 2.0 * 2**20
     tlb_walk_s: float = 0.0
+    serial_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         for f in ("sockets", "cores_per_socket"):
@@ -127,6 +137,12 @@ class CpuParams:
                     where=f"field {f}",
                     fix="give a non-negative value (0 turns the mechanism off)",
                 )
+        if not 0 <= self.serial_fraction <= 1:
+            raise ConfigError(
+                f"CPU serial_fraction must be in [0, 1], got {self.serial_fraction}",
+                where="field serial_fraction",
+                fix="give the fraction of the non-binding stages not overlapped (0 = full overlap)",
+            )
         if not (self.tlb_page_bytes >= 1 and self.tlb_page_bytes < float("inf")):
             raise ConfigError(
                 f"CPU tlb_page_bytes must be a finite number >= 1, got {self.tlb_page_bytes}",
@@ -152,6 +168,13 @@ class CpuParams:
         """Wall time of ``misses`` page walks spread over ``threads`` threads (0 with the
         translation model off)."""
         return misses * self.tlb_walk_s / max(1, threads) if self.has_tlb else 0.0
+
+    def serial_time_s(self, *stages: float) -> float:
+        """The time the overlapped ``stages`` (seconds each) add beyond the longest of them:
+        ``serial_fraction * (sum - max)`` (0 with perfect overlap, the default)."""
+        if self.serial_fraction <= 0 or not stages:
+            return 0.0
+        return self.serial_fraction * (sum(stages) - max(stages))
 
     @property
     def has_llc(self) -> bool:

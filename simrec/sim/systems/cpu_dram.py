@@ -20,7 +20,8 @@ What the model covers
   on one socket: ``llc_bytes`` / the mean stride, an approximation). Rows that hit are read by the
   cores at ``llc_bandwidth_Bps`` (a server of its own, overlapping the DRAM reads and the pooling);
   only the misses go to the DRAM. Time per socket and batch:
-  ``calls * call_overhead_s + max(t_pool + t_out, t_dram(misses), hit_bytes / llc_bandwidth)``.
+  ``calls * call_overhead_s + max(t_pool + t_out, t_dram(misses), hit_bytes / llc_bandwidth)``
+  (plus the partial-overlap term below, when it is on).
 * **Pooled output** (when the CPU has ``output_bandwidth_Bps`` > 0; 0, the default, turns it off):
   every embedding-bag call writes a fresh output tensor of ``bags x dim x 4`` bytes (fp32);
   ``t_out = out_bytes / output_bandwidth_Bps`` (``out_bytes`` summed over the socket's calls of
@@ -37,6 +38,12 @@ What the model covers
   per socket, living across batches; every miss is a page walk, ``misses * tlb_walk_s / cores`` of walking
   before the socket's DRAM reads start (they overlap the pooling and the LLC reads). Breakdown key
   ``embedding_tlb`` (present only with the model on; included in ``embedding_dram``).
+* **Partial overlap** (when the CPU has ``serial_fraction`` > 0): the pooling compute (with the
+  outputs), the DRAM reads (with the walks) and the LLC reads of a socket run side by side, and
+  the socket then also pays ``serial_fraction * (t_pool + t_dram + t_llc - max(...))``: the part
+  of the non-binding stages that a core's instruction window does not hide under the binding one
+  (a core stalled on misses does not add, an adding core issues few loads). One fraction stands
+  for every mix. Breakdown key ``embedding_serial`` (present only with the term on).
 * **Per-call overhead**: every table with lookups in a batch is one embedding-bag call, which costs
   ``call_overhead_s`` (thread dispatch and join) before its reads and adds start.
 * **Dense stage**: bottom MLP + interaction + top MLP FLOPs of the :class:`DlrmModel` (if given) for
@@ -237,7 +244,8 @@ class CpuDramSystem:
         output bytes: sum over the calls of bags x dim x 4), ``hit_bytes``, ``tlb_misses`` (0
         without TLB entries; counted whenever ``tlb_entries`` > 0, also with a walk time of 0) and
         ``dram_counts`` (the DRAM chunks' :class:`~simrec.sim.components.dram.ChunkCounts`). The
-        socket's time is then ``calls * call_overhead_s + max(pool, tlb + dram, llc)`` with ``tlb =
+        socket's time is then ``calls * call_overhead_s + max(pool, tlb + dram, llc) +
+        serial_fraction * (pool + tlb + dram + llc - max(...))`` with ``tlb =
         tlb_misses * tlb_walk_s / cores``, ``pool = (lookups *
         lookup_cycles + dim_lookups / (flops_per_cycle * pool_efficiency) + bags * bag_cycles) /
         freq / cores + out_bytes / output_bandwidth`` (the last term 0 when
@@ -271,10 +279,13 @@ class CpuDramSystem:
         has_tlb = any(s.cpu.has_tlb for s in self.sockets)
         if has_tlb:  # only with the model on, so that other results keep their keys
             breakdown["embedding_tlb"] = 0.0
+        has_serial = any(s.cpu.serial_fraction > 0 for s in self.sockets)
+        if has_serial:  # only with partial overlap, so that other results keep their keys
+            breakdown["embedding_serial"] = 0.0
 
         def socket_stage(
             s: int, batch: Batch
-        ) -> Generator[Any, Any, tuple[float, float, float, float, float, float]]:
+        ) -> Generator[Any, Any, tuple[float, float, float, float, float, float, float]]:
             tables = by_socket[s]
             cpu = cpus[s]
             llc = llcs[s]
@@ -361,7 +372,11 @@ class CpuDramSystem:
                 yield hits
             if comp is not None:
                 yield comp
-            return t_mem, pool_s, t_llc, t_ovh, t_out, t_tlb
+            # partial overlap: the part of the non-binding stages the cores do not hide
+            t_ser = cpu.p.serial_time_s(pool_s, t_mem, t_llc)
+            if t_ser > 0:
+                yield env.timeout(t_ser)
+            return t_mem, pool_s, t_llc, t_ovh, t_out, t_tlb, t_ser
 
         model = self.model
         cpu_all = cpus  # the dense stage spreads over every socket's cores
@@ -380,6 +395,8 @@ class CpuDramSystem:
                 breakdown["embedding_output"] += max(v[4] for v in res.values())
             if has_tlb:
                 breakdown["embedding_tlb"] += max(v[5] for v in res.values())
+            if has_serial:
+                breakdown["embedding_serial"] += max(v[6] for v in res.values())
             if model is not None:
                 flops = model.dense_flops() * batch.batch_size
                 t1 = float(env.now)
