@@ -1093,6 +1093,20 @@ def test_llc_edge_note_flags_a_capacity_at_the_grid_edge() -> None:
     high = F.llc_edge_note(fit_with({0.125: 0.9, 0.25: 0.8, 0.5: 0.5, 1.0: 0.4, 2.0: 0.3}))
     assert high is not None and "largest fraction (2 x" in high and "more" in high
     assert F.llc_edge_note(fit_with({1.0: 0.3})) is None  # refine=False: no grid
+    # a kept partial-overlap term re-chose the capacity: its tries decide, not the base grid
+    kept = fit_with({0.125: 0.1, 0.25: 0.4, 0.5: 0.5, 1.0: 0.6, 2.0: 0.9})
+    kept.serial_selected = True
+    kept.serial_rule = {
+        "tries": [
+            {"llc_fraction": k, "start": st, "objective": c + (0.0 if st else -1.0)}
+            for k, c in {0.125: 0.9, 0.25: 0.8, 0.5: 0.2, 1.0: 0.4, 2.0: 0.7}.items()
+            for st in (0.0, 0.5)
+        ]
+    }
+    assert F.llc_edge_note(kept) is None  # 0.5 is inside (the start-0 refits do not count)
+    kept.serial_rule["tries"][-1]["objective"] = 0.01  # 2.0, start 0.5: now the best
+    note = F.llc_edge_note(kept)
+    assert note is not None and "largest fraction" in note
 
 
 def test_repeat_probe_is_refused_for_a_gpu_preset(tmp_path: Path) -> None:

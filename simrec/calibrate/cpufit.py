@@ -927,10 +927,15 @@ def _fit_serial(
 
 def llc_edge_note(fit: CpuFit) -> str | None:
     """A warning when the kept LLC capacity is the smallest or largest fraction of the grid
-    (step 2): the objective may fall further outside it, so the capacity is a bound, not an
+    (step 2; of the partial-overlap rule's tries when that term is kept, since it re-chooses the
+    capacity): the objective may fall further outside it, so the capacity is a bound, not an
     estimate. ``None`` when it is inside, or when no grid ran."""
     finals = [g for g in fit.grid if g.get("final")]
-    if len(finals) < 2:
+    if fit.serial_selected and fit.serial_rule.get("tries"):
+        # the kept partial-overlap model chose its own capacity: its tries are the grid
+        finals = [t for t in fit.serial_rule["tries"] if t.get("start", 0) > 0]
+        finals = [{"llc_fraction": t["llc_fraction"], "cost": t["objective"]} for t in finals]
+    if len({g["llc_fraction"] for g in finals}) < 2:
         return None
     best = min(finals, key=lambda g: g["cost"])["llc_fraction"]
     lo, hi = min(_LLC_FRACTIONS), max(_LLC_FRACTIONS)
