@@ -831,7 +831,7 @@ def _fit_serial(
     cache: dict[str, Any],
     iters: int,
     evaluators: dict[float, CpuEvaluator],
-) -> tuple[float, CpuFit, list[dict[str, float]]]:
+) -> tuple[float, CpuFit, float, list[dict[str, float]]]:
     """The partial-overlap model: at each LLC capacity of :data:`_LLC_FRACTIONS`, every free
     parameter of ``chosen`` (the model the earlier rules kept: its output and translation terms
     stay as they were chosen, their parameters free) and ``serial_fraction`` (bounded
@@ -1067,14 +1067,14 @@ def fit_cpu(
             fit = kept
         fit.tlb_selected, fit.tlb_rule = keep, trule
         # the partial-overlap rule (module docstring): kept only if at least 10 % lower
-        c_prev = best_tlb[0] if keep else c_prev
+        c_kept = best_tlb[0] if keep else c_prev
         fit.initial["llc_nominal_bytes"] = float(nominal)
         cs, fs, c_refit, stries = _fit_serial(fit, bags, meas, cache, iters, evaluators)
-        c_prev = min(c_prev, c_refit)
+        c_prev = min(c_kept, c_refit)
         skeep = bool(cs <= SERIAL_RULE_RATIO * c_prev)
         srule = {
             "objective_without": c_prev,
-            "objective_kept_model": best_tlb[0] if keep else (c1 if selected else c0),
+            "objective_kept_model": c_kept,
             "objective_refit_without": c_refit,
             "objective_with": cs,
             "ratio": cs / c_prev if c_prev > 0 else None,
