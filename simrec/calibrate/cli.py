@@ -315,6 +315,17 @@ def calibrate_command(
                     else ""
                 )
             )
+        lrule = fit.l2_rule or {}
+        if lrule and "objective_with" in lrule:
+            say(
+                f"private-cache tier: {'kept' if fit.l2_selected else 'not kept'} (objective "
+                f"{lrule['objective_with']:.4g} with l2_size {lrule['l2_bytes'] / 2**20:.4g} MiB "
+                f"per core vs {lrule['objective_without']:.4g} without; kept only if <= "
+                f"{lrule.get('threshold', 0.9):g} x)"
+                + (f", LLC {fit.llc_bytes / 2**20:.4g} MiB" if fit.l2_selected else "")
+            )
+        elif lrule:
+            say(f"private-cache tier: not tried ({lrule.get('reason')})")
         edge = F.llc_edge_note(fit)
         if edge:
             say(f"warning: {edge}")

@@ -135,6 +135,25 @@ otherwise the preset has no ``serial_fraction`` (0). Both objectives, every try
 (capacity, start, objective, fraction) and the decision are recorded
 (:attr:`CpuFit.serial_rule`, :attr:`CpuFit.serial_selected`).
 
+The private-cache tier: a fourth pre-registered rule
+----------------------------------------------------
+(Fixed on 2026-12-04 before any probe of the seventh lease, ``docs/validation.md``; motivated by
+the calibration residuals of the sixth lease's accepted probe alone: ``cal_d16_l32_b4096_llc``
++72 % and ``cal_d128_l32_b4096_llc`` -31.5 %, the same table and lookups with rows of 64 B and
+512 B: at 64 B each thread's chunk of the cycled batches fits its private L2, at 512 B it does
+not.) After the partial-overlap rule, ``l2_size`` = the largest L2 sysfs reports / the record's
+``threads_per_core`` (:func:`l2_bytes_of`; not fitted) and, at each LLC capacity of step 2,
+every free parameter of the kept model (the output, translation and partial-overlap terms as
+the earlier rules chose them, their parameters free) by Levenberg-Marquardt from the kept
+model's values with the private caches on (``CpuDramSystem``: each core's contiguous chunk of a
+call's bags through its own LRU of ``l2_size`` bytes across batches; hits cost no read time
+beyond the pooling), and the same refit with them off. The least objective with them is kept if
+it is at least 10 % lower than the least of the kept model's and the refits without
+(``with <= 0.9 x without``), otherwise the preset has no ``l2_size``. Both objectives, every try
+(capacity, on/off, objective), the size, the threads per core and the decision are recorded
+(:attr:`CpuFit.l2_rule`, :attr:`CpuFit.l2_selected`); a record whose sysfs reports no L2 keeps
+no private caches, with that reason recorded.
+
 Steps 3-5 evaluate the model from the accounting the simulator records for each calibration
 point (``CpuDramSystem.simulate(record=...)``: calls, lookups, bags, output bytes, LLC hit bytes
 and the DRAM chunks' bank counts, which do not depend on the timings) instead of re-simulating at
@@ -181,6 +200,8 @@ __all__ = [
     "TLB_RULE_RATIO",
     "SERIAL_RULE_RATIO",
     "SERIAL_STARTS",
+    "L2_RULE_RATIO",
+    "l2_bytes_of",
     "tlb_page_bytes_of",
     "huge_fractions",
 ]
@@ -211,6 +232,8 @@ SERIAL_RULE_RATIO = 0.9
 SERIAL_STARTS = (0.5, 0.05)
 #: bounds of the fitted serial fraction
 SERIAL_BOUNDS = (1e-3, 1.0)
+#: the private-cache rule's threshold: kept if with <= L2_RULE_RATIO x without
+L2_RULE_RATIO = 0.9
 #: bounds of the fitted output bandwidth, bytes/s (1 GB/s .. 10 TB/s)
 OUTPUT_BW_BOUNDS = (1e9, 1e13)
 
@@ -226,7 +249,9 @@ class CpuFit:
     ``tlb_entries``, ``tlb_page_bytes``, ``tlb_walk_s``: the translation term (walk 0 = none);
     ``tlb_selected`` / ``tlb_rule``: its pre-registered rule's decision and inputs (module
     docstring). ``serial_fraction``: the partial-overlap term (0 = the stages overlap
-    perfectly); ``serial_selected`` / ``serial_rule``: its rule's decision and inputs."""
+    perfectly); ``serial_selected`` / ``serial_rule``: its rule's decision and inputs.
+    ``l2_bytes``: the private (per-core) cache of the private-cache tier (0 = none);
+    ``l2_selected`` / ``l2_rule``: its rule's decision and inputs."""
 
     cores: int
     freq_hz: float
@@ -254,6 +279,9 @@ class CpuFit:
     serial_fraction: float = 0.0
     serial_selected: bool | None = None
     serial_rule: dict[str, Any] = field(default_factory=dict)
+    l2_bytes: float = 0.0
+    l2_selected: bool | None = None
+    l2_rule: dict[str, Any] = field(default_factory=dict)
     ranks: int = EFF_RANKS
     banks: int = EFF_BANKS
     impl: str = "numba"
@@ -301,6 +329,8 @@ def cpu_system_dict(f: CpuFit, name: str = "measured_cpu") -> dict[str, Any]:
         cpu["output_bandwidth"] = f"{f.output_bandwidth_Bps / 1e9:.9g} GB/s"
     if f.serial_fraction > 0:
         cpu["serial_fraction"] = float(f.serial_fraction)
+    if f.l2_bytes > 0:
+        cpu["l2_size"] = f"{int(f.l2_bytes)} B"
     if f.tlb_entries > 0 and f.tlb_walk_s > 0:
         cpu["tlb"] = {
             "entries": int(f.tlb_entries),
@@ -925,13 +955,100 @@ def _fit_serial(
     return best[0], best[1], best0[0], tries
 
 
+def l2_bytes_of(data: dict[str, Any]) -> tuple[float, int]:
+    """The private-cache tier's size per core, bytes, and the threads per core it is divided
+    by: the largest L2 the record's sysfs reports / ``threads_per_core`` (1 where the record
+    does not say); (0, 1) when the record reports no L2."""
+    info = data.get("machine") or {}
+    l2 = float((info.get("caches") or {}).get("L2") or 0)
+    tpc = int(info.get("threads_per_core") or 1)
+    return (l2 / max(tpc, 1) if l2 > 0 else 0.0), max(tpc, 1)
+
+
+def _fit_l2(
+    chosen: CpuFit,
+    bags: list[tuple[Workload, float]],
+    meas: np.ndarray,
+    cache: dict[str, Any],
+    iters: int,
+    l2_bytes: float,
+    evaluators: dict[float, CpuEvaluator],
+) -> tuple[float, CpuFit, float, CpuFit, list[dict[str, float]]]:
+    """The private-cache model: at each LLC capacity of :data:`_LLC_FRACTIONS`, every free
+    parameter of ``chosen`` (the model the earlier rules kept: its output, translation and
+    partial-overlap terms stay as they were chosen, their parameters free) by
+    Levenberg-Marquardt from ``chosen``'s values with ``l2_bytes`` of private cache per core,
+    and the same refit without; returns the least objective with the tier and its fit, the
+    least without and its fit, and every try."""
+    from simrec.calibrate.fit import levenberg_marquardt
+
+    nominal = chosen.initial.get("llc_nominal_bytes") or chosen.llc_bytes
+    output = chosen.output_bandwidth_Bps > 0
+    tlb = chosen.tlb_entries > 0 and chosen.tlb_walk_s > 0
+    serial = chosen.serial_fraction > 0
+    names = (
+        _NAMES[:-1]
+        + (("output_bandwidth_Bps",) if output else ())
+        + (("tlb_walk_s",) if tlb else ())
+        + (("serial_fraction",) if serial else ())
+        + _NAMES[-1:]
+    )
+    lo, hi = _lm_bounds(chosen, output)
+    if tlb:
+        lo, hi = lo + [TLB_WALK_BOUNDS[0]], hi + [TLB_WALK_BOUNDS[1]]
+    if serial:
+        lo, hi = lo + [SERIAL_BOUNDS[0]], hi + [SERIAL_BOUNDS[1]]
+    lo += [chosen.data_rate / 4]
+    hi += [chosen.data_rate * 4]
+    best: dict[bool, tuple[float, CpuFit]] = {}
+    tries: list[dict[str, float]] = []
+    for frac in _LLC_FRACTIONS:
+        for on in (False, True):
+            g = CpuFit(
+                **{
+                    **chosen.__dict__,
+                    "llc_bytes": nominal * frac,
+                    "l2_bytes": float(l2_bytes) if on else 0.0,
+                    "initial": {},
+                    "residuals": [],
+                    "grid": [],
+                }
+            )
+            if not on and not tlb and g.llc_bytes in evaluators:
+                ev = evaluators[g.llc_bytes]
+            else:
+                ev = CpuEvaluator(g, bags, [], cache)
+                if not on and not tlb:
+                    evaluators[g.llc_bytes] = ev
+
+            def resid(x: np.ndarray, g: CpuFit = g, ev: CpuEvaluator = ev) -> np.ndarray:
+                return np.log(ev.predict(_with(g, x, names)) / meas)
+
+            x0 = np.log([min(max(getattr(g, k), lo[j]), hi[j]) for j, k in enumerate(names)])
+            x, r = levenberg_marquardt(
+                resid, x0, iters=iters, step=1e-2, lo=np.log(lo), hi=np.log(hi)
+            )
+            c = float(r @ r)
+            tries.append({"llc_fraction": frac, "l2": 1.0 if on else 0.0, "objective": c})
+            if on not in best or c < best[on][0]:
+                best[on] = (c, _with(g, x, names))
+    return best[True][0], best[True][1], best[False][0], best[False][1], tries
+
+
 def llc_edge_note(fit: CpuFit) -> str | None:
     """A warning when the kept LLC capacity is the smallest or largest fraction of the grid
-    (step 2; of the partial-overlap rule's tries when that term is kept, since it re-chooses the
-    capacity): the objective may fall further outside it, so the capacity is a bound, not an
+    (step 2; of the private-cache or partial-overlap rule's tries when that term is kept, since
+    it re-chooses the capacity): the objective may fall further outside it, so the capacity is a bound, not an
     estimate. ``None`` when it is inside, or when no grid ran."""
     finals = [g for g in fit.grid if g.get("final")]
-    if fit.serial_selected and fit.serial_rule.get("tries"):
+    if fit.l2_selected and fit.l2_rule.get("tries"):
+        # the kept private-cache model chose its own capacity: its tries are the grid
+        finals = [
+            {"llc_fraction": t["llc_fraction"], "cost": t["objective"]}
+            for t in fit.l2_rule["tries"]
+            if t.get("l2")
+        ]
+    elif fit.serial_selected and fit.serial_rule.get("tries"):
         # the kept partial-overlap model chose its own capacity: its tries are the grid
         finals = [t for t in fit.serial_rule["tries"] if t.get("start", 0) > 0]
         finals = [{"llc_fraction": t["llc_fraction"], "cost": t["objective"]} for t in finals]
@@ -1090,6 +1207,38 @@ def fit_cpu(
             fs.tlb_selected, fs.tlb_rule = fit.tlb_selected, fit.tlb_rule
             fit = fs
         fit.serial_selected, fit.serial_rule = skeep, srule
+        # the private-cache rule (module docstring): l2_size from sysfs, not fitted; kept only
+        # if at least 10 % lower than the kept model and the refits without it
+        c_kept = cs if skeep else c_kept
+        l2b, tpc = l2_bytes_of(data)
+        if l2b > 0:
+            cl, fl, c_refit, _, ltries = _fit_l2(fit, bags, meas, cache, iters, l2b, evaluators)
+            c_prev = min(c_kept, c_refit)
+            lkeep = bool(cl <= L2_RULE_RATIO * c_prev)
+            lrule: dict[str, Any] = {
+                "objective_without": c_prev,
+                "objective_kept_model": c_kept,
+                "objective_refit_without": c_refit,
+                "objective_with": cl,
+                "ratio": cl / c_prev if c_prev > 0 else None,
+                "threshold": L2_RULE_RATIO,
+                "l2_bytes": l2b,
+                "l2_sysfs_bytes": float((info.get("caches") or {}).get("L2") or 0),
+                "threads_per_core": tpc,
+                "llc_bytes": fl.llc_bytes,
+                "tries": ltries,
+                "selected": lkeep,
+            }
+        else:
+            lkeep = False
+            lrule = {"selected": False, "reason": "the record's sysfs caches report no L2"}
+        if lkeep:
+            fl.initial, fl.grid = fit.initial, fit.grid
+            fl.output_selected, fl.output_rule = fit.output_selected, fit.output_rule
+            fl.tlb_selected, fl.tlb_rule = fit.tlb_selected, fit.tlb_rule
+            fl.serial_selected, fl.serial_rule = fit.serial_selected, fit.serial_rule
+            fit = fl
+        fit.l2_selected, fit.l2_rule = lkeep, lrule
     else:
         fit = fit0  # the base model: _fit_at leaves its output_bandwidth at 0
     fit.grid = grid

@@ -199,6 +199,30 @@ def _serial_rule_line(fit: CpuFit) -> str:
     )
 
 
+def _l2_rule_line(fit: CpuFit) -> str:
+    """One comment line on the private-cache rule of a CPU fit (simrec.calibrate.cpufit)."""
+    r = fit.l2_rule
+    if fit.l2_selected is None or not r:
+        return "  private-cache tier: rule not run; no l2_size"
+    if "objective_with" not in r:
+        return f"  private-cache tier: not tried ({r.get('reason', 'no L2 size')}); no l2_size"
+    size = f"{r['l2_bytes'] / 2**20:.4g} MiB per core"
+    verdict = (
+        f"kept (l2_size {size}, LLC {fit.llc_bytes / 2**20:.4g} MiB)"
+        if fit.l2_selected
+        else "not kept (no l2_size)"
+    )
+    tries = ", ".join(
+        f"{t['llc_fraction']:g}: {t['objective']:.4g}" for t in r.get("tries", []) if t.get("l2")
+    )
+    return (
+        f"  private-cache tier (sysfs L2 {r['l2_sysfs_bytes'] / 2**20:.4g} MiB / "
+        f"{r['threads_per_core']} threads per core = {size}; kept only if the objective is "
+        f">= 10 % lower): without {r['objective_without']:.4g}, with it by LLC fraction "
+        f"{{{tries}}}: {verdict}"
+    )
+
+
 def _pages_line(data: dict[str, Any]) -> str:
     """The preset header's line on the tables' page backing (what the kernel gave, measured)."""
     pages = data.get("pages")
@@ -304,6 +328,7 @@ def write_cpu_preset(
         _output_rule_line(fit),
         _tlb_rule_line(fit),
         _serial_rule_line(fit),
+        _l2_rule_line(fit),
         "residuals (model / measured - 1):",
     ]
     head += ["  " + ln for ln in _resid_lines(fit.residuals)]
@@ -333,6 +358,14 @@ def write_cpu_preset(
         *(
             ["      serial_fraction [fitted; kept by the pre-registered rule]"]
             if fit.serial_fraction > 0
+            else []
+        ),
+        *(
+            [
+                "      l2_size [measured: the largest sysfs L2 / threads per core; kept by the "
+                "pre-registered rule]"
+            ]
+            if fit.l2_bytes > 0
             else []
         ),
         "      llc_size [fitted: a fraction of the largest sysfs cache, "

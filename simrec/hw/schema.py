@@ -326,6 +326,13 @@ class CpuDevice(DeviceBase):
         "reads: all but the longest) that does not overlap the longest; the cpu_dram system "
         "adds serial_fraction x (their sum - the longest) per socket and batch (0: full overlap)",
     )
+    l2_size: Bytes | None = Field(
+        None,
+        description="private cache per core for embedding rows (e.g. the L2); given, the "
+        "cpu_dram system splits each call's bags over the cores in contiguous chunks and keeps "
+        "an LRU of l2_size bytes of rows per core across batches, whose hits cost no read time "
+        "beyond the pooling (omitted: no private-cache tier)",
+    )
     energy: CpuEnergy = CpuEnergy()
 
     @property
@@ -357,6 +364,7 @@ class CpuDevice(DeviceBase):
             llc_bandwidth_Bps=self.llc_bandwidth or 0.0,
             output_bandwidth_Bps=self.output_bandwidth or 0.0,
             serial_fraction=self.serial_fraction,
+            l2_bytes=self.l2_size or 0.0,
             **(
                 {
                     "tlb_entries": self.tlb.entries,

@@ -36,6 +36,11 @@ compute, its DRAM reads and its LLC reads, and the batch takes the longest of th
 non-binding work a core's instruction window does not hide under the binding one:
 :meth:`serial_time_s`). 0 (the default) is perfect overlap, 1 no overlap at all.
 
+Private caches (optional, ``l2_bytes`` > 0): each core has its own cache of ``l2_bytes`` for
+embedding rows (the system splits a call's bags over the cores in contiguous chunks and keeps one
+LRU per core across batches, :mod:`simrec.sim.systems.cpu_dram`); a row that hits there costs no
+read time beyond the pooling compute.
+
 What it leaves out: SMT, frequency scaling with the number of active cores, NUMA effects (the system
 charges cross-socket traffic), a per-core limit on outstanding misses, and OS jitter.
 """
@@ -82,6 +87,8 @@ class CpuParams:
         serial_fraction: fraction, 0..1, of the non-binding stages' time (pooling, DRAM reads,
             LLC reads: all but the longest) that is not overlapped with the longest; 0 (the
             default) = perfect overlap (:meth:`serial_time_s`).
+        l2_bytes: private (per-core) cache for embedding rows, bytes; 0 (the default) turns the
+            private-cache tier off.
     """
 
     sockets: int
@@ -101,6 +108,7 @@ class CpuParams:
     tlb_page_bytes: float = 2.0 * 2**20
     tlb_walk_s: float = 0.0
     serial_fraction: float = 0.0
+    l2_bytes: float = 0.0
 
     def __post_init__(self) -> None:
         for f in ("sockets", "cores_per_socket"):
@@ -129,6 +137,7 @@ class CpuParams:
             "output_bandwidth_Bps",
             "tlb_entries",
             "tlb_walk_s",
+            "l2_bytes",
         ):
             v = getattr(self, f)
             if not (v >= 0 and v < float("inf")):
@@ -175,6 +184,11 @@ class CpuParams:
         if self.serial_fraction <= 0 or not stages:
             return 0.0
         return self.serial_fraction * (sum(stages) - max(stages))
+
+    @property
+    def has_l2(self) -> bool:
+        """Whether the system models the cores' private caches (``l2_bytes`` > 0)."""
+        return self.l2_bytes > 0
 
     @property
     def has_llc(self) -> bool:

@@ -22,6 +22,18 @@ What the model covers
   only the misses go to the DRAM. Time per socket and batch:
   ``calls * call_overhead_s + max(t_pool + t_out, t_dram(misses), hit_bytes / llc_bandwidth)``
   (plus the partial-overlap term below, when it is on).
+* **Private caches** (when the CPU has ``l2_bytes`` > 0): each embedding-bag call's bags are split
+  over the socket's cores in contiguous chunks (chunk ``c`` = bags ``c*B//cores`` to
+  ``(c+1)*B//cores - 1``, as torch's ``at::parallel_for`` and simrec's numba runner split them, the
+  same chunk every call), and chunk ``c``'s distinct rows, in first-occurrence order, go through
+  core ``c``'s own fully associative LRU of ``l2_bytes // row stride`` rows that lives across
+  batches. A hit there costs nothing beyond the pooling compute (the cores' loads of
+  cache-resident rows are part of ``lookup_cycles`` / ``pool_efficiency``); the misses of all
+  cores, deduplicated over the batch, go on to the LLC and the DRAM as above. Record key
+  ``l2_hit_bytes``, counters ``l2_refs`` / ``l2_hits`` (present only with the tier on). Left out:
+  the private cache's associativity and other occupants (outputs, indices, code), threads that
+  move between cores, and inclusion (a row held only in a private cache ages in the LLC model as
+  if unused).
 * **Pooled output** (when the CPU has ``output_bandwidth_Bps`` > 0; 0, the default, turns it off):
   every embedding-bag call writes a fresh output tensor of ``bags x dim x 4`` bytes (fp32);
   ``t_out = out_bytes / output_bandwidth_Bps`` (``out_bytes`` summed over the socket's calls of
@@ -200,6 +212,17 @@ class CpuDramSystem:
 
     # ----------------------------------------------------------------- LLC
     @staticmethod
+    def _row_keys(tables: np.ndarray, header: TraceHeader) -> tuple[dict[int, int], int]:
+        """Key offsets of the socket's tables in its row caches (table -> first key) and the
+        number of keys: the tables' rows one after another."""
+        offs: dict[int, int] = {}
+        k = 0
+        for t in tables.tolist():
+            offs[t] = k
+            k += int(header.tables[t].rows)
+        return offs, k
+
+    @staticmethod
     def _llc(sock: Socket, tables: np.ndarray, pl: _Placement, header: TraceHeader) -> Any:
         """The socket's LLC row cache (None without an LLC model or without tables)."""
         if not sock.cpu.has_llc or len(tables) == 0:
@@ -208,12 +231,23 @@ class CpuDramSystem:
 
         strides = pl.stride[tables].astype(np.float64)
         cap = int(sock.cpu.llc_bytes // float(strides.mean()))
-        offs: dict[int, int] = {}
-        k = 0
-        for t in tables.tolist():
-            offs[t] = k
-            k += int(header.tables[t].rows)
+        offs, k = CpuDramSystem._row_keys(tables, header)
         return LruRowCache(max(cap, 0), offs, k)
+
+    # ----------------------------------------------------------------- private caches
+    @staticmethod
+    def _l2s(sock: Socket, tables: np.ndarray, pl: _Placement, header: TraceHeader) -> Any:
+        """One private row cache per core of the socket (None without ``l2_bytes`` or tables):
+        LRUs of ``l2_bytes // mean row stride`` rows, keyed like the LLC's; their state is kept
+        per distinct row (``dense``), not per row of the key space."""
+        if not sock.cpu.has_l2 or len(tables) == 0:
+            return None
+        from simrec.sim.systems.multi_gpu import LruRowCache
+
+        strides = pl.stride[tables].astype(np.float64)
+        cap = int(sock.cpu.l2_bytes // float(strides.mean()))
+        offs, k = CpuDramSystem._row_keys(tables, header)
+        return [LruRowCache(max(cap, 0), offs, k, dense=True) for _ in range(sock.cpu.cores)]
 
     # ----------------------------------------------------------------- TLB
     @staticmethod
@@ -241,7 +275,8 @@ class CpuDramSystem:
         ``record`` (calibration; fast mode, one batch in flight): receives one dict per batch and
         socket with the quantities the socket's time is made of: ``socket``, ``calls``,
         ``lookups``, ``dim_lookups`` (sum of lookups x dim), ``bags``, ``out_bytes`` (pooled
-        output bytes: sum over the calls of bags x dim x 4), ``hit_bytes``, ``tlb_misses`` (0
+        output bytes: sum over the calls of bags x dim x 4), ``hit_bytes`` (LLC),
+        ``l2_hit_bytes`` (the private caches'; 0 without them), ``tlb_misses`` (0
         without TLB entries; counted whenever ``tlb_entries`` > 0, also with a walk time of 0) and
         ``dram_counts`` (the DRAM chunks' :class:`~simrec.sim.components.dram.ChunkCounts`). The
         socket's time is then ``calls * call_overhead_s + max(pool, tlb + dram, llc) +
@@ -275,6 +310,7 @@ class CpuDramSystem:
         dedupe = self.dedupe
         llcs = [self._llc(s, by_socket[i], pl, header) for i, s in enumerate(self.sockets)]
         llc_srv = [Server(env, 1, f"{s.name}.llc") for s in self.sockets]
+        l2s = [self._l2s(s, by_socket[i], pl, header) for i, s in enumerate(self.sockets)]
         tlbs = [self._tlb(s, pl.used[i], by_socket[i]) for i, s in enumerate(self.sockets)]
         has_tlb = any(s.cpu.has_tlb for s in self.sockets)
         if has_tlb:  # only with the model on, so that other results keep their keys
@@ -289,10 +325,12 @@ class CpuDramSystem:
             tables = by_socket[s]
             cpu = cpus[s]
             llc = llcs[s]
+            l2 = l2s[s]
             tlb = tlbs[s]
             tlb_misses = 0
             pool_s = 0.0
             hit_bytes = 0.0
+            l2_hit_bytes = 0.0
             calls = 0
             nlook = 0
             dim_look = 0
@@ -312,6 +350,24 @@ class CpuDramSystem:
                         cpu.p.tlb_page_bytes
                     )
                     tlb_misses += len(page) - int(np.count_nonzero(tlb.access(0, page)))
+                if l2 is not None:  # each core's chunk of bags through its own cache
+                    offs = batch.table_offsets(t)
+                    nbag, nc = batch.batch_size, len(l2)
+                    misses: list[np.ndarray] = []
+                    for c in range(nc):
+                        lo, hi = int(offs[c * nbag // nc]), int(offs[(c + 1) * nbag // nc])
+                        if hi <= lo:
+                            continue
+                        u = unique_first(idx[lo:hi])
+                        h = l2[c].access(t, u)
+                        n2 = int(np.count_nonzero(h))
+                        if n2:
+                            l2_hit_bytes += n2 * float(pl.stride[t])
+                            u = u[~h]
+                        misses.append(u)
+                    idx = np.concatenate(misses) if misses else idx[:0]
+                    if len(idx) == 0:
+                        continue
                 if dedupe:
                     idx = unique_first(idx)
                 if llc is not None:
@@ -341,6 +397,7 @@ class CpuDramSystem:
                         "bags": calls * batch.batch_size,
                         "out_bytes": out_bytes,
                         "hit_bytes": hit_bytes,
+                        "l2_hit_bytes": l2_hit_bytes,
                         "tlb_misses": tlb_misses,
                         "dram_counts": counts,
                     }
@@ -425,6 +482,9 @@ class CpuDramSystem:
             "llc_refs": sum(c.refs for c in llcs if c is not None),
             "llc_hits": sum(c.hits for c in llcs if c is not None),
         }
+        if any(x is not None for x in l2s):  # only with the tier on, so that others keep keys
+            counters["l2_refs"] = sum(c.refs for x in l2s if x is not None for c in x)
+            counters["l2_hits"] = sum(c.hits for x in l2s if x is not None for c in x)
         return SimResult.build(
             system=self.name,
             kind=self.kind,
