@@ -79,6 +79,19 @@ def test_dram_calibration_points_overflow_the_llc(llc: int) -> None:
     assert dram_table_bytes(None) == 256 * MiB
 
 
+@pytest.mark.parametrize("llc", LLCS)
+def test_every_dram_point_has_a_twin_on_twice_the_table(llc: int) -> None:
+    ws = {w.name: w for w in cpu_calibration_workloads(False, llc)}
+    pts = [w for n, w in ws.items() if n.endswith("_dram")]
+    for w in pts:
+        t = ws[w.name + "2"]  # the same shape and batches, twice the pages
+        assert (t.dim, t.pooling, t.batch, t.nbatches) == (w.dim, w.pooling, w.batch, w.nbatches)
+        assert t.table_bytes == pytest.approx(2 * w.table_bytes, rel=1e-3)
+    assert len([n for n in ws if n.endswith("_dram2")]) == len(pts) == 4
+    capped = cpu_calibration_workloads(False, llc, max_table_bytes=dram_table_bytes(llc))
+    assert not [w for w in capped if w.name.endswith("_dram2")]  # left out, not shrunk
+
+
 def test_cycled_batches_bounds() -> None:
     assert cycled_batches(1000, 64, 1e3) == 3  # the minimum
     assert cycled_batches(1000, 64, 1e3, minimum=2) == 2

@@ -655,7 +655,9 @@ def cpu_calibration_workloads(
       and misses mix. Quick: dim 32 / pooling 16 / batch 1,024, 2 batches. (Added on 2026-12-03,
       after five leases' held-out Zipf workloads were under-predicted, before any probe that
       measured them.)
-    * ``_dram2``: dims 16 and 64, pooling 32, batch 4,096 on a table twice the ``_dram`` one's
+    * ``_dram2``: the four ``_dram`` shapes (dims 16, 64 and 128 at pooling 32, batch 4,096;
+      dim 64 at pooling 2, batch 16,384; until 2026-12-04 only the first two) on a table twice
+      the ``_dram`` one's
       (16 LLCs, at least 512 MiB; capped at ``max_table_bytes``, and left out where the cap
       leaves it less than 1.5 x the ``_dram`` table): the same lookups on twice the pages, what
       tells a per-page cost (address translation, :data:`~simrec.calibrate.cpufit.TLB_ENTRIES`)
@@ -699,11 +701,11 @@ def cpu_calibration_workloads(
     for d, lp, b in ((16, 32, 4096), (64, 32, 4096), (128, 32, 4096), (64, 2, 16_384)):
         nb = cycled_batches(b * lp, 4 * d, cap, minimum=2)
         out.append(Workload(f"cal_d{d}_l{lp}_b{b}_dram", big // (4 * d), d, lp, b, nbatches=nb))
-    if twice:
-        for d in (16, 64):
-            nb = cycled_batches(4096 * 32, 4 * d, cap, minimum=2)
+    if twice:  # every _dram point's twin on twice the table (the last two since 2026-12-04)
+        for d, lp, b in ((16, 32, 4096), (64, 32, 4096), (128, 32, 4096), (64, 2, 16_384)):
+            nb = cycled_batches(b * lp, 4 * d, cap, minimum=2)
             out.append(
-                Workload(f"cal_d{d}_l32_b4096_dram2", big2 // (4 * d), d, 32, 4096, nbatches=nb)
+                Workload(f"cal_d{d}_l{lp}_b{b}_dram2", big2 // (4 * d), d, lp, b, nbatches=nb)
             )
     # around the LLC: a table of 4 LLCs whose two batches' rows (dim 32, 128 B) fill half the
     # LLC and twice the LLC: they tell how much of the LLC the rows really get

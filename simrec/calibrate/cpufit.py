@@ -107,7 +107,8 @@ objective is at least 10 % lower than the model's without (``with <= 0.9 x witho
 the preset has no ``tlb``. Both objectives, every entry count's objective and walk, the page size
 and the decision are recorded (:attr:`CpuFit.tlb_rule`, :attr:`CpuFit.tlb_selected`). The
 calibration points that can tell it from the DRAM's per-row cost are the ``_dram2`` ones: the
-same lookups as two ``_dram`` points on twice the table (twice the pages); without them (a
+same lookups as the four ``_dram`` points (two in probes before 2026-12-04) on twice the
+table (twice the pages); without them (a
 probe from before, or a machine whose memory caps the table) the rule can still run but has
 little to go on.
 
