@@ -371,6 +371,14 @@ def measure_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "own run-to-run floor, to read the model's error against)",
         ),
         click.option(
+            "--heldout",
+            type=click.Choice(["v2", "v3"]),
+            default="v2",
+            show_default=True,
+            help="with --measure (CPU): the held-out set; v3 (fixed 2026-12-04) has shapes the "
+            "model was never developed against, and is reported, not recorded",
+        ),
+        click.option(
             "--record",
             is_flag=True,
             help="with --measure: write the error into the measured preset (validated: true)",
@@ -396,6 +404,7 @@ def validate_measure(
     as_json: bool = False,
     quiet: bool = False,
     repeat_probe: str | None = None,
+    heldout: str = "v2",
 ) -> dict[str, Any]:
     """Body of ``simrec validate --measure --hw HW``: runs, prints the table (or JSON)."""
     from simrec.calibrate.preset import render_validation_table
@@ -409,6 +418,7 @@ def validate_measure(
         json_out=json_out,
         log=_say(quiet),
         repeat_probe=repeat_probe,
+        heldout=heldout,
     )
     if as_json:
         from simrec.cli import echo_json
@@ -431,10 +441,11 @@ def validate_measure_command(
     quick: bool,
     probe_json: str | None,
     repeat_probe: str | None,
+    heldout: str,
     record: bool,
     json_out: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
     """Stand-alone form of ``simrec validate --measure`` (for tests and until it is wired)."""
-    validate_measure(hw, quick, probe_json, record, json_out, as_json, quiet, repeat_probe)
+    validate_measure(hw, quick, probe_json, record, json_out, as_json, quiet, repeat_probe, heldout)

@@ -33,7 +33,9 @@ memory, load average before and after, software versions, date), ``calibration``
 repetition's time, the median, the spread, the distinct rows per batch), ``threads``, ``impl``,
 ``reps``, ``version`` (2: LLC-relative sizes) and ``heldout_version``, ``drift`` (the sentinels'
 measurements, named as the calibration points they repeat; absent in probes before 2026-12-03's
-sixth session), and the wall time of each part. Memory: the largest table is 16 LLCs (4.7 GiB on a 300 MiB L3), allocated once per
+sixth session), ``heldout_v3`` (held-out set v3, :func:`simrec.calibrate.heldout.cpu_heldout_v3`,
+measured after the sentinels with the chosen implementation only; absent before 2026-12-04),
+and the wall time of each part. Memory: the largest table is 16 LLCs (4.7 GiB on a 300 MiB L3), allocated once per
 implementation and workload. Fitting and the preset are done elsewhere by
 ``simrec calibrate --device cpu --from-json cpu.probe.json -o NAME.yaml --validate``; the
 validation then compares the model with the held-out times measured here
@@ -66,7 +68,7 @@ from simrec.calibrate.bench_cpu import (
     run_cpu_benchmarks,
     torch_available,
 )
-from simrec.calibrate.heldout import CPU_HELDOUT_VERSION, cpu_heldout_for
+from simrec.calibrate.heldout import CPU_HELDOUT_VERSION, cpu_heldout_for, cpu_heldout_set_for
 
 __all__ = ["PROBE_KIND", "drift_points", "probe", "main"]
 
@@ -116,7 +118,9 @@ def probe(
     t1 = time.perf_counter()
     say(f"[1/2] done in {t1 - t0:.0f} s")
     wls = cpu_heldout_for(info, quick)
+    wls3 = cpu_heldout_set_for(info, "v3", quick)
     held = []
+    held3: list[dict[str, Any]] = []
     drift: list[dict[str, Any]] = []
     for k, use in enumerate([impl, other] if both else [impl]):
         say(f"[2/2] {len(wls)} held-out workloads, {use} on {nthr} threads")
@@ -136,6 +140,15 @@ def probe(
                     m = measure_workload(runner, w, cal["reps"], cal["min_rep_s"], pages)
                     drift.append(m.to_dict())
                     say(f"  drift sentinel {m.name}: {m.median_s / m.work * 1e3:.4f} ms per batch")
+                # held-out set v3 last, so that v2 and the sentinels run as they always did
+                say(f"[2/2] {len(wls3)} held-out workloads of set v3, {use} on {nthr} threads")
+                for i, w in enumerate(wls3):
+                    m = measure_workload(runner, w, cal["reps"], cal["min_rep_s"], pages)
+                    held3.append(m.to_dict())
+                    say(
+                        f"  ({i + 1}/{len(wls3)}) {m.name}: {m.median_s / m.work * 1e3:.4f} ms "
+                        f"per batch (spread {m.spread:.1%})"
+                    )
         finally:
             runner.close()
     t2 = time.perf_counter()
@@ -156,6 +169,7 @@ def probe(
         "machine": info,
         "calibration": cal,
         "heldout": held,
+        "heldout_v3": held3,
         "drift": drift,
         "wall_s": {"calibration": t1 - t0, "heldout": t2 - t1, "total": t2 - t0},
     }

@@ -25,6 +25,9 @@ __all__ = [
     "CPU_HELDOUT_VERSION",
     "cpu_heldout",
     "cpu_heldout_for",
+    "HELDOUT_SETS",
+    "cpu_heldout_v3",
+    "cpu_heldout_set_for",
     "machine_llc_bytes",
     "gpu_heldout",
     "gpu_calibration",
@@ -234,6 +237,72 @@ def cpu_heldout_for(info: dict[str, Any], quick: bool = False) -> list[Workload]
     largest cache, tables capped at a quarter of its memory."""
     mem = float(info.get("memory_bytes") or 0)
     return cpu_heldout(quick, machine_llc_bytes(info), mem / 4 if mem > 0 else None)
+
+
+#: the CPU held-out sets a probe measures and ``simrec validate --measure --heldout`` picks:
+#: v2 (:func:`cpu_heldout`, the probe's ``heldout``) and v3 (:func:`cpu_heldout_v3`, its
+#: ``heldout_v3``)
+HELDOUT_SETS = ("v2", "v3")
+
+
+def cpu_heldout_v3(
+    quick: bool = False,
+    llc_bytes: float | None = None,
+    max_table_bytes: float | None = None,
+) -> list[Workload]:
+    """Held-out CPU set v3 (fixed on 2026-12-04, before any machine measured it): 14 workloads
+    of shapes that neither the calibration points nor set v2 have, so that a probe's result on
+    them is blind to six leases of model development against v2 (a test checks the shapes are
+    new). Dims 20-240 (rows of 80 B to 960 B, most not a power of two), pooling 1-64, batch
+    512-65,536, uniform and Zipf(1.05); two private-cache-resident tables (fixed sizes), three
+    LLC-resident ones (1/8 to 3/4 of the LLC) and nine DRAM-bound ones (9-16 LLCs, cycled as in
+    v2: :func:`cycled_batches`), sized from the machine's LLC like v2 (:func:`_sized`). Names
+    start with ``h3_``. The probe measures them last, after v2 and the drift sentinels, with
+    the chosen implementation only."""
+    llc = float(llc_bytes or 32 * MiB)
+    if quick:
+        return [
+            _w("h3q_d80_l6_b2048_375KiB_uni", 1200, 80, 6, 2048),
+            _w("h3q_d56_l12_b1024_14MiB_zipf", 65_536, 56, 12, 1024, "zipf"),
+        ]
+    cap = max_table_bytes
+
+    def dram(tag: str, d: int, lp: int, b: int, k: float, dist: str = "uniform") -> Workload:
+        return _sized(tag, d, lp, b, k, llc, dist, dram=True, max_table_bytes=cap)
+
+    return [
+        _w("h3_d80_l6_b8192_375KiB_uni", 1200, 80, 6, 8192),
+        _w("h3_d144_l3_b2048_288KiB_zipf", 512, 144, 3, 2048, "zipf"),
+        _sized("h3_d56_l28_b1024", 56, 28, 1024, 0.125, llc),
+        _sized("h3_d200_l2_b32768", 200, 2, 32_768, 0.4, llc, "zipf"),
+        _sized("h3_d120_l5_b4096", 120, 5, 4096, 0.75, llc),
+        dram("h3_d20_l36_b2048", 20, 36, 2048, 10),
+        dram("h3_d112_l6_b16384", 112, 6, 16_384, 12),
+        dram("h3_d72_l1_b65536", 72, 1, 65_536, 15),
+        dram("h3_d176_l16_b1024", 176, 16, 1024, 9),
+        dram("h3_d240_l3_b8192", 240, 3, 8192, 13),
+        dram("h3_d160_l24_b2048", 160, 24, 2048, 16),
+        dram("h3_d48_l64_b512", 48, 64, 512, 11, "zipf"),
+        dram("h3_d88_l12_b4096", 88, 12, 4096, 10, "zipf"),
+        dram("h3_d32_l2_b32768", 32, 2, 32_768, 14, "zipf"),
+    ]
+
+
+def cpu_heldout_set_for(info: dict[str, Any], which: str, quick: bool = False) -> list[Workload]:
+    """Held-out set ``which`` (:data:`HELDOUT_SETS`) of the machine a record describes: sized
+    from its largest cache, tables capped at a quarter of its memory."""
+    if which not in HELDOUT_SETS:
+        from simrec.errors import SimrecError
+
+        raise SimrecError(
+            f"unknown held-out set {which!r}",
+            where="--heldout",
+            fix=f"give one of {', '.join(HELDOUT_SETS)}",
+        )
+    if which == "v2":
+        return cpu_heldout_for(info, quick)
+    mem = float(info.get("memory_bytes") or 0)
+    return cpu_heldout_v3(quick, machine_llc_bytes(info), mem / 4 if mem > 0 else None)
 
 
 def gpu_heldout(quick: bool = False) -> list[Workload]:

@@ -65,7 +65,9 @@ def render_validation_table(v: dict[str, Any]) -> list[str]:
         "rows, warm) serves; spread: (max - min) / median of the repetitions)"
     )
     out.append(
-        f"geomean |error| over {len(v['workloads'])} held-out workloads: "
+        f"geomean |error| over {len(v['workloads'])} held-out workloads"
+        + (f" of set {v['heldout_set']}" if v.get("heldout_set", "v2") != "v2" else "")
+        + ": "
         f"{v['geomean_abs_error']:.1%}"
     )
     dr = v.get("drift")

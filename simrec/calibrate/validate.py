@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from simrec.calibrate.heldout import Workload, cpu_heldout_for
+from simrec.calibrate.heldout import HELDOUT_SETS, Workload, cpu_heldout_set_for
 from simrec.errors import SimrecError, atomic_output, read_json
 from simrec.util import jsonable
 
@@ -69,12 +69,17 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def repeat_difference(
-    rows: list[dict[str, Any]], repeat: dict[str, Any], impl: str, threads: int, path: Any
+    rows: list[dict[str, Any]],
+    repeat: dict[str, Any],
+    impl: str,
+    threads: int,
+    path: Any,
+    which: str = "v2",
 ) -> dict[str, Any]:
     """How much a second CPU probe's held-out measurements differ from the validated ones
     (``rows``): per workload ``difference = repeat / measured - 1`` and its geomean of absolute
     values, the machine's own run-to-run floor against which a model error is read."""
-    other = _probe_heldout(repeat, impl, threads, path)
+    other = _probe_heldout(repeat, impl, threads, path, which)
     ws = []
     for r in rows:
         m = other.get(r["name"])
@@ -246,22 +251,30 @@ def read_cpu_probe(path: str | Path) -> dict[str, Any]:
 
 
 def _probe_heldout(
-    probe: dict[str, Any], impl: str, threads: int, path: str | Path | None
+    probe: dict[str, Any], impl: str, threads: int, path: str | Path | None, which: str = "v2"
 ) -> dict[str, dict[str, Any]]:
-    """Held-out measurements of ``impl`` on ``threads`` threads, by workload name."""
+    """Held-out measurements of set ``which`` (v2: the probe's ``heldout``, v3: its
+    ``heldout_v3``) of ``impl`` on ``threads`` threads, by workload name."""
+    key = "heldout" if which == "v2" else "heldout_v3"
+    if which != "v2" and not probe.get(key):
+        raise SimrecError(
+            f"the CPU probe has no runs of held-out set {which} ({key!r} is missing or empty)",
+            path=path,
+            where=key,
+            fix="re-run python3 -m simrec.calibrate.cpu_probe of this simrec version (probes "
+            "before 2026-12-04 measured set v2 only), or validate with --heldout v2",
+        )
     out = {}
-    for m in probe["heldout"]:
+    for m in probe[key]:
         q = m["params"]
         if q.get("impl") == impl and int(q.get("threads", -1)) == threads:
             out[q["workload"]["name"]] = m
     if not out:
-        have = sorted(
-            {(m["params"].get("impl"), m["params"].get("threads")) for m in probe["heldout"]}
-        )
+        have = sorted({(m["params"].get("impl"), m["params"].get("threads")) for m in probe[key]})
         raise SimrecError(
             f"the CPU probe has no held-out runs of {impl} on {threads} threads (it has {have})",
             path=path,
-            where="heldout",
+            where=key,
             fix="validate the preset fitted from this probe, or pass --impl/--threads as measured",
         )
     return out
@@ -358,6 +371,7 @@ def run_measure_validation(
     json_out: str | Path | None = None,
     log: Callable[[str], None] | None = None,
     repeat_probe: str | Path | None = None,
+    heldout: str = "v2",
 ) -> dict[str, Any]:
     """Measure the held-out workloads, predict them with the preset ``hw_path``, report errors.
 
@@ -378,6 +392,9 @@ def run_measure_validation(
         log: progress callback (one line per workload).
         repeat_probe: (CPU) a second ``cpu_probe`` output of the same machine: the result gets
             ``repeat`` (:func:`repeat_difference`), the run-to-run floor of the measurements.
+        heldout: (CPU) the held-out set, ``v2`` (the default; the one presets record) or ``v3``
+            (:func:`~simrec.calibrate.heldout.cpu_heldout_v3`: shapes fixed on 2026-12-04, blind
+            to the model's development against v2); v3 cannot be ``record``-ed into a preset.
 
     Returns the JSON-able result (module docstring); raises :class:`SimrecError` on bad input.
     """
@@ -394,6 +411,21 @@ def run_measure_validation(
             path=repeat_probe,
             where="the preset's devices",
             fix="validate a CPU preset, or compare two gpu_probe runs with --probe-json each",
+        )
+    if heldout not in HELDOUT_SETS:
+        raise SimrecError(
+            f"unknown held-out set {heldout!r}",
+            where="--heldout",
+            fix=f"give one of {', '.join(HELDOUT_SETS)}",
+        )
+    if heldout != "v2" and (record or hw.devices_of_kind("gpu")):
+        raise SimrecError(
+            f"held-out set {heldout} is a CPU set that is reported, not recorded"
+            + (": this preset is a GPU one" if hw.devices_of_kind("gpu") else ""),
+            path=hw_path,
+            where="--heldout",
+            fix="validate a CPU preset without --record (--json-out keeps the result), or use "
+            "--heldout v2",
         )
     if hw.devices_of_kind("gpu"):
         probe = None
@@ -454,7 +486,9 @@ def run_measure_validation(
         if cprobe is not None:
             quick = bool(cprobe.get("quick", quick))
             reps = int(cprobe.get("reps") or 0)
-            measured = _probe_heldout(cprobe, impl, threads, probe_json)
+            measured = _probe_heldout(
+                cprobe, impl, threads, probe_json or record_path_of(hw_path), heldout
+            )
             info = dict(cprobe["machine"])
         else:
             from simrec.calibrate.bench_cpu import CPU_QUICK_REPS, CPU_REPS
@@ -469,7 +503,7 @@ def run_measure_validation(
             # LLC, and older probes ran older versions of the set)
             wls = [Workload.from_dict(m["params"]["workload"]) for m in measured.values()]
         else:
-            wls = cpu_heldout_for(info, quick)
+            wls = cpu_heldout_set_for(info, heldout, quick)
         # measured here: the tables on the page backing the preset was calibrated on (records
         # before 2026-12-03 have none: numpy's buffers, which numpy advises onto huge pages)
         pages = str(bench.get("pages") or "huge")
@@ -500,8 +534,9 @@ def run_measure_validation(
                 )
         if repeat_probe is not None:
             out["repeat"] = repeat_difference(
-                out["workloads"], read_cpu_probe(repeat_probe), impl, threads, repeat_probe
+                out["workloads"], read_cpu_probe(repeat_probe), impl, threads, repeat_probe, heldout
             )
+        out["heldout_set"] = heldout
     out.update(hw=str(hw_path), quick=quick, kind="simrec-validation")
     out["noisy_workloads"] = [r["name"] for r in out["workloads"] if r.get("spread", 0) > 0.25]
     if out["noisy_workloads"]:

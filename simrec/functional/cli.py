@@ -64,6 +64,7 @@ def validate_command(
     quick: bool,
     probe_json: str | None,
     repeat_probe: str | None,
+    heldout: str,
     record: bool,
     json_out: str | None,
     functional: bool,
@@ -82,6 +83,7 @@ def validate_command(
     Examples:
       simrec validate --functional --trace traces/criteo_sample.trc --plan plan.json
       simrec validate --measure --quick --hw hwconfigs/cpu_dram.yaml
+      simrec validate --measure --hw measured.yaml --probe-json cpu.probe.json --heldout v3
     """
     if measure:
         if functional:
@@ -91,7 +93,14 @@ def validate_command(
         from simrec.calibrate.cli import validate_measure
 
         validate_measure(
-            hw_path, quick, probe_json, record, json_out, as_json, repeat_probe=repeat_probe
+            hw_path,
+            quick,
+            probe_json,
+            record,
+            json_out,
+            as_json,
+            repeat_probe=repeat_probe,
+            heldout=heldout,
         )
         return
     if not functional:
