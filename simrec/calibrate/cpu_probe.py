@@ -119,22 +119,26 @@ def probe(
     say(f"[1/2] done in {t1 - t0:.0f} s")
     wls = cpu_heldout_for(info, quick)
     wls3 = cpu_heldout_set_for(info, "v3", quick)
-    held = []
+    held: list[dict[str, Any]] = []
     held3: list[dict[str, Any]] = []
     drift: list[dict[str, Any]] = []
+
+    def measure_set(runner: Any, ws: list[Any], out: list[dict[str, Any]], prefix: str) -> None:
+        """Measure the held-out workloads ``ws`` into ``out``, names prefixed ``prefix``."""
+        for i, w in enumerate(ws):
+            m = measure_workload(runner, w, cal["reps"], cal["min_rep_s"], pages)
+            m.name = prefix + w.name
+            out.append(m.to_dict())
+            say(
+                f"  ({i + 1}/{len(ws)}) {m.name}: {m.median_s / m.work * 1e3:.4f} ms per "
+                f"batch (spread {m.spread:.1%})"
+            )
+
     for k, use in enumerate([impl, other] if both else [impl]):
         say(f"[2/2] {len(wls)} held-out workloads, {use} on {nthr} threads")
         runner = EmbeddingRunner(use, nthr)
         try:
-            for i, w in enumerate(wls):
-                m = measure_workload(runner, w, cal["reps"], cal["min_rep_s"], pages)
-                if k:
-                    m.name = f"{use}_t{nthr}_{w.name}"
-                held.append(m.to_dict())
-                say(
-                    f"  ({i + 1}/{len(wls)}) {m.name}: {m.median_s / m.work * 1e3:.4f} ms per "
-                    f"batch (spread {m.spread:.1%})"
-                )
+            measure_set(runner, wls, held, f"{use}_t{nthr}_" if k else "")
             if k == 0:
                 for w in drift_points(cal):
                     m = measure_workload(runner, w, cal["reps"], cal["min_rep_s"], pages)
@@ -142,13 +146,7 @@ def probe(
                     say(f"  drift sentinel {m.name}: {m.median_s / m.work * 1e3:.4f} ms per batch")
                 # held-out set v3 last, so that v2 and the sentinels run as they always did
                 say(f"[2/2] {len(wls3)} held-out workloads of set v3, {use} on {nthr} threads")
-                for i, w in enumerate(wls3):
-                    m = measure_workload(runner, w, cal["reps"], cal["min_rep_s"], pages)
-                    held3.append(m.to_dict())
-                    say(
-                        f"  ({i + 1}/{len(wls3)}) {m.name}: {m.median_s / m.work * 1e3:.4f} ms "
-                        f"per batch (spread {m.spread:.1%})"
-                    )
+                measure_set(runner, wls3, held3, "")
         finally:
             runner.close()
     t2 = time.perf_counter()

@@ -803,6 +803,47 @@ def tlb_page_bytes_of(data: dict[str, Any]) -> float:
     return 2.0 * 2**20
 
 
+def _refit_space(
+    chosen: CpuFit, tlb: bool, serial: bool
+) -> tuple[tuple[str, ...], list[float], list[float]]:
+    """The free parameters of a rule's refit of ``chosen`` and their bounds: the base model's
+    (:data:`_NAMES` but the data rate), the output bandwidth where ``chosen`` has one, the walk
+    time with ``tlb``, the serial fraction with ``serial``, then the data rate (within 4 x of
+    ``chosen``'s)."""
+    output = chosen.output_bandwidth_Bps > 0
+    names = (
+        _NAMES[:-1]
+        + (("output_bandwidth_Bps",) if output else ())
+        + (("tlb_walk_s",) if tlb else ())
+        + (("serial_fraction",) if serial else ())
+        + _NAMES[-1:]
+    )
+    lo, hi = _lm_bounds(chosen, output)
+    if tlb:
+        lo, hi = lo + [TLB_WALK_BOUNDS[0]], hi + [TLB_WALK_BOUNDS[1]]
+    if serial:
+        lo, hi = lo + [SERIAL_BOUNDS[0]], hi + [SERIAL_BOUNDS[1]]
+    return names, lo + [chosen.data_rate / 4], hi + [chosen.data_rate * 4]
+
+
+def _evaluator_for(
+    g: CpuFit,
+    bags: list[tuple[Workload, float]],
+    cache: dict[str, Any],
+    evaluators: dict[float, CpuEvaluator],
+    memo: bool,
+) -> CpuEvaluator:
+    """The :class:`CpuEvaluator` of ``g``, from ``evaluators`` (keyed by LLC capacity) when
+    ``memo``: only for models whose accounting depends on the LLC capacity alone (no TLB, no
+    private caches); others get a fresh one, not memoised."""
+    if memo and g.llc_bytes in evaluators:
+        return evaluators[g.llc_bytes]
+    ev = CpuEvaluator(g, bags, [], cache)
+    if memo:
+        evaluators[g.llc_bytes] = ev
+    return ev
+
+
 def _fit_tlb(
     chosen: CpuFit,
     bags: list[tuple[Workload, float]],
@@ -830,13 +871,7 @@ def _fit_tlb(
         }
     )
     ev = CpuEvaluator(g, bags, [], cache)
-    output = chosen.output_bandwidth_Bps > 0
-    names = (
-        _NAMES[:-1] + (("output_bandwidth_Bps",) if output else ()) + ("tlb_walk_s",) + _NAMES[-1:]
-    )
-    lo, hi = _lm_bounds(chosen, output)
-    lo += [TLB_WALK_BOUNDS[0], chosen.data_rate / 4]
-    hi += [TLB_WALK_BOUNDS[1], chosen.data_rate * 4]
+    names, lo, hi = _refit_space(chosen, tlb=True, serial=False)
 
     def resid(x: np.ndarray) -> np.ndarray:
         return np.log(ev.predict(_with(g, x, names)) / meas)
@@ -873,20 +908,8 @@ def _fit_serial(
     from simrec.calibrate.fit import levenberg_marquardt
 
     nominal = chosen.initial.get("llc_nominal_bytes") or chosen.llc_bytes
-    output = chosen.output_bandwidth_Bps > 0
     tlb = chosen.tlb_entries > 0 and chosen.tlb_walk_s > 0
-    names = (
-        _NAMES[:-1]
-        + (("output_bandwidth_Bps",) if output else ())
-        + (("tlb_walk_s",) if tlb else ())
-        + ("serial_fraction",)
-        + _NAMES[-1:]
-    )
-    lo, hi = _lm_bounds(chosen, output)
-    if tlb:
-        lo, hi = lo + [TLB_WALK_BOUNDS[0]], hi + [TLB_WALK_BOUNDS[1]]
-    lo += [SERIAL_BOUNDS[0], chosen.data_rate / 4]
-    hi += [SERIAL_BOUNDS[1], chosen.data_rate * 4]
+    names, lo, hi = _refit_space(chosen, tlb, serial=True)
     i_ser = names.index("serial_fraction")
     n0 = tuple(k for k in names if k != "serial_fraction")
     keep = [j for j, k in enumerate(names) if k != "serial_fraction"]
@@ -904,12 +927,7 @@ def _fit_serial(
                 "grid": [],
             }
         )
-        if not tlb and g.llc_bytes in evaluators:
-            ev = evaluators[g.llc_bytes]
-        else:
-            ev = CpuEvaluator(g, bags, [], cache)
-            if not tlb:
-                evaluators[g.llc_bytes] = ev
+        ev = _evaluator_for(g, bags, cache, evaluators, memo=not tlb)
 
         def resid(x: np.ndarray, g: CpuFit = g, ev: CpuEvaluator = ev) -> np.ndarray:
             return np.log(ev.predict(_with(g, x, names)) / meas)
@@ -984,23 +1002,8 @@ def _fit_l2(
     from simrec.calibrate.fit import levenberg_marquardt
 
     nominal = chosen.initial.get("llc_nominal_bytes") or chosen.llc_bytes
-    output = chosen.output_bandwidth_Bps > 0
     tlb = chosen.tlb_entries > 0 and chosen.tlb_walk_s > 0
-    serial = chosen.serial_fraction > 0
-    names = (
-        _NAMES[:-1]
-        + (("output_bandwidth_Bps",) if output else ())
-        + (("tlb_walk_s",) if tlb else ())
-        + (("serial_fraction",) if serial else ())
-        + _NAMES[-1:]
-    )
-    lo, hi = _lm_bounds(chosen, output)
-    if tlb:
-        lo, hi = lo + [TLB_WALK_BOUNDS[0]], hi + [TLB_WALK_BOUNDS[1]]
-    if serial:
-        lo, hi = lo + [SERIAL_BOUNDS[0]], hi + [SERIAL_BOUNDS[1]]
-    lo += [chosen.data_rate / 4]
-    hi += [chosen.data_rate * 4]
+    names, lo, hi = _refit_space(chosen, tlb, serial=chosen.serial_fraction > 0)
     best: dict[bool, tuple[float, CpuFit]] = {}
     tries: list[dict[str, float]] = []
     for frac in _LLC_FRACTIONS:
@@ -1015,12 +1018,7 @@ def _fit_l2(
                     "grid": [],
                 }
             )
-            if not on and not tlb and g.llc_bytes in evaluators:
-                ev = evaluators[g.llc_bytes]
-            else:
-                ev = CpuEvaluator(g, bags, [], cache)
-                if not on and not tlb:
-                    evaluators[g.llc_bytes] = ev
+            ev = _evaluator_for(g, bags, cache, evaluators, memo=not on and not tlb)
 
             def resid(x: np.ndarray, g: CpuFit = g, ev: CpuEvaluator = ev) -> np.ndarray:
                 return np.log(ev.predict(_with(g, x, names)) / meas)
@@ -1066,6 +1064,21 @@ def llc_edge_note(fit: CpuFit) -> str | None:
         f"machine may give the embedding rows {more} than that, so the capacity is a bound, not "
         "an estimate, and workloads whose rows take about that much are the least certain"
     )
+
+
+#: the pre-registered rules whose decisions (``NAME_selected``) and inputs (``NAME_rule``) a
+#: fit carries
+_RULES = ("output", "tlb", "serial", "l2")
+
+
+def _adopt(kept: CpuFit, fit: CpuFit) -> CpuFit:
+    """``kept`` (a rule's refit, now the model) with ``fit``'s start values, grid record and the
+    earlier rules' decisions and inputs; returns ``kept``."""
+    kept.initial, kept.grid = fit.initial, fit.grid
+    for r in _RULES:
+        setattr(kept, f"{r}_selected", getattr(fit, f"{r}_selected"))
+        setattr(kept, f"{r}_rule", getattr(fit, f"{r}_rule"))
+    return kept
 
 
 def fit_cpu(
@@ -1179,10 +1192,7 @@ def fit_cpu(
             "selected": keep,
         }
         if keep:
-            kept = best_tlb[1]
-            kept.initial, kept.grid = fit.initial, fit.grid
-            kept.output_selected, kept.output_rule = fit.output_selected, fit.output_rule
-            fit = kept
+            fit = _adopt(best_tlb[1], fit)
         fit.tlb_selected, fit.tlb_rule = keep, trule
         # the partial-overlap rule (module docstring): kept only if at least 10 % lower
         c_kept = best_tlb[0] if keep else c_prev
@@ -1203,10 +1213,7 @@ def fit_cpu(
             "selected": skeep,
         }
         if skeep:
-            fs.initial, fs.grid = fit.initial, fit.grid
-            fs.output_selected, fs.output_rule = fit.output_selected, fit.output_rule
-            fs.tlb_selected, fs.tlb_rule = fit.tlb_selected, fit.tlb_rule
-            fit = fs
+            fit = _adopt(fs, fit)
         fit.serial_selected, fit.serial_rule = skeep, srule
         # the private-cache rule (module docstring): l2_size from sysfs, not fitted; kept only
         # if at least 10 % lower than the kept model and the refits without it
@@ -1234,11 +1241,7 @@ def fit_cpu(
             lkeep = False
             lrule = {"selected": False, "reason": "the record's sysfs caches report no L2"}
         if lkeep:
-            fl.initial, fl.grid = fit.initial, fit.grid
-            fl.output_selected, fl.output_rule = fit.output_selected, fit.output_rule
-            fl.tlb_selected, fl.tlb_rule = fit.tlb_selected, fit.tlb_rule
-            fl.serial_selected, fl.serial_rule = fit.serial_selected, fit.serial_rule
-            fit = fl
+            fit = _adopt(fl, fit)
         fit.l2_selected, fit.l2_rule = lkeep, lrule
     else:
         fit = fit0  # the base model: _fit_at leaves its output_bandwidth at 0

@@ -26,6 +26,8 @@ __all__ = [
     "cpu_heldout",
     "cpu_heldout_for",
     "HELDOUT_SETS",
+    "HELDOUT_KEYS",
+    "heldout_key",
     "cpu_heldout_v3",
     "cpu_heldout_set_for",
     "machine_llc_bytes",
@@ -235,14 +237,27 @@ def machine_llc_bytes(info: dict[str, Any]) -> float | None:
 def cpu_heldout_for(info: dict[str, Any], quick: bool = False) -> list[Workload]:
     """The held-out set (:func:`cpu_heldout`) of the machine a record describes: sized from its
     largest cache, tables capped at a quarter of its memory."""
-    mem = float(info.get("memory_bytes") or 0)
-    return cpu_heldout(quick, machine_llc_bytes(info), mem / 4 if mem > 0 else None)
+    return cpu_heldout_set_for(info, "v2", quick)
 
 
-#: the CPU held-out sets a probe measures and ``simrec validate --measure --heldout`` picks:
-#: v2 (:func:`cpu_heldout`, the probe's ``heldout``) and v3 (:func:`cpu_heldout_v3`, its
-#: ``heldout_v3``)
-HELDOUT_SETS = ("v2", "v3")
+#: the CPU held-out sets a probe measures and ``simrec validate --measure --heldout`` picks, by
+#: the probe's key for their runs: v2 (:func:`cpu_heldout`) and v3 (:func:`cpu_heldout_v3`)
+HELDOUT_KEYS = {"v2": "heldout", "v3": "heldout_v3"}
+HELDOUT_SETS = tuple(HELDOUT_KEYS)
+
+
+def heldout_key(which: str) -> str:
+    """The probe's key for the runs of held-out set ``which`` (:data:`HELDOUT_KEYS`); an
+    unknown set is refused."""
+    if which not in HELDOUT_KEYS:
+        from simrec.errors import SimrecError
+
+        raise SimrecError(
+            f"unknown held-out set {which!r}",
+            where="--heldout",
+            fix=f"give one of {', '.join(HELDOUT_SETS)}",
+        )
+    return HELDOUT_KEYS[which]
 
 
 def cpu_heldout_v3(
@@ -291,18 +306,9 @@ def cpu_heldout_v3(
 def cpu_heldout_set_for(info: dict[str, Any], which: str, quick: bool = False) -> list[Workload]:
     """Held-out set ``which`` (:data:`HELDOUT_SETS`) of the machine a record describes: sized
     from its largest cache, tables capped at a quarter of its memory."""
-    if which not in HELDOUT_SETS:
-        from simrec.errors import SimrecError
-
-        raise SimrecError(
-            f"unknown held-out set {which!r}",
-            where="--heldout",
-            fix=f"give one of {', '.join(HELDOUT_SETS)}",
-        )
-    if which == "v2":
-        return cpu_heldout_for(info, quick)
+    make = cpu_heldout if heldout_key(which) == "heldout" else cpu_heldout_v3
     mem = float(info.get("memory_bytes") or 0)
-    return cpu_heldout_v3(quick, machine_llc_bytes(info), mem / 4 if mem > 0 else None)
+    return make(quick, machine_llc_bytes(info), mem / 4 if mem > 0 else None)
 
 
 def gpu_heldout(quick: bool = False) -> list[Workload]:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from simrec.calibrate.heldout import HELDOUT_SETS, Workload, cpu_heldout_set_for
+from simrec.calibrate.heldout import Workload, cpu_heldout_set_for, heldout_key
 from simrec.errors import SimrecError, atomic_output, read_json
 from simrec.util import jsonable
 
@@ -255,7 +255,7 @@ def _probe_heldout(
 ) -> dict[str, dict[str, Any]]:
     """Held-out measurements of set ``which`` (v2: the probe's ``heldout``, v3: its
     ``heldout_v3``) of ``impl`` on ``threads`` threads, by workload name."""
-    key = "heldout" if which == "v2" else "heldout_v3"
+    key = heldout_key(which)
     if which != "v2" and not probe.get(key):
         raise SimrecError(
             f"the CPU probe has no runs of held-out set {which} ({key!r} is missing or empty)",
@@ -412,12 +412,7 @@ def run_measure_validation(
             where="the preset's devices",
             fix="validate a CPU preset, or compare two gpu_probe runs with --probe-json each",
         )
-    if heldout not in HELDOUT_SETS:
-        raise SimrecError(
-            f"unknown held-out set {heldout!r}",
-            where="--heldout",
-            fix=f"give one of {', '.join(HELDOUT_SETS)}",
-        )
+    heldout_key(heldout)  # an unknown set is refused before anything is read or measured
     if heldout != "v2" and (record or hw.devices_of_kind("gpu")):
         raise SimrecError(
             f"held-out set {heldout} is a CPU set that is reported, not recorded"

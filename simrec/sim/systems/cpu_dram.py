@@ -249,6 +249,28 @@ class CpuDramSystem:
         offs, k = CpuDramSystem._row_keys(tables, header)
         return [LruRowCache(max(cap, 0), offs, k, dense=True) for _ in range(sock.cpu.cores)]
 
+    @staticmethod
+    def _l2_misses(
+        l2: list[Any], t: int, idx: np.ndarray, offs: np.ndarray
+    ) -> tuple[np.ndarray, int]:
+        """Table ``t``'s lookups ``idx`` (bags at ``offs``) through the private caches ``l2``:
+        chunk ``c`` of the bags (``c*B//cores`` .. ``(c+1)*B//cores - 1``) has its distinct rows,
+        in first-occurrence order, go through core ``c``'s cache; returns every core's misses,
+        concatenated in core order, and the number of hits."""
+        nbag, nc = len(offs) - 1, len(l2)
+        misses: list[np.ndarray] = []
+        hits = 0
+        for c in range(nc):
+            lo, hi = int(offs[c * nbag // nc]), int(offs[(c + 1) * nbag // nc])
+            if hi <= lo:
+                continue
+            u = unique_first(idx[lo:hi])
+            h = l2[c].access(t, u)
+            n2 = int(np.count_nonzero(h))
+            hits += n2
+            misses.append(u[~h] if n2 else u)
+        return (np.concatenate(misses) if misses else idx[:0]), hits
+
     # ----------------------------------------------------------------- TLB
     @staticmethod
     def _tlb(sock: Socket, used_bytes: float, tables: np.ndarray) -> Any:
@@ -351,21 +373,8 @@ class CpuDramSystem:
                     )
                     tlb_misses += len(page) - int(np.count_nonzero(tlb.access(0, page)))
                 if l2 is not None:  # each core's chunk of bags through its own cache
-                    offs = batch.table_offsets(t)
-                    nbag, nc = batch.batch_size, len(l2)
-                    misses: list[np.ndarray] = []
-                    for c in range(nc):
-                        lo, hi = int(offs[c * nbag // nc]), int(offs[(c + 1) * nbag // nc])
-                        if hi <= lo:
-                            continue
-                        u = unique_first(idx[lo:hi])
-                        h = l2[c].access(t, u)
-                        n2 = int(np.count_nonzero(h))
-                        if n2:
-                            l2_hit_bytes += n2 * float(pl.stride[t])
-                            u = u[~h]
-                        misses.append(u)
-                    idx = np.concatenate(misses) if misses else idx[:0]
+                    idx, n2 = self._l2_misses(l2, t, idx, batch.table_offsets(t))
+                    l2_hit_bytes += n2 * float(pl.stride[t])
                     if len(idx) == 0:
                         continue
                 if dedupe:
